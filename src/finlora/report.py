@@ -1,0 +1,71 @@
+"""The report: FinLoRA's Table 3 (accuracy / F1 per task, base vs fine-tuned) and the
+resource columns of its Tables 4/5, plus one summary file for `dvc metrics show/diff`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finlora.config import Params
+from finlora.files import read_json
+
+MODELS = ("base", "lora")
+
+
+def collect(params: Params, metrics_dir: Path) -> dict:
+    """metrics/summary.json: {task: {model: scores}, ..., "train": {group: resources}}."""
+    summary: dict = {}
+    for group, tasks in params.tasks.items():
+        for task in tasks:
+            entry = {model: read_json(metrics_dir / "eval" / model / group / f"{task}.json") for model in MODELS}
+            entry["gain"] = {"accuracy": round(entry["lora"]["accuracy"] - entry["base"]["accuracy"], 4)}
+            summary[task] = entry
+    summary["train"] = {group: read_json(metrics_dir / "train" / f"{group}.json") for group in params.tasks}
+    return summary
+
+
+def adapter_label(params: Params) -> str:
+    return f"LoRA r{params.lora.rank}, {params.quant.bits}-bit"
+
+
+def render(params: Params, summary: dict) -> str:
+    tasks = params.all_tasks
+    lines = [
+        "# FinLoRA results",
+        "",
+        f"Base model `{params.model.base}`; data source `{params.data.source}` "
+        f"({_sizes_text(params)}); adapters: {adapter_label(params)}, alpha {params.lora.alpha}, "
+        f"targets {', '.join(params.lora.target_modules)}, lr {params.train.lr}, {params.train.epochs} epoch(s).",
+    ]
+    if params.data.source == "sample":
+        lines.append("These numbers come from the project's generated sample data, not the paper's data sets: "
+                     "compare them with each other, not with the paper.")
+    lines += ["", "## Accuracy / weighted F1 (Table 3)", "",
+              "Accuracy as in the paper (the gold label is contained in the answer); strict accuracy counts "
+              "only answers whose first label is the gold one.", "",
+              "| model | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for model, label in (("base", "base"), ("lora", adapter_label(params))):
+        cells = [f"{100 * summary[t][model]['accuracy']:.2f} / {summary[t][model]['f1_weighted']:.3f}" for t in tasks]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        strict = [f"{100 * summary[t][model]['strict_accuracy']:.2f}" for t in tasks]
+        lines.append(f"| {label}, strict accuracy | " + " | ".join(strict) + " |")
+    gains = [f"{100 * summary[t]['gain']['accuracy']:+.2f}" for t in tasks]
+    lines += ["| accuracy gain (points) | " + " | ".join(gains) + " |", "",
+              "## Resources (Tables 4/5)", "",
+              "| group | tasks | batch per device x devices | peak memory (GB) | device-hours | train wall (s) "
+              "| tokens/s | adapter (MB) | eval s/example |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for group, group_tasks in params.tasks.items():
+        train = summary["train"][group]
+        per_example = sum(summary[t]["lora"]["seconds_per_example"] for t in group_tasks) / len(group_tasks)
+        lines.append(
+            f"| {group} | {', '.join(group_tasks)} | {train['batch_size_per_device']} x {train['world_size']} "
+            f"| {train['peak_memory_gb']:.2f} ({train['peak_memory_kind']}) | {train['device_hours']:.4f} "
+            f"| {train['wall_s']:.0f} | {train['tokens_per_s']:.0f} | {train['adapter_bytes'] / 1e6:.2f} "
+            f"| {per_example:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _sizes_text(params: Params) -> str:
+    text = f"up to {params.data.train_size} train / {params.data.test_size} test per task"
+    overrides = ", ".join(f"{task} {s.train}/{s.test}" for task, s in params.data.sizes.items())
+    return f"{text}; {overrides}" if overrides else text

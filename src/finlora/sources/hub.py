@@ -1,0 +1,50 @@
+"""Public data from the Hugging Face Hub through `datasets.load_dataset`, at a pinned revision.
+
+ClassLabel ids become their names here, from the data set's own features, so nothing downstream
+maps a label by position (TFNS, which stores bare ids, is named in its task's row adapter).
+"""
+
+from __future__ import annotations
+
+import random
+
+from finlora.errors import FinloraError
+from finlora.tasks import Task
+
+
+def load(task: Task, seed: int) -> dict[str, list[dict]]:
+    hub = task.hub
+    try:
+        import datasets
+
+        loaded = datasets.load_dataset(hub.path, hub.config, revision=hub.revision)
+    except Exception as error:  # network, auth, missing repo: all mean "cannot get the data"
+        raise FinloraError(
+            f"task {task.name}: cannot load '{hub.path}' (revision {hub.revision}) from the "
+            f"Hugging Face Hub: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+            hint="check the network and HF_TOKEN, or set data.source: sample (offline) or local",
+        ) from None
+    return splits_from_hub(task, loaded, seed)
+
+
+def splits_from_hub(task: Task, loaded, seed: int) -> dict[str, list[dict]]:
+    """Our train/test splits from a `datasets.DatasetDict`, labels as names."""
+    splits = {ours: rows_with_label_names(task, loaded[theirs]) for ours, theirs in task.hub.splits.items()}
+    if "test" not in splits:  # FPB ships one split: carve a seeded test fraction from it
+        rows = splits["train"]
+        order = list(range(len(rows)))
+        random.Random(seed).shuffle(order)
+        n_test = int(len(rows) * task.hub.test_fraction)
+        splits = {"train": [rows[i] for i in sorted(order[n_test:])],
+                  "test": [rows[i] for i in sorted(order[:n_test])]}
+    return splits
+
+
+def rows_with_label_names(task: Task, dataset) -> list[dict]:
+    """Rows as dicts, with every ClassLabel column's ids replaced by the feature's names."""
+    class_labels = {name: f.names for name, f in dataset.features.items() if hasattr(f, "names")}
+    rows = dataset.to_list()
+    for row in rows:
+        for column, names in class_labels.items():
+            row[column] = names[row[column]]
+    return rows

@@ -1,0 +1,218 @@
+"""The offline sample data: deterministic, labelled examples for every task, written by this
+project (no public data copied), in each data set's own raw schema so that the same
+preprocessing reads them as it reads Hub data.
+
+Sentences are composed from parts (company, metric, movement, period, reason) so that the label
+follows from the wording the way it does in real financial news, with enough variety that a
+model has to read the movement and its direction rather than memorise sentences.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from finlora.tasks import NWGI_LEVELS, ner_instruction
+
+COMPANIES = [
+    "Northwind Metals", "Aster Biotech", "Kestrel Airlines", "Bluefin Shipping", "Corvid Software",
+    "Halcyon Foods", "Meridian Bank", "Pinecrest Energy", "Quarry Lane Retail", "Solano Motors",
+    "Tidewater Insurance", "Umbra Semiconductors", "Vantage Telecom", "Willow Pharma", "Yarrow Mining",
+    "Zephyr Logistics", "Granite Peak Capital", "Harbor Light Utilities", "Ironleaf Paper", "Juniper Media",
+]
+TICKERS = ["NWM", "ASTB", "KSTL", "BLFN", "CRVD", "HLCN", "MRDB", "PNCE", "QLRT", "SLNM",
+           "TDWI", "UMBR", "VNTG", "WLPH", "YRRW", "ZPHL", "GRPK", "HLUT", "IRLF", "JNPR"]
+PERIODS = ["the first quarter", "the second quarter", "the third quarter", "the fourth quarter",
+           "the first half of the year", "the full year", "the nine-month period"]
+GOOD_METRICS = ["net sales", "operating profit", "net profit", "revenue", "order intake",
+                "earnings per share", "gross margin", "operating cash flow"]
+BAD_METRICS = ["operating loss", "net debt", "costs", "customer churn", "impairment charges"]
+REASONS_UP = ["strong demand in Asia", "higher average prices", "cost savings", "new contracts",
+              "a successful product launch", "the integration of an acquisition"]
+REASONS_DOWN = ["weak demand in Europe", "lower prices", "a plant shutdown", "currency headwinds",
+                "the loss of a major customer", "restructuring costs"]
+NEUTRAL_SENTENCES = [
+    "{c} will publish its interim report for {p} on {d}.",
+    "{c} has appointed a new chief financial officer, effective {d}.",
+    "The annual general meeting of {c} will be held in {city} on {d}.",
+    "{c} operates production facilities in {city} and employs about {n:,} people.",
+    "{c} said its board will review the dividend proposal at its meeting on {d}.",
+    "{c} moved its headquarters to {city} as announced earlier.",
+    "The shares of {c} are listed on the main market under the ticker {t}.",
+    "{c} signed a lease for new office space in {city}, with no financial impact disclosed.",
+]
+CITIES = ["Helsinki", "Frankfurt", "Singapore", "Toronto", "Chicago", "Oslo", "Madrid", "Sydney",
+          "Dublin", "Osaka", "Lyon", "Denver", "Zurich", "Austin", "Warsaw"]
+DATES = ["March 3", "April 28", "May 15", "June 30", "July 21", "August 9", "October 25", "November 12"]
+# Movement phrases by strength; NWGI's seven levels use all three strengths.
+RISE = {"strong": ["soared {x}%", "surged {x}%", "jumped {x}%"],
+        "moderate": ["rose {x}%", "increased {x}%", "grew {x}%"],
+        "mild": ["edged up {x}%", "inched up {x}%", "was up a slight {x}%"]}
+FALL = {"strong": ["plunged {x}%", "collapsed {x}%", "tumbled {x}%"],
+        "moderate": ["fell {x}%", "decreased {x}%", "declined {x}%"],
+        "mild": ["slipped {x}%", "eased {x}%", "was down a slight {x}%"]}
+STRENGTH_RANGE = {"strong": (25, 60), "moderate": (6, 20), "mild": (1, 3)}
+
+
+def _move(rng: random.Random, up: bool, strength: str) -> str:
+    low, high = STRENGTH_RANGE[strength]
+    phrase = rng.choice((RISE if up else FALL)[strength])
+    return phrase.format(x=rng.randint(low, high))
+
+
+def _fill(rng: random.Random, template: str) -> str:
+    return template.format(c=rng.choice(COMPANIES), p=rng.choice(PERIODS), d=rng.choice(DATES),
+                           city=rng.choice(CITIES), n=rng.randint(2, 90) * 100, t=rng.choice(TICKERS))
+
+
+def news_sentence(rng: random.Random, label: str, strength: str = "moderate") -> str:
+    """A news sentence whose sentiment is `label`; positive news is a good metric rising or a
+    bad metric falling, and the other way round for negative news."""
+    if label == "neutral":
+        return _fill(rng, rng.choice(NEUTRAL_SENTENCES))
+    company, period = rng.choice(COMPANIES), rng.choice(PERIODS)
+    good_metric = rng.random() < 0.75
+    metric = rng.choice(GOOD_METRICS if good_metric else BAD_METRICS)
+    up = (label == "positive") == good_metric
+    reason = rng.choice(REASONS_UP if label == "positive" else REASONS_DOWN)
+    forms = [
+        f"{company}'s {metric} {_move(rng, up, strength)} in {period}, driven by {reason}.",
+        f"In {period}, {metric} at {company} {_move(rng, up, strength)} due to {reason}.",
+        f"{company} said {metric} {_move(rng, up, strength)} year on year in {period}, citing {reason}.",
+    ]
+    return rng.choice(forms)
+
+
+def tweet(rng: random.Random, label: str) -> str:
+    ticker = rng.choice(TICKERS)
+    link = f"https://t.co/{''.join(rng.choices('abcdefghijkmnpqrstuvwxyz0123456789', k=8))}"
+    if label == "neutral":
+        options = [f"${ticker} to present at investor conference on {rng.choice(DATES)}",
+                   f"${ticker} declares regular quarterly dividend of ${rng.randint(5, 90) / 100:.2f}",
+                   f"What to watch in ${ticker} earnings call this week {link}"]
+    elif label == "positive":
+        options = [f"${ticker} shares {_move(rng, True, 'moderate')} after earnings beat {link}",
+                   f"${ticker} upgraded to buy at {rng.choice(['Barclay Hill', 'Stone & Co', 'Redfern'])}, target raised",
+                   f"${ticker} hits record high as {rng.choice(REASONS_UP)} lifts outlook"]
+    else:
+        options = [f"${ticker} shares {_move(rng, False, 'moderate')} after guidance cut {link}",
+                   f"${ticker} downgraded to sell, analysts flag {rng.choice(REASONS_DOWN)}",
+                   f"${ticker} slides as {rng.choice(REASONS_DOWN)} weighs on margins"]
+    return rng.choice(options)
+
+
+def _balanced(n: int, labels: tuple, rng: random.Random) -> list:
+    order = [labels[i % len(labels)] for i in range(n)]
+    rng.shuffle(order)
+    return order
+
+
+def _fpb_row(rng: random.Random, label: str) -> dict:
+    return {"sentence": news_sentence(rng, label), "label": label}
+
+
+def _fiqa_row(rng: random.Random, label: str) -> dict:
+    post = rng.random() < 0.5
+    text = tweet(rng, label) if post else news_sentence(rng, label)
+    low, high = {"negative": (-0.95, -0.2), "neutral": (-0.05, 0.05), "positive": (0.2, 0.95)}[label]
+    return {"sentence": text, "sentiment_score": round(rng.uniform(low, high), 3),
+            "format": "post" if post else "headline"}
+
+
+TFNS_IDS = {"negative": 0, "positive": 1, "neutral": 2}  # Bearish, Bullish, Neutral
+
+
+def _tfns_row(rng: random.Random, label: str) -> dict:
+    return {"text": tweet(rng, label), "label": TFNS_IDS[label]}
+
+
+def _nwgi_row(rng: random.Random, level: str) -> dict:
+    if level == "neutral":
+        return {"news": news_sentence(rng, "neutral"), "label": level}
+    strength, direction = level.split()
+    strength = {"strong": "strong", "moderately": "moderate", "mildly": "mild"}[strength]
+    return {"news": news_sentence(rng, direction, strength), "label": level}
+
+
+HEADLINE_QUESTIONS = {
+    "up": "Does the news headline talk about price going up?",
+    "down": "Does the news headline talk about price going down?",
+    "past": "Does the news headline talk about a past price?",
+    "future": "Does the news headline talk about a future price?",
+}
+
+
+def _headline_row(rng: random.Random, answer: str) -> dict:
+    direction = rng.choice(["up", "down", "stable"])
+    tense = rng.choice(["past", "future"])
+    verbs = {
+        ("up", "past"): ["gold climbs ${x} as dollar weakens", "gold prices rose ${x} on Friday",
+                         "gold settled ${x} higher on safe-haven demand"],
+        ("down", "past"): ["gold drops ${x} as yields rise", "gold prices fell ${x} on Tuesday",
+                           "gold settled ${x} lower after strong jobs data"],
+        ("stable", "past"): ["gold steady near ${y} an ounce", "gold prices flat ahead of Fed minutes",
+                             "gold little changed at ${y}"],
+        ("up", "future"): ["gold could rally toward ${y}, analysts say", "gold seen rising to ${y} by year end",
+                           "gold expected to gain on rate cut hopes"],
+        ("down", "future"): ["gold may slide below ${y}, strategists warn", "gold seen falling to ${y} next quarter",
+                             "gold expected to weaken as dollar firms"],
+        ("stable", "future"): ["gold likely to hold near ${y} this week", "gold seen range-bound around ${y}",
+                               "gold expected to trade flat until Fed decision"],
+    }
+    headline = rng.choice(verbs[(direction, tense)]).format(x=rng.randint(3, 40), y=rng.randint(1700, 2600))
+    truth = {"up": direction == "up", "down": direction == "down", "past": tense == "past",
+             "future": tense == "future"}
+    matching = [q for q, yes in truth.items() if yes == (answer == "yes")]
+    question = rng.choice(matching)
+    instruction = f"{HEADLINE_QUESTIONS[question]} Please choose an answer from {{Yes/No}}."
+    return {"instruction": instruction, "input": headline[0].upper() + headline[1:],
+            "output": "Yes" if answer == "yes" else "No"}
+
+
+PEOPLE = ["Maria Lindqvist", "James Okafor", "Chen Wei", "Laura Benedetti", "Rahul Mehta",
+          "Sophie Marchand", "Daniel Kowalski", "Aiko Tanaka", "Omar Haddad", "Emily Carter"]
+ROLES = ["chief executive", "finance director", "chairman", "head of treasury", "lead analyst"]
+
+
+def _ner_row(rng: random.Random, label: str) -> dict:
+    company, person, city = rng.choice(COMPANIES), rng.choice(PEOPLE), rng.choice(CITIES)
+    role, date = rng.choice(ROLES), rng.choice(DATES)
+    sentences = [
+        f"{person}, {role} of {company}, said the expansion in {city} will be completed by {date}.",
+        f"{company} signed a supply agreement in {city}, according to {person}.",
+        f"The loan from {company} to its subsidiary in {city} was approved by {person} on {date}.",
+        f"Under the agreement, {company} will lease the property in {city} to a tenant chosen by {person}.",
+    ]
+    sentence = rng.choice(sentences)
+    entity = {"person": person, "organization": company, "location": city}[label]
+    return {"instruction": ner_instruction(entity), "input": sentence, "output": label}
+
+
+GENERATORS: dict[str, tuple[tuple[str, ...], Callable[[random.Random, str], dict], str]] = {
+    # task: (labels to balance over, row maker, field whose value must be unique)
+    "fpb": (("negative", "neutral", "positive"), _fpb_row, "sentence"),
+    "fiqa": (("negative", "neutral", "positive"), _fiqa_row, "sentence"),
+    "tfns": (("negative", "neutral", "positive"), _tfns_row, "text"),
+    "nwgi": (NWGI_LEVELS, _nwgi_row, "news"),
+    "headline": (("yes", "no"), _headline_row, "input"),
+    "ner": (("location", "organization", "person"), _ner_row, "input"),
+}
+
+
+def generate(task: str, n_train: int, n_test: int, seed: int) -> dict[str, list[dict]]:
+    """`n_train` + `n_test` distinct rows for `task`, balanced over its labels.
+
+    Deterministic in (task, sizes, seed); no test text appears in train.
+    """
+    labels, make_row, unique_field = GENERATORS[task]
+    rng = random.Random(f"{task}-{seed}")
+    rows, seen = [], set()
+    for label in _balanced(n_train + n_test, labels, rng):
+        for _ in range(50):
+            row = make_row(rng, label)
+            key = (row[unique_field], row.get("instruction"))
+            if key not in seen:
+                break
+        seen.add(key)
+        rows.append(row)
+    return {"train": rows[:n_train], "test": rows[n_train:]}

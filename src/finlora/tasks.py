@@ -1,0 +1,194 @@
+"""The task registry: every fact about a task lives here and every stage reads it.
+
+A task knows its label set, where its public data lives on the Hugging Face Hub, the columns of
+a raw row in that data set's own schema, and how one raw row becomes an `Example` (instruction,
+input, answer). Labels are mapped from the data set's label *names*, never by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from finlora.errors import FinloraError
+
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+HEADLINE_LABELS = ("yes", "no")
+NER_LABELS = ("location", "organization", "person")
+
+
+@dataclass(frozen=True)
+class Example:
+    instruction: str
+    input: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class HubDataset:
+    """Where the public data lives. `splits` maps our split name to the Hub's; a split that
+    is missing there (FPB has no test split) is carved from train with `test_fraction`."""
+
+    path: str
+    config: str | None = None
+    revision: str = "main"
+    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
+    test_fraction: float = 0.25
+
+
+class LabelError(FinloraError):
+    """A raw row whose label is not in the task's label set."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    family: str
+    labels: tuple[str, ...]
+    hub: HubDataset
+    fields: tuple[str, ...]  # columns a raw row must have (the data set's own schema)
+    label_field: str  # the column holding the label (ints become names at download)
+    to_example: Callable[[dict], Example]
+    description: str = ""
+
+    def example(self, row: dict) -> Example:
+        missing = [name for name in self.fields if name not in row]
+        if missing:
+            raise FinloraError(
+                f"task {self.name}: record has no field '{missing[0]}'",
+                hint=f"a {self.name} record needs fields: {', '.join(self.fields)}",
+            )
+        example = self.to_example(row)
+        if example.answer not in self.labels:
+            raise LabelError(
+                f"task {self.name}: label {example.answer!r} is not in the label set",
+                hint=f"valid labels: {', '.join(self.labels)}",
+            )
+        return example
+
+
+def sentiment_instruction(subject: str = "news") -> str:
+    return (
+        f"What is the sentiment of this {subject}? "
+        f"Please choose an answer from {{{'/'.join(SENTIMENT_LABELS)}}}."
+    )
+
+
+def ner_instruction(entity: str) -> str:
+    return (
+        f"What is the entity type of '{entity}' in the input sentence.\n"
+        f"Options: {', '.join(NER_LABELS)}"
+    )
+
+
+def _mapped(label_map: dict[str, str], value: object) -> str:
+    name = str(value).strip()
+    return label_map.get(name, label_map.get(name.lower(), name.lower()))
+
+
+# Source label names -> task labels.
+# TFNS stores bare integer ids; its dataset card names them 0 Bearish, 1 Bullish, 2 Neutral.
+TFNS_ID_NAMES = ("Bearish", "Bullish", "Neutral")
+TFNS_LABELS = {"Bearish": "negative", "Bullish": "positive", "Neutral": "neutral"}
+# NWGI's seven levels collapse to three as FinGPT's benchmark does: mild moves count as neutral.
+NWGI_LABELS = {
+    "strong negative": "negative",
+    "moderately negative": "negative",
+    "mildly negative": "neutral",
+    "neutral": "neutral",
+    "mildly positive": "neutral",
+    "moderately positive": "positive",
+    "strong positive": "positive",
+}
+NWGI_LEVELS = tuple(NWGI_LABELS)
+
+
+def fiqa_label(score: float) -> str:
+    """FiQA-2018 task 1 scores in [-1, 1] binned to three labels (FinGPT's thresholds)."""
+    if score < -0.1:
+        return "negative"
+    return "neutral" if score < 0.1 else "positive"
+
+
+def _fpb(row: dict) -> Example:
+    return Example(sentiment_instruction(), row["sentence"], _mapped({}, row["label"]))
+
+
+def _fiqa(row: dict) -> Example:
+    subject = "tweet" if row["format"] == "post" else "news"
+    try:
+        score = float(row["sentiment_score"])
+    except (TypeError, ValueError):
+        raise LabelError(f"task fiqa: sentiment_score {row['sentiment_score']!r} is not a number") from None
+    return Example(sentiment_instruction(subject), row["sentence"], fiqa_label(score))
+
+
+def _tfns(row: dict) -> Example:
+    label = row["label"]
+    if isinstance(label, int) and not isinstance(label, bool):
+        if not 0 <= label < len(TFNS_ID_NAMES):
+            raise LabelError(f"task tfns: label id {label} is unknown",
+                             hint="ids: " + ", ".join(f"{i} {n}" for i, n in enumerate(TFNS_ID_NAMES)))
+        label = TFNS_ID_NAMES[label]
+    return Example(sentiment_instruction("tweet"), row["text"], _mapped(TFNS_LABELS, label))
+
+
+def _nwgi(row: dict) -> Example:
+    return Example(sentiment_instruction(), row["news"], _mapped(NWGI_LABELS, row["label"]))
+
+
+def _instruction_record(row: dict) -> Example:
+    """FinGPT's instruction data sets (headline, NER) already carry instruction/input/output."""
+    return Example(row["instruction"].strip(), row["input"].strip(), _mapped({}, row["output"]))
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in [
+        Task(
+            "fpb", "sentiment", SENTIMENT_LABELS,
+            HubDataset("financial_phrasebank", "sentences_50agree", splits={"train": "train"}),
+            fields=("sentence", "label"), label_field="label", to_example=_fpb,
+            description="Financial PhraseBank news sentences",
+        ),
+        Task(
+            "fiqa", "sentiment", SENTIMENT_LABELS,
+            HubDataset("pauri32/fiqa-2018"),
+            fields=("sentence", "sentiment_score", "format"), label_field="sentiment_score",
+            to_example=_fiqa, description="FiQA-2018 task 1 headlines and posts, scores binned",
+        ),
+        Task(
+            "tfns", "sentiment", SENTIMENT_LABELS,
+            HubDataset(
+                "zeroshot/twitter-financial-news-sentiment",
+                splits={"train": "train", "test": "validation"},
+            ),
+            fields=("text", "label"), label_field="label", to_example=_tfns,
+            description="Twitter financial news sentiment",
+        ),
+        Task(
+            "nwgi", "sentiment", SENTIMENT_LABELS,
+            HubDataset("oliverwang15/news_with_gpt_instructions"),
+            fields=("news", "label"), label_field="label", to_example=_nwgi,
+            description="News with GPT instructions, 7 levels scored as 3",
+        ),
+        Task(
+            "headline", "headline", HEADLINE_LABELS,
+            HubDataset("FinGPT/fingpt-headline"),
+            fields=("instruction", "input", "output"), label_field="output",
+            to_example=_instruction_record, description="Gold-price headline yes/no questions",
+        ),
+        Task(
+            "ner", "ner", NER_LABELS,
+            HubDataset("FinGPT/fingpt-ner-cls"),
+            fields=("instruction", "input", "output"), label_field="output",
+            to_example=_instruction_record, description="Entity type of one named entity",
+        ),
+    ]
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise FinloraError(f"unknown task '{name}'", hint=f"known tasks: {', '.join(TASKS)}")
+    return TASKS[name]

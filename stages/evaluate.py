@@ -1,0 +1,28 @@
+"""DVC stages evaluate_base@<group> and evaluate@<group>: generate answers on the test splits
+and score them, for the base model or for the base model plus the group's adapter."""
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from finlora.config import load_params
+from finlora.errors import exit_on_error
+from finlora.evaluation import evaluate
+from finlora.files import atomic_dir
+
+
+def main(group: str = typer.Argument(help="task group from params.yaml `tasks`"),
+         data: Path = typer.Option(..., help="prepared data folder of the group"),
+         base: Path = typer.Option(..., help="base model folder"),
+         adapter: Optional[Path] = typer.Option(None, help="adapter folder; omit to evaluate the base model"),
+         predictions: Path = typer.Option(..., help="folder to write <task>.jsonl predictions into"),
+         metrics: Path = typer.Option(..., help="folder to write <task>.json metrics into")) -> None:
+    """Evaluate one model on every task of GROUP."""
+    params = load_params()
+    with atomic_dir(predictions) as predictions_tmp, atomic_dir(metrics) as metrics_tmp:
+        evaluate(params, params.group_tasks(group), base, adapter, data, predictions_tmp, metrics_tmp)
+
+
+if __name__ == "__main__":
+    exit_on_error(lambda: typer.run(main))

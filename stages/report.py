@@ -1,0 +1,25 @@
+"""DVC stage report: metrics/report.md and metrics/summary.json from every metrics file."""
+
+from pathlib import Path
+
+import typer
+
+from finlora.config import load_params
+from finlora.errors import exit_on_error
+from finlora.files import write_json, write_text
+from finlora.report import collect, render
+
+
+def main(metrics: Path = typer.Option(Path("metrics"), help="folder holding eval/ and train/ metrics"),
+         report: Path = typer.Option(Path("metrics/report.md"), help="markdown report to write"),
+         summary: Path = typer.Option(Path("metrics/summary.json"), help="summary metrics JSON to write")) -> None:
+    """Write the paper-style tables and the summary metrics file."""
+    params = load_params()
+    results = collect(params, metrics)
+    write_json(summary, results)
+    write_text(report, render(params, results))
+    print(render(params, results))
+
+
+if __name__ == "__main__":
+    exit_on_error(lambda: typer.run(main))

@@ -1,0 +1,33 @@
+"""DVC stage train@<group>: one LoRA adapter for a task group, under the DeepSpeed launcher.
+
+    deepspeed --num_gpus N stages/train.py GROUP ...
+"""
+
+from pathlib import Path
+
+import typer
+
+from finlora import training
+from finlora.config import load_params
+from finlora.errors import exit_on_error
+from finlora.files import read_jsonl
+
+
+def main(group: str = typer.Argument(help="task group from params.yaml `tasks`"),
+         data: Path = typer.Option(..., help="prepared data folder of the group"),
+         base: Path = typer.Option(..., help="base model folder"),
+         adapter: Path = typer.Option(..., help="adapter folder to write"),
+         metrics: Path = typer.Option(..., help="training metrics JSON to write"),
+         live: Path = typer.Option(..., help="dvclive folder for per-step loss and learning rate"),
+         local_rank: int = typer.Option(-1, "--local_rank", "--local-rank", help="set by the DeepSpeed launcher")) -> None:
+    """Train GROUP's adapter on the train split of all its tasks."""
+    params = load_params()
+    training.check_environment(params)
+    records = [record for task in params.group_tasks(group) for record in read_jsonl(data / task / "train.jsonl")]
+    result = training.train(params, records, base, adapter, metrics, live)
+    if result is not None:
+        print(f"{group}: loss {result['final_loss']}, {result['tokens_per_s']} tokens/s, {result['wall_s']} s")
+
+
+if __name__ == "__main__":
+    exit_on_error(lambda: typer.run(main))
