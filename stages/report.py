@@ -7,7 +7,7 @@ import typer
 from finlora.config import load_params
 from finlora.errors import exit_on_error
 from finlora.files import write_json, write_text
-from finlora.report import collect, render
+from finlora.report import collect, render, summarize
 
 
 def main(metrics: Path = typer.Option(Path("metrics"), help="folder holding eval/ and train/ metrics"),
@@ -16,9 +16,10 @@ def main(metrics: Path = typer.Option(Path("metrics"), help="folder holding eval
     """Write the paper-style tables and the summary metrics file."""
     params = load_params()
     results = collect(params, metrics)
-    write_json(summary, results)
-    write_text(report, render(params, results))
-    print(render(params, results))
+    text = render(params, results)
+    write_json(summary, summarize(results))
+    write_text(report, text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,31 @@ from finlora.config import Params
 from finlora.files import read_json
 
 MODELS = ("base", "lora")
+# What `dvc metrics show/diff` compare; the per-task and per-group files keep everything else.
+SUMMARY_EVAL_KEYS = ("accuracy", "strict_accuracy", "f1_weighted", "invalid_rate")
+SUMMARY_TRAIN_KEYS = ("final_loss", "wall_s", "tokens_per_s", "peak_memory_gb", "adapter_bytes",
+                      "trainable_params", "lora_rank", "quant_bits")
 
 
 def collect(params: Params, metrics_dir: Path) -> dict:
-    """metrics/summary.json: {task: {model: scores}, ..., "train": {group: resources}}."""
-    summary: dict = {}
+    """Every metrics file: {task: {model: scores, "gain": ...}, ..., "train": {group: resources}}."""
+    results: dict = {}
     for group, tasks in params.tasks.items():
         for task in tasks:
             entry = {model: read_json(metrics_dir / "eval" / model / group / f"{task}.json") for model in MODELS}
             entry["gain"] = {"accuracy": round(entry["lora"]["accuracy"] - entry["base"]["accuracy"], 4)}
-            summary[task] = entry
-    summary["train"] = {group: read_json(metrics_dir / "train" / f"{group}.json") for group in params.tasks}
+            results[task] = entry
+    results["train"] = {group: read_json(metrics_dir / "train" / f"{group}.json") for group in params.tasks}
+    return results
+
+
+def summarize(results: dict) -> dict:
+    """metrics/summary.json: the readable subset, keyed task.model.metric and train.group.metric."""
+    summary = {
+        task: {**{model: {k: entry[model][k] for k in SUMMARY_EVAL_KEYS} for model in MODELS}, "gain": entry["gain"]}
+        for task, entry in results.items() if task != "train"
+    }
+    summary["train"] = {group: {k: train[k] for k in SUMMARY_TRAIN_KEYS} for group, train in results["train"].items()}
     return summary
 
 

@@ -1,0 +1,78 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, run_env
+from finlora.config import load_params, parse_params
+from finlora.errors import FinloraError
+
+
+def default_raw() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_repository_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.lora.alpha == 32 and params.lora.target_modules == ["q_proj", "k_proj", "v_proj"]
+    assert params.all_tasks == ["fpb", "fiqa", "tfns", "nwgi", "headline", "ner"]
+    assert params.data.split_sizes("ner").train == 192
+    assert params.data.split_sizes("fpb").train == params.data.train_size
+
+
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("lora", "rnak", 4, "unknown key 'lora.rnak'"),
+    ("lora", "rank", 0, "lora.rank = 0 is not valid; valid: an integer >= 1"),
+    ("lora", "rank", "four", "lora.rank must be an integer"),
+    ("lora", "dropout", 1.5, "lora.dropout = 1.5"),
+    ("train", "lr", 0, "train.lr = 0.0 is not valid; valid: a number > 0"),
+    ("train", "lr", -1e-4, "train.lr"),
+    ("train", "optimizer", "sgd", "adamw | zero_one_adam"),
+    ("train", "zero_stage", 3, "train.zero_stage"),
+    ("quant", "bits", 3, "quant.bits = 3 is not valid; valid: 4 | 8 | 16"),
+    ("data", "source", "web", "sample | hub | local"),
+    ("eval", "batch_size", True, "eval.batch_size must be an integer"),
+    ("model", "base", "./no/such/folder", "no such folder"),
+])
+def test_bad_values_name_the_key_and_valid_values(section, key, value, expected):
+    raw = default_raw()
+    raw[section][key] = value
+    with pytest.raises(FinloraError) as error:
+        parse_params(raw)
+    assert expected in str(error.value)
+
+
+def test_unknown_task_and_duplicate_task():
+    raw = default_raw()
+    raw["tasks"]["sentiment"] = ["fpb", "sentimnet"]
+    with pytest.raises(FinloraError, match="tasks.sentiment = 'sentimnet' is not valid; valid: tasks from fpb"):
+        parse_params(raw)
+    raw["tasks"] = {"a": ["fpb"], "b": ["fpb"]}
+    with pytest.raises(FinloraError, match="each task in one group only"):
+        parse_params(raw)
+
+
+def test_unknown_section_lists_valid_sections():
+    raw = default_raw()
+    raw["optimiser"] = {}
+    with pytest.raises(FinloraError) as error:
+        parse_params(raw)
+    assert "unknown key 'optimiser'" in str(error.value) and "valid keys: model, data, tasks" in str(error.value)
+
+
+def test_hub_id_is_accepted_without_network():
+    raw = default_raw()
+    raw["model"]["base"] = "meta-llama/Llama-3.1-8B-Instruct"
+    assert parse_params(raw).model.base == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_validate_command_exits_2_with_one_line_and_no_traceback(tmp_path):
+    raw = default_raw()
+    raw["lora"]["rank"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = subprocess.run([sys.executable, "-m", "finlora.cli", "validate"], cwd=tmp_path,
+                            capture_output=True, text=True, env=run_env())
+    assert result.returncode == 2
+    assert "lora.rank = 0 is not valid" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,36 @@
+import pytest
+
+from finlora.errors import FinloraError
+from finlora.files import atomic_dir, read_jsonl, write_jsonl
+
+
+def test_malformed_jsonl_line_names_file_and_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2\n')
+    with pytest.raises(FinloraError, match=r"train\.jsonl:2: malformed JSON line"):
+        read_jsonl(path)
+
+
+def test_non_object_line_and_missing_and_unreadable_files(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text("[1, 2]\n")
+    with pytest.raises(FinloraError, match=r"x\.jsonl:1: expected a JSON object"):
+        read_jsonl(path)
+    with pytest.raises(FinloraError, match="file not found"):
+        read_jsonl(tmp_path / "missing.jsonl")
+    binary = tmp_path / "b.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(FinloraError, match="cannot read"):
+        read_jsonl(binary)
+
+
+def test_atomic_dir_keeps_the_old_output_when_the_work_fails(tmp_path):
+    out = tmp_path / "out"
+    with atomic_dir(out) as tmp:
+        write_jsonl(tmp / "a.jsonl", [{"x": 1}])
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as tmp:
+            write_jsonl(tmp / "a.jsonl", [{"x": 2}])
+            raise RuntimeError("interrupted")
+    assert read_jsonl(out / "a.jsonl") == [{"x": 1}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

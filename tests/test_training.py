@@ -1,0 +1,81 @@
+import json
+
+import pytest
+import torch
+
+from finlora import models, training
+from finlora.config import parse_params
+from finlora.errors import FinloraError
+from finlora.prompts import build_context
+from finlora.sources import sample
+from finlora.tasks import TASKS
+
+
+def tiny_params(**train):
+    return parse_params({"tasks": {"sentiment": ["fpb"]},
+                         "train": {"lr": 1e-2, "batch_size": 4, **train}, "lora": {"rank": 4}})
+
+
+def fpb_records(n: int, seed: int = 0) -> list[dict]:
+    rows = sample.generate("fpb", n, 1, seed)["train"]
+    return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
+
+
+def test_answer_loss_matches_the_full_logits_loss(tiny_base):
+    tokenizer = models.load_tokenizer(tiny_base)
+    model = models.load_base(tiny_base)
+    encoded, _ = training.encode(tokenizer, fpb_records(4), 512, chat_template=True)
+    batch = training.collate(encoded, tokenizer.pad_token_id)
+    reference = model(**batch).loss  # transformers' own shifted, masked cross-entropy
+    assert torch.allclose(training.answer_loss(model, batch), reference, atol=1e-5)
+
+
+def test_length_grouped_batches_cover_every_example_once_with_little_padding():
+    lengths = [10 + (i * 37) % 90 for i in range(200)]
+    batches = training.length_grouped_batches(lengths, 8, seed=1)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    real = sum(lengths)
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    assert real / padded > 0.9
+
+
+def test_too_long_examples_are_dropped_and_counted(tiny_base):
+    tokenizer = models.load_tokenizer(tiny_base)
+    records = fpb_records(3) + [{"context": "word " * 400, "target": "neutral"}]
+    encoded, dropped = training.encode(tokenizer, records, 128, chat_template=True)
+    assert len(encoded) == 3 and dropped == 1
+
+
+def test_train_writes_a_loadable_adapter_and_metrics(tiny_base, tmp_path):
+    params = tiny_params(epochs=2)
+    metrics = training.train(params, fpb_records(16), tiny_base, tmp_path / "adapter",
+                             tmp_path / "train.json", tmp_path / "live")
+    assert json.loads((tmp_path / "train.json").read_text()) == metrics
+    assert metrics["steps"] == 8 and metrics["examples"] == 16 and metrics["world_size"] == 1
+    assert metrics["trainable_params"] > 0 and metrics["adapter_bytes"] > 1000
+    assert metrics["padding_efficiency"] > 0.8 and metrics["tokens_per_s"] > 0
+    assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    adapted = models.load_adapter(models.load_base(tiny_base), tmp_path / "adapter")
+    assert any("lora_A" in name for name, _ in adapted.named_parameters())
+    assert not list(tmp_path.glob(".adapter*"))  # no temporary folder left behind
+
+
+def test_training_lowers_the_loss(tiny_base, tmp_path):
+    params = tiny_params(epochs=4)
+    metrics = training.train(params, fpb_records(16), tiny_base, tmp_path / "a", tmp_path / "m.json", tmp_path / "l")
+    losses = [float(line.split("\t")[-1]) for line in
+              (tmp_path / "l" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
+    assert metrics["final_loss"] < losses[0]
+
+
+def test_zero_one_adam_on_cpu_fails_before_loading_anything():
+    params = parse_params({"tasks": {"s": ["fpb"]}, "train": {"optimizer": "zero_one_adam"}})
+    with pytest.raises(FinloraError, match="zero_one_adam needs CUDA"):
+        training.check_environment(params)
+
+
+def test_deepspeed_config_follows_params():
+    params = parse_params({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4, "grad_accum": 2, "zero_stage": 2}})
+    config = training.deepspeed_config(params, world_size=2)
+    assert config["train_batch_size"] == 16 and config["zero_optimization"] == {"stage": 2}
+    assert config["gradient_accumulation_steps"] == 2
