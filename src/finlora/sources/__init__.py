@@ -37,7 +37,8 @@ def subsample(rows: list[dict], size: int, seed: int) -> list[dict]:
 def describe(task: Task, data: DataParams) -> dict:
     """Provenance recorded next to the raw data."""
     if data.source == "hub":
-        origin = {"dataset": task.hub.path, "config": task.hub.config, "revision": task.hub.revision}
+        origin = {"dataset": task.hub.path, "config": task.hub.config, "revision": task.hub.revision,
+                  "commit": hub.resolved_commit(task)}
     elif data.source == "local":
         origin = {"folder": str(Path(data.local_dir) / task.name)}
     else:

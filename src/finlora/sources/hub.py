@@ -27,6 +27,16 @@ def load(task: Task, seed: int) -> dict[str, list[dict]]:
     return splits_from_hub(task, loaded, seed)
 
 
+def resolved_commit(task: Task) -> str | None:
+    """The commit that `task.hub.revision` pointed at when the data were loaded (provenance)."""
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(task.hub.path, revision=task.hub.revision).sha
+    except Exception:
+        return None
+
+
 def splits_from_hub(task: Task, loaded, seed: int) -> dict[str, list[dict]]:
     """Our train/test splits from a `datasets.DatasetDict`, labels as names."""
     splits = {ours: rows_with_label_names(task, loaded[theirs]) for ours, theirs in task.hub.splits.items()}
