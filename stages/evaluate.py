@@ -17,11 +17,15 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
          base: Path = typer.Option(..., help="base model folder"),
          adapter: Optional[Path] = typer.Option(None, help="adapter folder; omit to evaluate the base model"),
          predictions: Path = typer.Option(..., help="folder to write <task>.jsonl predictions into"),
-         metrics: Path = typer.Option(..., help="folder to write <task>.json metrics into")) -> None:
+         metrics: Path = typer.Option(..., help="folder to write <task>.json metrics into"),
+         confusion: Path = typer.Option(..., help="folder to write <task>.json confusion-matrix rows into")) -> None:
     """Evaluate one model on every task of GROUP."""
     params = load_params()
-    with atomic_dir(predictions) as predictions_tmp, atomic_dir(metrics) as metrics_tmp:
-        evaluate(params, params.group_tasks(group), base, adapter, data, predictions_tmp, metrics_tmp)
+    progress_key = "-".join(predictions.parts)  # one progress file per stage and task
+    with atomic_dir(predictions) as predictions_tmp, atomic_dir(metrics) as metrics_tmp, \
+            atomic_dir(confusion) as confusion_tmp:
+        evaluate(params, params.group_tasks(group), base, adapter, data, predictions_tmp, metrics_tmp,
+                 confusion_tmp, progress_key)
 
 
 if __name__ == "__main__":

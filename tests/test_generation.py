@@ -1,27 +1,50 @@
 from finlora import models
-from finlora.generation import first_line, generate_answers, left_pad
+from finlora.generation import first_line, generate_answers, left_pad, shared_prefix, stop_token_ids
 from finlora.prompts import build_context, prompt_ids
 from finlora.sources import sample
 from finlora.tasks import TASKS
 
 
-def test_left_padding_aligns_prompt_ends():
+def mixed_prompts(tokenizer) -> list[list[int]]:
+    rows = sample.generate("ner", 1, 12, seed=3)["test"] + sample.generate("fpb", 1, 12, seed=3)["test"][:4]
+    tasks = ["ner"] * 12 + ["fpb"] * 4
+    return [prompt_ids(tokenizer, build_context(TASKS[t].example(r)), True) for t, r in zip(tasks, rows)]
+
+
+def test_left_padding_goes_between_the_shared_prefix_and_the_rest():
     batch = left_pad([[5, 6, 7], [8]], pad_id=0, device="cpu")
     assert batch["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+    batch = left_pad([[5, 6], [8]], pad_id=0, device="cpu", prefix=[1, 2])
+    assert batch["input_ids"].tolist() == [[1, 2, 5, 6], [1, 2, 0, 8]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 1]]
 
 
-def test_batch_size_does_not_change_the_answers(tiny_base):
+def test_shared_prefix_leaves_each_prompt_a_token():
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 3]]) == [1, 2]
+    assert shared_prefix([[1, 2], [3, 4]]) == [] and shared_prefix([[1, 2, 3]]) == []
+
+
+def test_stop_tokens_are_the_end_token_and_every_newline_token(tiny_base):
+    tokenizer = models.load_tokenizer(tiny_base)
+    stops = stop_token_ids(tokenizer)
+    assert tokenizer.eos_token_id in stops
+    assert tokenizer.encode("\n", add_special_tokens=False)[0] in stops
+    assert tokenizer.encode("positive", add_special_tokens=False)[0] not in stops
+
+
+def test_answers_do_not_depend_on_batch_size_or_prefix_reuse(tiny_base):
     tokenizer = models.load_tokenizer(tiny_base)
     model = models.load_base(tiny_base).eval()
-    rows = sample.generate("ner", 1, 12, seed=3)["test"] + sample.generate("fpb", 1, 12, seed=3)["test"][:4]
-    tasks = ["ner"] * 12 + ["fpb"] * 4
-    prompts = [prompt_ids(tokenizer, build_context(TASKS[t].example(r)), True) for t, r in zip(tasks, rows)]
-    one = generate_answers(model, tokenizer, prompts, batch_size=1, max_new_tokens=6, progress=False)
-    eight = generate_answers(model, tokenizer, prompts, batch_size=8, max_new_tokens=6, progress=False)
-    assert one == eight
-    assert len(set(len(p) for p in prompts)) > 1  # the batches really were padded
+    prompts = mixed_prompts(tokenizer)
+    assert len(set(len(p) for p in prompts)) > 1  # the batches really are padded
+    reference = generate_answers(model, tokenizer, prompts, 1, 6, progress=False, reuse_prefix=False)
+    batched = generate_answers(model, tokenizer, prompts, 8, 6, progress=False)
+    assert batched.answers == reference.answers
+    assert len(shared_prefix(prompts)) > 20  # chat preamble + "Instruction: What is ..."
+    assert 0 < batched.new_tokens <= 6 * len(prompts)
 
 
 def test_first_line():
     assert first_line("  positive\nExplanation: ...") == "positive" and first_line("") == ""
+    assert first_line("\npositive") == ""

@@ -82,7 +82,7 @@ def test_empty_test_split_is_an_error(tmp_path, tiny_base):
     (tmp_path / "prepared" / "fpb" / "test.jsonl").write_text("")
     result = run_stage(tmp_path, "evaluate.py", "solo", "--data", tmp_path / "prepared", "--base", tiny_base,
                        "--predictions", tmp_path / "pred", "--metrics", tmp_path / "metrics",
-                       tasks={"solo": ["fpb"]})
+                       "--confusion", tmp_path / "confusion", tasks={"solo": ["fpb"]})
     assert_clean_failure(result, "test.jsonl: the test split is empty")
     assert not (tmp_path / "pred").exists() and not (tmp_path / "metrics").exists()
 

