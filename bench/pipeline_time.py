@@ -6,6 +6,7 @@ stage's wall time and the total against the 15-minute budget.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +19,9 @@ def main() -> None:
     command = ["dvc", "repro", "--force", *sys.argv[1:]]
     start = last = time.perf_counter()
     current, times = None, {}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Unbuffered, so each "Running stage" line arrives when the stage starts.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     for line in process.stdout:
         match = re.match(r"Running stage '([^']+)'", line)
         if match:
@@ -34,7 +37,7 @@ def main() -> None:
     total = end - start
     print("| stage | wall (s) |\n|---|---|")
     for stage, seconds in times.items():
-        print(f"| {stage} | {seconds:.0f} |")
+        print(f"| {stage} | {seconds:.1f} |")
     print(f"| **total** | **{total:.0f}** |")
     print(f"total / 15-minute budget = {total / BUDGET_S:.2f}")
 

@@ -1,5 +1,6 @@
-"""The real `dvc repro`, `dvc exp run` and `dvc metrics diff` on a tiny configuration, in a
-temporary copy of this repository (tiny random Llama, a few examples per task)."""
+"""The real `dvc repro`, `dvc exp run`, `dvc queue`, `dvc metrics diff` and `dvc push/pull` on a
+tiny configuration, in a temporary copy of this repository (tiny random Llama, a few examples per
+task). The tests run in order on one project, like a user's session."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,54 @@ def test_lora_rank_experiment_reruns_only_what_depends_on_lora(project):
         assert f"{task}.lora.accuracy" in changes and f"{task}.lora.f1_weighted" in changes
     assert changes["train.sentiment.lora_rank"] == {"old": 4, "new": 8, "diff": 4}
     assert changes["train.sentiment.trainable_params"]["new"] == 2 * changes["train.sentiment.trainable_params"]["old"]
+
+
+def experiments(project: Path) -> list[dict]:
+    """(params, metrics) of every finished experiment in `dvc exp show --json`."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and node.get("name") and data.get("params") and data.get("metrics"):
+                found.append({"name": node["name"], "params": data["params"]["params.yaml"]["data"],
+                              "metrics": data["metrics"]["metrics/summary.json"]["data"]})
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(sh(project, "dvc", "exp", "show", "--json").stdout))
+    return found
+
+
+def test_queued_experiments_finish_with_separate_results(project):
+    sh(project, "git", "add", "-A")
+    sh(project, "git", "commit", "-qm", "rank 8 results")
+    sh(project, "dvc", "exp", "run", "--queue", "-S", "lora.rank=2,16")
+    sh(project, "dvc", "queue", "start", "-j", "1")
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = sh(project, "dvc", "queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(5)
+    assert "Failed" not in status, status
+    ranks = {e["params"]["lora"]["rank"]: e["metrics"]["train"]["sentiment"]["lora_rank"] for e in experiments(project)
+             if e["params"]["lora"]["rank"] in (2, 16)}
+    assert ranks == {2: 2, 16: 16}
+
+
+def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
+    remote = tmp_path_factory.mktemp("remote")
+    sh(project, "dvc", "remote", "add", "-d", "store", str(remote))
+    sh(project, "git", "add", "-A")
+    sh(project, "git", "commit", "-qm", "results and a remote")
+    sh(project, "dvc", "push")
+    clone = tmp_path_factory.mktemp("teammate") / "repo"
+    sh(project.parent, "git", "clone", "-q", str(project), str(clone))
+    sh(clone, "dvc", "pull")
+    assert (clone / "models" / "adapters" / "sentiment" / "adapter_model.safetensors").is_file()
+    assert "Data and pipelines are up to date" in sh(clone, "dvc", "status").stdout
+    assert stages_run(sh(clone, "dvc", "repro").stdout) == set()

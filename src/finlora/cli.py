@@ -3,13 +3,19 @@ around it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from finlora.config import PARAMS_FILE, load_params
-from finlora.errors import exit_on_error
+from finlora.errors import FinloraError, exit_on_error
+from finlora.files import read_jsonl, write_jsonl
 from finlora.tasks import TASKS
+
+BASE_DIR = Path("models/base")
+ADAPTERS_DIR = Path("models/adapters")
 
 app = typer.Typer(help="FinLoRA: LoRA/QLoRA fine-tuning for financial NLP, driven by DVC.",
                   no_args_is_help=True, add_completion=False)
@@ -28,6 +34,63 @@ def list_tasks() -> None:
     """List the tasks this project knows, with their labels and public data sets."""
     for task in TASKS.values():
         typer.echo(f"{task.name:10} {task.family:10} {'/'.join(task.labels):32} {task.hub.path}")
+
+
+@app.command("predict")
+def predict_command(
+    text: Optional[str] = typer.Argument(None, help="the text to label (or use --input)"),
+    task: str = typer.Option(..., help="task whose labels and prompt to use, e.g. fpb"),
+    entity: Optional[str] = typer.Option(None, help="ner: the entity in TEXT to type"),
+    question: Optional[str] = typer.Option(None, help="headline: the yes/no question about TEXT"),
+    input: Optional[Path] = typer.Option(None, help="JSONL file: one {text, entity?, question?} or {context} per line"),
+    output: Optional[Path] = typer.Option(None, help="JSONL file for batch results (default: print them)"),
+    adapter: Optional[Path] = typer.Option(None, help="adapter folder (default: the task group's trained adapter)"),
+    base: bool = typer.Option(False, "--base-only", help="use the base model without an adapter"),
+) -> None:
+    """Label new text with the base model plus the task group's adapter."""
+    from finlora.predict import group_of, predict
+
+    params = load_params()
+    if (text is None) == (input is None):
+        raise FinloraError("give either TEXT or --input FILE")
+    records = read_jsonl(input) if input else [{"text": text, "entity": entity, "question": question}]
+    adapter_dir = None if base else adapter or ADAPTERS_DIR / group_of(params, task)
+    results = predict(params, task, records, BASE_DIR, adapter_dir)
+    if output:
+        write_jsonl(output, results)
+        typer.echo(f"{len(results)} predictions -> {output}")
+    elif input:
+        for result in results:
+            typer.echo(json.dumps(result))
+    else:
+        typer.echo(results[0]["label"] or f"(no {task} label in the answer {results[0]['answer']!r})")
+
+
+@app.command()
+def export(
+    group: str = typer.Argument(help="task group whose adapter to merge"),
+    out: Path = typer.Argument(help="folder to write the merged model into"),
+    adapter: Optional[Path] = typer.Option(None, help="adapter folder (default: models/adapters/GROUP)"),
+) -> None:
+    """Merge an adapter into the base model; the folder loads with AutoModelForCausalLM alone."""
+    from finlora.predict import export_merged
+
+    load_params().group_tasks(group)
+    export_merged(BASE_DIR, adapter or ADAPTERS_DIR / group, out)
+    typer.echo(f"merged model -> {out}")
+
+
+@app.command()
+def profile(name: str = typer.Argument(help="a file in profiles/ without .yaml, e.g. paper-4bit-r4")) -> None:
+    """Print a profile as `-S key=value` overrides: dvc exp run $(finlora profile NAME)."""
+    import yaml
+
+    from finlora.config import parse_params
+    from finlora.profiles import apply, load_profile, overrides
+
+    settings = load_profile(name)
+    parse_params(apply(yaml.safe_load(Path(PARAMS_FILE).read_text()), settings), source=f"profiles/{name}.yaml")
+    typer.echo(" ".join(f"-S {override}" for override in overrides(settings)))
 
 
 def main() -> None:

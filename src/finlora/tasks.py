@@ -81,6 +81,25 @@ def ner_instruction(entity: str) -> str:
     )
 
 
+def headline_instruction(question: str) -> str:
+    return f"{question.strip()} Please choose an answer from {{Yes/No}}."
+
+
+def instruction_for(task: str, entity: str | None = None, question: str | None = None) -> str:
+    """The instruction for new text of `task` (prediction), the same wording training used."""
+    if task == "ner":
+        if not entity:
+            raise FinloraError("task ner needs the entity to classify", hint="pass --entity NAME")
+        return ner_instruction(entity)
+    if task == "headline":
+        if not question:
+            raise FinloraError("task headline needs a yes/no question",
+                               hint='pass --question "Does the news headline talk about price going up?"')
+        return headline_instruction(question)
+    get_task(task)
+    return sentiment_instruction("tweet" if task == "tfns" else "news")
+
+
 def _mapped(label_map: dict[str, str], value: object) -> str:
     name = str(value).strip()
     return label_map.get(name, label_map.get(name.lower(), name.lower()))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from finlora.tasks import NWGI_LEVELS, ner_instruction
+from finlora.tasks import NWGI_LEVELS, headline_instruction, ner_instruction
 
 COMPANIES = [
     "Northwind Metals", "Aster Biotech", "Kestrel Airlines", "Bluefin Shipping", "Corvid Software",
@@ -97,7 +97,7 @@ def tweet(rng: random.Random, label: str) -> str:
     else:
         options = [f"${ticker} shares {_move(rng, False, 'moderate')} after guidance cut {link}",
                    f"${ticker} downgraded to sell, analysts flag {rng.choice(REASONS_DOWN)}",
-                   f"${ticker} slides as {rng.choice(REASONS_DOWN)} weighs on margins"]
+                   f"${ticker} slides, citing {rng.choice(REASONS_DOWN)}"]
     return rng.choice(options)
 
 
@@ -137,36 +137,28 @@ def _nwgi_row(rng: random.Random, level: str) -> dict:
 HEADLINE_QUESTIONS = {
     "up": "Does the news headline talk about price going up?",
     "down": "Does the news headline talk about price going down?",
-    "past": "Does the news headline talk about a past price?",
-    "future": "Does the news headline talk about a future price?",
+    "stable": "Does the news headline talk about price staying constant?",
+}
+HEADLINES = {
+    "up": ["gold climbs ${x} as dollar weakens", "gold prices rose ${x} on Friday",
+           "gold settled ${x} higher on safe-haven demand", "gold could rally toward ${y}, analysts say",
+           "gold jumps to a two-week high on rate cut hopes", "gold extends gains for a third session"],
+    "down": ["gold drops ${x} as yields rise", "gold prices fell ${x} on Tuesday",
+             "gold settled ${x} lower after strong jobs data", "gold may slide below ${y}, strategists warn",
+             "gold slumps to a one-month low as dollar firms", "gold extends losses for a third session"],
+    "stable": ["gold steady near ${y} an ounce", "gold prices flat ahead of Fed minutes",
+               "gold little changed at ${y}", "gold likely to hold near ${y} this week",
+               "gold trades in a tight range around ${y}", "gold unchanged as traders await inflation data"],
 }
 
 
 def _headline_row(rng: random.Random, answer: str) -> dict:
-    direction = rng.choice(["up", "down", "stable"])
-    tense = rng.choice(["past", "future"])
-    verbs = {
-        ("up", "past"): ["gold climbs ${x} as dollar weakens", "gold prices rose ${x} on Friday",
-                         "gold settled ${x} higher on safe-haven demand"],
-        ("down", "past"): ["gold drops ${x} as yields rise", "gold prices fell ${x} on Tuesday",
-                           "gold settled ${x} lower after strong jobs data"],
-        ("stable", "past"): ["gold steady near ${y} an ounce", "gold prices flat ahead of Fed minutes",
-                             "gold little changed at ${y}"],
-        ("up", "future"): ["gold could rally toward ${y}, analysts say", "gold seen rising to ${y} by year end",
-                           "gold expected to gain on rate cut hopes"],
-        ("down", "future"): ["gold may slide below ${y}, strategists warn", "gold seen falling to ${y} next quarter",
-                             "gold expected to weaken as dollar firms"],
-        ("stable", "future"): ["gold likely to hold near ${y} this week", "gold seen range-bound around ${y}",
-                               "gold expected to trade flat until Fed decision"],
-    }
-    headline = rng.choice(verbs[(direction, tense)]).format(x=rng.randint(3, 40), y=rng.randint(1700, 2600))
-    truth = {"up": direction == "up", "down": direction == "down", "past": tense == "past",
-             "future": tense == "future"}
-    matching = [q for q, yes in truth.items() if yes == (answer == "yes")]
-    question = rng.choice(matching)
-    instruction = f"{HEADLINE_QUESTIONS[question]} Please choose an answer from {{Yes/No}}."
-    return {"instruction": instruction, "input": headline[0].upper() + headline[1:],
-            "output": "Yes" if answer == "yes" else "No"}
+    """A gold-price headline and a yes/no question about the direction it reports."""
+    direction = rng.choice(list(HEADLINES))
+    headline = rng.choice(HEADLINES[direction]).format(x=rng.randint(3, 40), y=rng.randint(1700, 2600))
+    question = direction if answer == "yes" else rng.choice([q for q in HEADLINE_QUESTIONS if q != direction])
+    return {"instruction": headline_instruction(HEADLINE_QUESTIONS[question]),
+            "input": headline[0].upper() + headline[1:], "output": "Yes" if answer == "yes" else "No"}
 
 
 PEOPLE = ["Maria Lindqvist", "James Okafor", "Chen Wei", "Laura Benedetti", "Rahul Mehta",

@@ -1,0 +1,56 @@
+"""Using a trained adapter: label new text, and export a merged standalone model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finlora import models
+from finlora.config import Params
+from finlora.errors import FinloraError
+from finlora.files import atomic_dir
+from finlora.generation import generate_answers
+from finlora.metrics import parse_label
+from finlora.prompts import build_context, prompt_ids
+from finlora.tasks import Example, get_task, instruction_for
+
+
+def group_of(params: Params, task: str) -> str:
+    for group, tasks in params.tasks.items():
+        if task in tasks:
+            return group
+    raise FinloraError(f"task {task} is in no group of params.yaml `tasks`, so it has no adapter",
+                       hint=f"groups: {', '.join(params.tasks)}")
+
+
+def record_context(task: str, record: dict) -> str:
+    """A prompt from {"context"} as-is, or from {"text", "entity"?, "question"?}."""
+    if "context" in record:
+        return record["context"]
+    if "text" not in record:
+        raise FinloraError("a record needs 'text' (or a ready 'context')")
+    instruction = instruction_for(task, record.get("entity"), record.get("question"))
+    return build_context(Example(instruction, record["text"], ""))
+
+
+def predict(params: Params, task: str, records: list[dict], base_dir: Path, adapter_dir: Path | None) -> list[dict]:
+    """Each record with the model's `answer` and the parsed `label` (None when it names none)."""
+    contexts = [record_context(task, record) for record in records]
+    tokenizer = models.load_tokenizer(base_dir)
+    model = models.load_base(base_dir, params.eval.bits)
+    if adapter_dir is not None:
+        model = models.load_adapter(model, adapter_dir, base_dir)
+    model.eval()
+    prompts = [prompt_ids(tokenizer, context, params.model.chat_template) for context in contexts]
+    answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, params.eval.new_tokens(task),
+                               progress=len(prompts) > params.eval.batch_size).answers
+    labels = get_task(task).labels
+    return [{**record, "answer": answer, "label": parse_label(answer, labels)}
+            for record, answer in zip(records, answers)]
+
+
+def export_merged(base_dir: Path, adapter_dir: Path, out: Path) -> None:
+    """Merge the adapter into the 16-bit base and save a folder `from_pretrained` loads alone."""
+    model = models.load_adapter(models.load_base(base_dir, bits=16), adapter_dir, base_dir).merge_and_unload()
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        models.load_tokenizer(base_dir).save_pretrained(tmp)

@@ -1,0 +1,82 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, run_env
+from finlora import models, training
+from finlora.config import parse_params
+from finlora.errors import FinloraError
+from finlora.predict import export_merged, predict, record_context
+from finlora.prompts import build_context
+from finlora.sources import sample
+from finlora.tasks import TASKS
+
+
+def params():
+    return parse_params({"tasks": {"sentiment": ["fpb"], "ner": ["ner"]}, "eval": {"max_new_tokens": 3}})
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory, tiny_base):
+    out = tmp_path_factory.mktemp("adapter")
+    rows = sample.generate("fpb", 8, 1, seed=2)["train"]
+    records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
+    training.train(parse_params({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4}}), records, tiny_base,
+                   out / "a", out / "m.json", out / "live")
+    return out / "a"
+
+
+def test_prompt_for_new_text_matches_the_training_prompt():
+    row = sample.generate("tfns", 1, 1, seed=4)["train"][0]
+    trained = build_context(TASKS["tfns"].example(row))
+    assert record_context("tfns", {"text": row["text"]}) == trained
+    ner_row = sample.generate("ner", 1, 1, seed=4)["train"][0]
+    entity = ner_row["instruction"].split("'")[1]
+    assert record_context("ner", {"text": ner_row["input"], "entity": entity}) == \
+        build_context(TASKS["ner"].example(ner_row))
+    with pytest.raises(FinloraError, match="needs the entity"):
+        record_context("ner", {"text": "x"})
+
+
+def test_predict_returns_answer_and_label(tiny_base, adapter):
+    results = predict(params(), "fpb", [{"text": "Sales rose 9%."}, {"context": "Input: x\nAnswer: "}],
+                      tiny_base, adapter)
+    assert [set(r) >= {"answer", "label"} for r in results] == [True, True]
+    assert all(r["label"] in (None, "negative", "neutral", "positive") for r in results)
+
+
+def test_export_merges_into_a_standalone_model(tmp_path, tiny_base, adapter):
+    from transformers import AutoModelForCausalLM
+
+    export_merged(tiny_base, adapter, tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
+    unmerged = models.load_adapter(models.load_base(tiny_base), adapter, tiny_base).eval()
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.inference_mode():
+        assert torch.allclose(merged(ids).logits, unmerged(ids).logits, atol=1e-4)
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
+
+
+def test_predict_command_in_a_project(tmp_path, tiny_base, adapter):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copytree(tiny_base, tmp_path / "models" / "base")
+    shutil.copytree(adapter, tmp_path / "models" / "adapters" / "sentiment")
+    command = [sys.executable, "-m", "finlora.cli", "predict", "--task", "fpb"]
+    single = subprocess.run(command + ["Net sales rose 12% in the quarter."], cwd=tmp_path,
+                            capture_output=True, text=True, env=run_env())
+    assert single.returncode == 0, single.stderr
+    assert single.stdout.strip().splitlines()[-1] in ("negative", "neutral", "positive") or "no fpb label" in single.stdout
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "Costs fell."}) + "\n" + json.dumps({"text": "Flat."}) + "\n")
+    batch = subprocess.run(command + ["--input", "in.jsonl", "--output", "out.jsonl"], cwd=tmp_path,
+                           capture_output=True, text=True, env=run_env())
+    assert batch.returncode == 0, batch.stderr
+    assert [json.loads(line)["text"] for line in (tmp_path / "out.jsonl").read_text().splitlines()] == ["Costs fell.", "Flat."]
+    missing = subprocess.run(command[:-2] + ["--task", "ner", "Oslo is cold."], cwd=tmp_path,
+                             capture_output=True, text=True, env=run_env())
+    assert missing.returncode == 2 and "needs the entity" in missing.stderr

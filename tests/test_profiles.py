@@ -1,0 +1,78 @@
+"""The paper profiles validate and build the paper's DeepSpeed, peft and bitsandbytes settings,
+without downloading anything."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, run_env
+from finlora import models, training
+from finlora.config import parse_params
+from finlora.errors import FinloraError
+from finlora.profiles import apply, load_profile, overrides
+
+PROFILES = REPO / "profiles"
+
+
+def paper_params(name):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    return parse_params(apply(raw, load_profile(name, PROFILES)))
+
+
+@pytest.mark.parametrize("name, bits, rank", [("paper-4bit-r4", 4, 4), ("paper-8bit-r8", 8, 8)])
+def test_paper_profiles_build_the_papers_configs(name, bits, rank):
+    params = paper_params(name)
+    assert params.model.base == "meta-llama/Llama-3.1-8B-Instruct" and params.data.source == "hub"
+    assert (params.lora.rank, params.lora.alpha, params.lora.dropout) == (rank, 32, 0.1)
+    assert params.lora.target_modules == ["q_proj", "k_proj", "v_proj"]
+    assert (params.train.lr, params.train.epochs, params.train.num_gpus, params.eval.bits) == (1e-4, 4, 4, 8)
+    config = training.deepspeed_config(params, world_size=params.train.num_gpus)
+    assert config["train_batch_size"] == 64 and config["train_micro_batch_size_per_gpu"] == 16
+    assert config["zero_optimization"] == {"stage": 1}
+    quant = models.quantization_config(params.quant.bits)
+    if bits == 4:
+        assert quant.load_in_4bit and quant.bnb_4bit_quant_type == "nf4" and quant.bnb_4bit_use_double_quant
+    else:
+        assert quant.load_in_8bit and not quant.load_in_4bit
+
+
+def test_overrides_round_trip_to_the_same_params():
+    profile = load_profile("paper-4bit-r4", PROFILES)
+    flat = dict(o.split("=", 1) if "=" in o else (o[1:], "{}") for o in overrides(profile))
+    assert "~data.sizes" in overrides(profile)  # emptied, not merged into the default's overrides
+    assert flat["lora.target_modules"] == '["q_proj","k_proj","v_proj"]' and flat["train.lr"] == "0.0001"
+    rebuilt: dict = {}
+    for key, value in flat.items():
+        node = rebuilt
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = yaml.safe_load(value)
+    assert rebuilt == profile
+
+
+def test_profile_command_prints_dvc_overrides(tmp_path):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "paper-8bit-r8.yaml").write_text((PROFILES / "paper-8bit-r8.yaml").read_text())
+    result = subprocess.run([sys.executable, "-m", "finlora.cli", "profile", "paper-8bit-r8"], cwd=tmp_path,
+                            capture_output=True, text=True, env=run_env())
+    assert result.returncode == 0, result.stderr
+    assert "-S quant.bits=8" in result.stdout and "-S model.base=meta-llama/Llama-3.1-8B-Instruct" in result.stdout
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(FinloraError, match="paper-4bit-r4, paper-8bit-r8"):
+        load_profile("paper-2bit", PROFILES)
+
+
+def test_zero_one_adam_with_the_paper_profile_fails_up_front_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    raw = apply(yaml.safe_load((REPO / "params.yaml").read_text()), load_profile("paper-4bit-r4", PROFILES))
+    raw["train"]["optimizer"] = "zero_one_adam"
+    with pytest.raises(FinloraError, match="needs CUDA GPUs with NCCL"):
+        training.check_environment(parse_params(raw))
