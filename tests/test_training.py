@@ -27,7 +27,9 @@ def test_answer_loss_matches_the_full_logits_loss(tiny_base):
     encoded, _ = training.encode(tokenizer, fpb_records(4), 512, chat_template=True)
     batch = training.collate(encoded, tokenizer.pad_token_id)
     reference = model(**batch).loss  # transformers' own shifted, masked cross-entropy
-    assert torch.allclose(training.answer_loss(model, batch), reference, atol=1e-5)
+    summed, count = training.answer_loss_sum(model, batch)
+    assert count == sum(training.answer_tokens(e) for e in encoded)
+    assert torch.allclose(summed / count, reference, atol=1e-5)
 
 
 def test_length_grouped_batches_cover_every_example_once_with_little_padding():
@@ -79,3 +81,14 @@ def test_deepspeed_config_follows_params():
     config = training.deepspeed_config(params, world_size=2)
     assert config["train_batch_size"] == 16 and config["zero_optimization"] == {"stage": 2}
     assert config["gradient_accumulation_steps"] == 2
+
+
+def test_out_of_memory_ends_with_advice_and_no_adapter(tiny_base, tmp_path, monkeypatch):
+    def exhausted(model, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(training, "answer_loss_sum", exhausted)
+    with pytest.raises(FinloraError, match="out of memory while training") as error:
+        training.train(tiny_params(), fpb_records(8), tiny_base, tmp_path / "a", tmp_path / "m.json", tmp_path / "l")
+    assert "train.gradient_checkpointing: true" in str(error.value)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "m.json").exists()

@@ -25,6 +25,7 @@ QUANT_BITS = (4, 8, 16)
 OPTIMIZERS = ("adamw", "zero_one_adam")
 ON_BAD_RECORD = ("error", "skip")
 DEVICE_MAPS = ("none", "auto")
+LORA_VARIANTS = ("lora", "dora", "rslora")
 ZERO_STAGES = (0, 1, 2)
 
 
@@ -60,6 +61,7 @@ class LoraParams:
     alpha: int = 32
     dropout: float = 0.1
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj"])
+    variant: str = "lora"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class TrainParams:
     optimizer: str = "adamw"
     zero_stage: int = 0
     num_gpus: int = 1
+    hostfile: str = "/job/hostfile"
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 0
     seed: int = 42
 
 
@@ -129,6 +134,8 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
 
 
 def parse_params(raw: Any, source: str = PARAMS_FILE) -> Params:
+    if isinstance(raw, dict) and isinstance(raw.get("lora"), dict) and raw["lora"].get("target_modules") == "all-linear":
+        raw = {**raw, "lora": {**raw["lora"], "target_modules": ["all-linear"]}}
     params = _build(Params, raw, key="", source=source)
     _check_values(params, source)
     return params
@@ -226,7 +233,9 @@ def _check_values(p: Params, source: str) -> None:
     if not 0 <= p.lora.dropout < 1:
         raise bad("lora.dropout", p.lora.dropout, "a number in [0, 1)")
     if not p.lora.target_modules:
-        raise bad("lora.target_modules", p.lora.target_modules, "a non-empty list such as [q_proj, v_proj]")
+        raise bad("lora.target_modules", p.lora.target_modules, "a non-empty list such as [q_proj, v_proj], or all-linear")
+    if p.lora.variant not in LORA_VARIANTS:
+        raise bad("lora.variant", p.lora.variant, " | ".join(LORA_VARIANTS))
     if p.quant.bits not in QUANT_BITS:
         raise bad("quant.bits", p.quant.bits, " | ".join(map(str, QUANT_BITS)))
     if p.train.lr <= 0:
@@ -234,6 +243,8 @@ def _check_values(p: Params, source: str) -> None:
     for key in ("epochs", "batch_size", "grad_accum", "num_gpus"):
         if getattr(p.train, key) < 1:
             raise bad(f"train.{key}", getattr(p.train, key), "an integer >= 1")
+    if p.train.checkpoint_every < 0:
+        raise bad("train.checkpoint_every", p.train.checkpoint_every, "0 (no checkpoints) or a number of steps")
     if p.train.max_seq_len < 16:
         raise bad("train.max_seq_len", p.train.max_seq_len, "an integer >= 16")
     if p.train.optimizer not in OPTIMIZERS:

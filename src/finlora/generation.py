@@ -11,6 +11,7 @@ Rows are left-padded (between the shared prefix and the rest) and answers come b
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -86,16 +87,13 @@ def left_pad(prompts: list[list[int]], pad_id: int, device, prefix: list[int] = 
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
+@functools.lru_cache(maxsize=8)
 def stop_token_ids(tokenizer) -> list[int]:
-    """The end token and every token that contains a newline."""
-    cached = getattr(tokenizer, "_finlora_stop_ids", None)
-    if cached is None:
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        newline = [i for i, token in enumerate(vocab)
-                   if token is not None and "\n" in tokenizer.convert_tokens_to_string([token])]
-        cached = sorted({tokenizer.eos_token_id, *newline})
-        tokenizer._finlora_stop_ids = cached
-    return cached
+    """The end token and every token that contains a newline (computed once per tokenizer)."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    newline = [i for i, token in enumerate(vocab)
+               if token is not None and "\n" in tokenizer.convert_tokens_to_string([token])]
+    return sorted({tokenizer.eos_token_id, *newline})
 
 
 def _length_until_stop(tokens: list[int], stop_ids: list[int]) -> int:

@@ -189,19 +189,26 @@ def peak_memory_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def add_lora(model, lora: LoraParams, bits: int):
+def add_lora(model, lora: LoraParams, bits: int, gradient_checkpointing: bool = False):
+    """Wrap `model` in a peft LoRA (or DoRA / rsLoRA) adapter, prepared for k-bit training."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if bits != 16:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    all_linear = lora.target_modules == ["all-linear"]
     config = LoraConfig(
         r=lora.rank,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
+        target_modules="all-linear" if all_linear else lora.target_modules,
+        use_dora=lora.variant == "dora",
+        use_rslora=lora.variant == "rslora",
         task_type="CAUSAL_LM",
     )
-    missing = _missing_modules(model, lora.target_modules)
+    missing = [] if all_linear else _missing_modules(model, lora.target_modules)
     if missing:
         raise FinloraError(
             f"lora.target_modules: {', '.join(missing)} not found in the model",

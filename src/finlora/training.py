@@ -8,12 +8,16 @@ Only rank 0 writes outputs.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import os
 import random
+import shutil
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -49,8 +53,6 @@ def check_environment(params: Params) -> None:
                 "train.optimizer = zero_one_adam: the installed DeepSpeed no longer ships 0/1 Adam",
                 hint="use train.optimizer: adamw, or install a DeepSpeed release that has it",
             ) from None
-    if params.quant.bits != 16 and params.train.zero_stage == 3:
-        raise FinloraError("quant.bits 4/8 with train.zero_stage 3 is not supported", hint="use zero_stage 0, 1 or 2")
 
 
 def encode(tokenizer, records: list[dict], max_seq_len: int, chat_template: bool) -> tuple[list[Encoded], int]:
@@ -93,8 +95,8 @@ def collate(examples: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy on the answer tokens only.
+def answer_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over the answer tokens, and how many there were.
 
     The LM head runs on the answer positions alone instead of on every position: with a large
     vocabulary the full logits tensor is most of the step's memory and a good part of its time.
@@ -106,7 +108,23 @@ def answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
     logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), targets[keep])
+    return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), int(keep.sum())
+
+
+def answer_tokens(example: Encoded) -> int:
+    return sum(label != IGNORE for label in example.labels[1:])
+
+
+def micro_batches(encoded: list[Encoded], params: Params, world: int) -> list[list[list[int]]]:
+    """Every micro-batch of the run, as the example indices of each rank: rank r of a global
+    batch takes its examples r, r + world, ... so any world size sees the same global batches."""
+    lengths = [len(e.input_ids) for e in encoded]
+    steps = []
+    for epoch in range(params.train.epochs):
+        global_batches = length_grouped_batches(lengths, params.train.batch_size * world, params.train.seed + epoch)
+        steps += [[batch[rank::world] for rank in range(world)] for batch in global_batches
+                  if len(batch) == params.train.batch_size * world]
+    return steps
 
 
 def deepspeed_config(params: Params, world_size: int) -> dict:
@@ -151,8 +169,12 @@ def _free_port() -> int:
 
 
 def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path,
-          metrics_out: Path, live_dir: Path) -> dict | None:
-    """Train one adapter on `records`; rank 0 writes the adapter, metrics and dvclive logs."""
+          metrics_out: Path, live_dir: Path, checkpoint_dir: Path | None = None) -> dict | None:
+    """Train one adapter on `records`; rank 0 writes the adapter, metrics and dvclive logs.
+
+    With `train.checkpoint_every` > 0 a resumable DeepSpeed checkpoint goes to `checkpoint_dir`
+    every N optimizer steps; a rerun with the same data and settings continues from the last one.
+    """
     import deepspeed
 
     check_environment(params)
@@ -166,12 +188,17 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     encoded, dropped = encode(tokenizer, records, params.train.max_seq_len, params.model.chat_template)
     if not encoded:
         raise FinloraError(f"no training example fits train.max_seq_len = {params.train.max_seq_len}")
-    batches_per_epoch = len(length_grouped_batches([0] * len(encoded), params.train.batch_size, 0)) // world
-    if batches_per_epoch == 0:
-        raise FinloraError(f"{len(encoded)} examples are too few for {world} processes", hint="add data or processes")
-    total_steps = max(1, batches_per_epoch * params.train.epochs // params.train.grad_accum)
+    steps = micro_batches(encoded, params, world)
+    accumulation = params.train.grad_accum
+    steps = steps[:len(steps) // accumulation * accumulation]
+    if not steps:
+        raise FinloraError(
+            f"{len(encoded)} examples are too few for one global batch of {params.train.batch_size} x {world} "
+            f"processes x {accumulation} accumulation steps", hint="lower train.batch_size or add data")
+    total_steps = len(steps) // accumulation
 
-    model = models.add_lora(models.load_base(base_dir, params.quant.bits), params.lora, params.quant.bits)
+    model = models.add_lora(models.load_base(base_dir, params.quant.bits), params.lora, params.quant.bits,
+                            params.train.gradient_checkpointing)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.train.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -180,46 +207,44 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(params, world))
     engine.train()
 
+    checkpoints = Checkpoints(checkpoint_dir, _run_fingerprint(params, base_dir, encoded, world)) \
+        if checkpoint_dir is not None and params.train.checkpoint_every > 0 else None
+    history: list[tuple[float, float]] = checkpoints.resume(engine) if checkpoints else []
+    resumed_from = len(history)
     live = _open_live(live_dir) if rank == 0 else None
-    progress = _progress(total_steps, rank)
-    lengths = [len(e.input_ids) for e in encoded]
+    for loss, lr in history:  # a resumed run's curve starts where the first run's did
+        _log(live, loss, lr)
+    progress = _progress(total_steps, rank, initial=len(history))
+
     real_tokens = padded_tokens = 0
-    losses: list[float] = []
-    step_losses: list[float] = []
     start = time.perf_counter()
-    for epoch in range(params.train.epochs):
-        batches = length_grouped_batches(lengths, params.train.batch_size, params.train.seed + epoch)
-        for indices in batches[rank:batches_per_epoch * world:world]:
-            batch = collate([encoded[i] for i in indices], tokenizer.pad_token_id)
-            batch = {k: v.to(engine.device) for k, v in batch.items()}
-            loss = answer_loss(engine.module, batch)
-            engine.backward(loss)
-            engine.step()
-            real_tokens += int(batch["attention_mask"].sum())
-            padded_tokens += batch["attention_mask"].numel()
-            step_losses.append(loss.item())
-            if engine.is_gradient_accumulation_boundary():
-                losses.append(sum(step_losses) / len(step_losses))
-                step_losses = []
-                if live is not None:
-                    live.log_metric("train/loss", losses[-1])
-                    live.log_metric("train/lr", schedule.get_last_lr()[0])
-                    live.next_step()
-                progress.update(1)
-                progress.set_postfix(loss=f"{losses[-1]:.3f}")
+    with _out_of_memory_is_an_error(params):
+        for step in range(len(history), total_steps):
+            real, padded = _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history)
+            real_tokens, padded_tokens = real_tokens + real, padded_tokens + padded
+            _log(live, *history[-1])
+            progress.update(1)
+            progress.set_postfix(loss=f"{history[-1][0]:.3f}")
+            if checkpoints and (step + 1) % params.train.checkpoint_every == 0 and step + 1 < total_steps:
+                checkpoints.save(engine, step + 1, history)
     seconds = time.perf_counter() - start
     progress.close()
 
     summary = _reduce_resources(real_tokens, padded_tokens, models.peak_memory_bytes())
+    losses = [loss for loss, _ in history]
+    if rank == 0:
+        with atomic_dir(adapter_out) as tmp:
+            engine.module.save_pretrained(tmp)
+            _check_adapter(tmp)
+            models.write_adapter_origin(tmp, base_dir)
+    if checkpoints:
+        checkpoints.clear()
     if rank != 0:
         return None
-    with atomic_dir(adapter_out) as tmp:
-        engine.module.save_pretrained(tmp)
-        _check_adapter(tmp)
-        models.write_adapter_origin(tmp, base_dir)
     metrics = {
         "final_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4),
-        "steps": len(losses),
+        "steps": total_steps,
+        "resumed_from_step": resumed_from,
         "examples": len(encoded),
         "dropped_too_long": dropped,
         "epochs": params.train.epochs,
@@ -227,8 +252,8 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         "world_size": world,
         "wall_s": round(seconds, 1),
         "device_hours": round(seconds * world / 3600, 4),
-        "tokens_per_s": round(summary["real_tokens"] / seconds, 1),
-        "padding_efficiency": round(summary["real_tokens"] / summary["padded_tokens"], 3),
+        "tokens_per_s": round(summary["real_tokens"] / seconds, 1) if seconds > 0 else 0.0,
+        "padding_efficiency": round(summary["real_tokens"] / max(1, summary["padded_tokens"]), 3),
         "peak_memory_gb": round(summary["peak_memory"] / 1e9, 3),
         "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
         "trainable_params": trainable,
@@ -240,6 +265,104 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     if live is not None:
         live.end()
     return metrics
+
+
+def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history) -> tuple[int, int]:
+    """One optimizer step over its accumulation window; appends (loss, lr) to `history`."""
+    accumulation = params.train.grad_accum
+    window = steps[step * accumulation:(step + 1) * accumulation]
+    window_tokens = sum(answer_tokens(encoded[i]) for micro in window for ranks in micro for i in ranks)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    real = padded = 0
+    for micro in window:
+        batch = collate([encoded[i] for i in micro[rank]], tokenizer.pad_token_id)
+        batch = {k: v.to(engine.device) for k, v in batch.items()}
+        summed, _ = answer_loss_sum(engine.module, batch)
+        # DeepSpeed divides by the accumulation steps and averages over ranks; scaling back makes
+        # the gradient the mean over every answer token of the window, whatever the layout.
+        engine.backward(summed * world * accumulation / window_tokens)
+        engine.step()
+        loss_sum += summed.detach().double().cpu()
+        real += int(batch["attention_mask"].sum())
+        padded += batch["attention_mask"].numel()
+    history.append((_all_sum(loss_sum) / window_tokens, engine.get_lr()[0]))
+    return real, padded
+
+
+@contextlib.contextmanager
+def _out_of_memory_is_an_error(params: Params):
+    try:
+        yield
+    except (torch.OutOfMemoryError, MemoryError):
+        raise FinloraError(
+            f"out of memory while training (train.batch_size {params.train.batch_size}, "
+            f"quant.bits {params.quant.bits}, train.gradient_checkpointing {params.train.gradient_checkpointing}); "
+            "no adapter was written",
+            hint="lower train.batch_size (raise train.grad_accum to keep the global batch), "
+            "set train.gradient_checkpointing: true, or use quant.bits: 4") from None
+
+
+def _log(live, loss: float, lr: float) -> None:
+    if live is not None:
+        live.log_metric("train/loss", loss)
+        live.log_metric("train/lr", lr)
+        live.next_step()
+
+
+def _all_sum(value: torch.Tensor) -> float:
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(value)
+    return float(value)
+
+
+def _run_fingerprint(params: Params, base_dir: Path, encoded: list[Encoded], world: int) -> str:
+    """A checkpoint only resumes the very same run: data, model, settings and layout."""
+    data = hashlib.sha256(json.dumps([[e.input_ids, e.labels] for e in encoded]).encode()).hexdigest()
+    settings = [asdict(params.lora), asdict(params.quant), asdict(params.train), params.model.chat_template,
+                models.base_fingerprint(base_dir), data, world]
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+class Checkpoints:
+    """DeepSpeed checkpoints of the trainable weights, optimizer, schedule and RNG, kept outside
+    DVC's outputs (DVC deletes those before it reruns a stage) and removed once training ends."""
+
+    def __init__(self, folder: Path, fingerprint: str):
+        self.folder, self.fingerprint = folder, fingerprint
+
+    def resume(self, engine) -> list[tuple[float, float]]:
+        marker = self.folder / "fingerprint"
+        if not marker.is_file() or marker.read_text() != self.fingerprint:
+            return []
+        _, state = engine.load_checkpoint(str(self.folder), load_module_strict=False)
+        if not state:
+            return []
+        torch.set_rng_state(state["rng"])
+        random.setstate(state["python_rng"])
+        print(f"resuming from the checkpoint at step {len(state['history'])}")
+        return [tuple(item) for item in state["history"]]
+
+    def save(self, engine, step: int, history: list[tuple[float, float]]) -> None:
+        import torch.distributed as dist
+
+        state = {"history": history, "rng": torch.get_rng_state(), "python_rng": random.getstate()}
+        engine.save_checkpoint(str(self.folder), tag=f"step{step}", client_state=state,
+                               exclude_frozen_parameters=True)
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            (self.folder / "fingerprint").write_text(self.fingerprint)
+            for old in self.folder.glob("step*"):
+                if old.name != f"step{step}":
+                    shutil.rmtree(old, ignore_errors=True)
+
+    def clear(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _reduce_resources(real: int, padded: int, peak: int) -> dict:
@@ -263,7 +386,7 @@ def _open_live(live_dir: Path):
     return Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
 
 
-def _progress(total: int, rank: int):
+def _progress(total: int, rank: int, initial: int = 0):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="train", unit="step", disable=rank != 0)
+    return tqdm(total=total, initial=initial, desc="train", unit="step", disable=rank != 0)

@@ -1,0 +1,136 @@
+"""Training end to end on the tiny model: quantisation, LoRA variants, gradient checkpointing,
+data parallelism under the real DeepSpeed launcher, and resuming after SIGKILL."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from conftest import run_env
+from finlora import models, training
+from finlora.config import parse_params
+from finlora.files import write_jsonl
+from finlora.prompts import build_context
+from finlora.sources import sample
+from finlora.tasks import TASKS
+
+SCRIPT = '''
+import json, sys
+from pathlib import Path
+from finlora import training
+from finlora.config import parse_params
+from finlora.files import read_jsonl
+args = json.loads(sys.argv[-1])
+training.train(parse_params(args["params"]), read_jsonl(args["records"]), Path(args["base"]), Path(args["out"]) / "adapter",
+               Path(args["out"]) / "metrics.json", Path(args["out"]) / "live", Path(args["out"]) / "checkpoints")
+'''
+
+
+def fpb_records(n: int) -> list[dict]:
+    rows = sample.generate("fpb", n, 1, seed=9)["train"]
+    return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
+
+
+def raw_params(**train) -> dict:
+    return {"tasks": {"s": ["fpb"]}, "train": {"lr": 1e-2, "batch_size": 4, **train}, "lora": {"rank": 4}}
+
+
+@pytest.mark.parametrize("bits, lora", [(4, {}), (8, {}), (16, {"variant": "dora"}), (16, {"variant": "rslora"}),
+                                        (4, {"variant": "dora"}), (16, {"target_modules": "all-linear"})])
+def test_quantised_and_variant_training(tiny_base, tmp_path, bits, lora):
+    raw = raw_params()
+    raw["quant"] = {"bits": bits}
+    raw["lora"].update(lora)
+    metrics = training.train(parse_params(raw), fpb_records(8), tiny_base, tmp_path / "a", tmp_path / "m.json",
+                             tmp_path / "l")
+    assert metrics["quant_bits"] == bits and metrics["steps"] == 2
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert config["use_dora"] == (lora.get("variant") == "dora")
+    assert config["use_rslora"] == (lora.get("variant") == "rslora")
+    if lora.get("target_modules") == "all-linear":
+        targeted = {name.rsplit(".", 1)[-1] for name in config["target_modules"]}
+        assert {"q_proj", "o_proj", "gate_proj", "down_proj"} <= targeted
+
+
+def test_gradient_checkpointing_gives_the_same_loss(tiny_base, tmp_path):
+    runs = []
+    for checkpointing in (False, True):
+        out = tmp_path / str(checkpointing)
+        training.train(parse_params(raw_params(gradient_checkpointing=checkpointing)), fpb_records(8), tiny_base,
+                       out / "a", out / "m.json", out / "l")
+        runs.append((out / "l" / "plots" / "metrics" / "train" / "loss.tsv").read_text())
+    assert runs[0] == runs[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(tmp_path: Path, name: str, processes: int, params: dict, base: Path, records: Path):
+    script = tmp_path / "train_script.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / name
+    args = json.dumps({"params": params, "records": str(records), "base": str(base), "out": str(out)})
+    command = [str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", str(processes),
+               "--master_port", str(_free_port()), str(script), args]
+    return out, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=run_env())
+
+
+def losses(out: Path) -> list[float]:
+    lines = (out / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]
+    return [float(line.split("\t")[-1]) for line in lines]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_on_the_same_global_batch(tiny_base, tmp_path):
+    records = tmp_path / "records.jsonl"
+    write_jsonl(records, fpb_records(16))
+    runs = {}
+    for processes, per_device in ((1, 4), (2, 2)):
+        params = raw_params(batch_size=per_device)
+        params["lora"]["dropout"] = 0.0  # dropout masks depend on the layout; everything else must not
+        out, process = launch(tmp_path, f"world{processes}", processes, params, tiny_base, records)
+        output = process.communicate(timeout=600)[0]
+        assert process.returncode == 0, output[-3000:]
+        runs[processes] = out
+    assert json.loads((runs[2] / "metrics.json").read_text())["world_size"] == 2
+    assert losses(runs[1]) == pytest.approx(losses(runs[2]), rel=1e-4)  # stated tolerance: 1e-4 relative
+    one, two = (load_file(runs[n] / "adapter" / "adapter_model.safetensors") for n in (1, 2))
+    assert all((one[k] - two[k]).abs().max() < 1e-4 for k in one)
+
+
+@pytest.mark.slow
+def test_training_killed_with_sigkill_resumes_from_its_checkpoint(tiny_base, tmp_path):
+    records = tmp_path / "records.jsonl"
+    write_jsonl(records, fpb_records(32))
+    params = raw_params(checkpoint_every=2, epochs=2)
+    reference, process = launch(tmp_path, "reference", 1, params, tiny_base, records)
+    assert process.wait(timeout=600) == 0
+
+    killed, process = launch(tmp_path, "killed", 1, params, tiny_base, records)
+    marker = killed / "checkpoints" / "fingerprint"
+    deadline = time.time() + 300
+    while not (marker.is_file() and list((killed / "checkpoints").glob("step4"))) and time.time() < deadline:
+        time.sleep(0.2)
+    # SIGKILL the launcher and the training process it started, as a crash or `kill -9` would.
+    subprocess.run(["pkill", "-9", "-f", str(tmp_path / "train_script.py")], check=False)
+    process.wait()
+    assert not (killed / "adapter").exists()
+
+    _, process = launch(tmp_path, "killed", 1, params, tiny_base, records)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output[-3000:]
+    assert "resuming from the checkpoint at step" in output
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] >= 4 and metrics["steps"] == 16
+    assert losses(killed) == pytest.approx(losses(reference), rel=1e-4)
+    a, b = (load_file(run / "adapter" / "adapter_model.safetensors") for run in (reference, killed))
+    assert all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
+    assert not (killed / "checkpoints").exists()  # removed once training finished
