@@ -2,7 +2,6 @@
 data parallelism under the real DeepSpeed launcher, and resuming after SIGKILL."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from conftest import run_env
 from finlora import models, training
 from finlora.config import parse_params
 from finlora.files import write_jsonl
+from finlora.launch import free_port
 from finlora.prompts import build_context
 from finlora.sources import sample
 from finlora.tasks import TASKS
@@ -67,19 +67,13 @@ def test_gradient_checkpointing_gives_the_same_loss(tiny_base, tmp_path):
     assert runs[0] == runs[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(tmp_path: Path, name: str, processes: int, params: dict, base: Path, records: Path):
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     out = tmp_path / name
     args = json.dumps({"params": params, "records": str(records), "base": str(base), "out": str(out)})
     command = [str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", str(processes),
-               "--master_port", str(_free_port()), str(script), args]
+               "--master_port", str(free_port()), str(script), args]
     return out, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=run_env())
 
 

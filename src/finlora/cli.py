@@ -93,6 +93,25 @@ def profile(name: str = typer.Argument(help="a file in profiles/ without .yaml, 
     typer.echo(" ".join(f"-S {override}" for override in overrides(settings)))
 
 
+@app.command()
+def sweep(csv: Path = typer.Option(Path("sweep.csv"), help="CSV to write: one row per experiment and task"),
+          all_commits: bool = typer.Option(False, help="include experiments based on older commits")) -> None:
+    """Compare experiments: adapter accuracy per task against LoRA rank and bits.
+
+    Prints a table and writes a CSV; draw it with
+    dvc plots show sweep.csv --template scatter -x lora_rank -y accuracy
+    """
+    import pandas as pd
+
+    from finlora.sweep import experiments, markdown, rows
+
+    table = rows(experiments(all_commits))
+    if not table:
+        raise FinloraError("no experiment with metrics yet", hint="run dvc repro or dvc exp run first")
+    pd.DataFrame(table).to_csv(csv, index=False)
+    typer.echo(markdown(table) + f"\n{len(table)} rows -> {csv}")
+
+
 def main() -> None:
     exit_on_error(app)
 

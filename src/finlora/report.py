@@ -55,13 +55,15 @@ def render(params: Params, summary: dict) -> str:
                      "compare them with each other, not with the paper.")
     lines += ["", "## Accuracy / weighted F1 (Table 3)", "",
               "Accuracy as in the paper (the gold label is contained in the answer); strict accuracy counts "
-              "only answers whose first label is the gold one.", "",
+              "only answers whose first label is the gold one; invalid answers name no label at all.", "",
               "| model | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     for model, label in (("base", "base"), ("lora", adapter_label(params))):
         cells = [f"{100 * summary[t][model]['accuracy']:.2f} / {summary[t][model]['f1_weighted']:.3f}" for t in tasks]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         strict = [f"{100 * summary[t][model]['strict_accuracy']:.2f}" for t in tasks]
         lines.append(f"| {label}, strict accuracy | " + " | ".join(strict) + " |")
+        invalid = [f"{100 * summary[t][model]['invalid_rate']:.2f}" for t in tasks]
+        lines.append(f"| {label}, invalid answers (%) | " + " | ".join(invalid) + " |")
     gains = [f"{100 * summary[t]['gain']['accuracy']:+.2f}" for t in tasks]
     lines += ["| accuracy gain (points) | " + " | ".join(gains) + " |", "",
               "## Resources (Tables 4/5)", "",

@@ -15,7 +15,6 @@ import math
 import os
 import random
 import shutil
-import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from finlora import models
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import atomic_dir, write_json
+from finlora.launch import free_port
 from finlora.prompts import training_ids
 
 IGNORE = -100
@@ -157,15 +157,9 @@ def init_distributed() -> tuple[int, int]:
 
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(_free_port()))
+                          MASTER_PORT=str(free_port()))
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path,
