@@ -55,7 +55,7 @@ def test_export_merges_into_a_standalone_model(tmp_path, tiny_base, adapter):
 
     export_merged(tiny_base, adapter, tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
-    unmerged = models.load_adapter(models.load_base(tiny_base), adapter, tiny_base).eval()
+    unmerged = models.load_model(tiny_base, adapter)
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.inference_mode():
         assert torch.allclose(merged(ids).logits, unmerged(ids).logits, atol=1e-4)

@@ -57,7 +57,7 @@ def test_train_writes_a_loadable_adapter_and_metrics(tiny_base, tmp_path):
     assert metrics["trainable_params"] > 0 and metrics["adapter_bytes"] > 1000
     assert metrics["padding_efficiency"] > 0.8 and metrics["tokens_per_s"] > 0
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
-    adapted = models.load_adapter(models.load_base(tiny_base), tmp_path / "adapter", tiny_base)
+    adapted = models.load_model(tiny_base, tmp_path / "adapter")
     assert any("lora_A" in name for name, _ in adapted.named_parameters())
     assert not list(tmp_path.glob(".adapter*"))  # no temporary folder left behind
 

@@ -29,10 +29,9 @@ CHUNK_BATCHES = 8  # batches generated between two progress writes
 def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path | None, prepared_dir: Path,
              predictions_dir: Path, metrics_dir: Path, confusion_dir: Path, progress_key: str) -> dict[str, dict]:
     tests = {task: load_test(prepared_dir / task / "test.jsonl", params.eval.limit) for task in tasks}
-    if adapter_dir is not None:
-        models.check_adapter_base(adapter_dir, base_dir)
     tokenizer = models.load_tokenizer(base_dir)
-    model = load_model(params, base_dir, adapter_dir)
+    model = models.load_model(base_dir, adapter_dir, params.eval.bits, split_layers=params.eval.device_map == "auto",
+                              merge=params.eval.merge_adapter)
     fingerprint = _fingerprint(params, base_dir, adapter_dir)
 
     results = {}
@@ -64,15 +63,6 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         print(f"{task}: accuracy {metrics['accuracy']:.3f}, strict {metrics['strict_accuracy']:.3f}, "
               f"F1 {metrics['f1_weighted']:.3f}, invalid {metrics['invalid_rate']:.3f}, n {metrics['n']}")
     return results
-
-
-def load_model(params: Params, base_dir: Path, adapter_dir: Path | None):
-    model = models.load_base(base_dir, params.eval.bits, split_layers=params.eval.device_map == "auto")
-    if adapter_dir is not None:
-        model = models.load_adapter(model, adapter_dir, base_dir)
-        if params.eval.merge_adapter:
-            model = model.merge_and_unload()
-    return model.eval()
 
 
 def load_test(path: Path, limit: int) -> list[dict]:

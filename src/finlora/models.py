@@ -227,13 +227,23 @@ def _missing_modules(model, targets: list[str]) -> list[str]:
     return [target for target in targets if target not in names]
 
 
-def load_adapter(model, adapter_dir: Path, base_dir: Path):
+def load_model(base_dir: Path, adapter_dir: Path | None = None, bits: int = 16, split_layers: bool = False,
+               merge: bool = False):
+    """The base model for inference, with `adapter_dir` applied (unmerged unless `merge`).
+
+    The adapter is checked against the base before anything heavy is loaded."""
     from peft import PeftModel
 
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise FinloraError(f"{adapter_dir}: no adapter_config.json", hint="run the train stage first")
-    check_adapter_base(adapter_dir, base_dir)
-    return PeftModel.from_pretrained(model, adapter_dir)
+    if adapter_dir is not None:
+        if not (adapter_dir / "adapter_config.json").is_file():
+            raise FinloraError(f"{adapter_dir}: no adapter_config.json", hint="run the train stage first")
+        check_adapter_base(adapter_dir, base_dir)
+    model = load_base(base_dir, bits, split_layers=split_layers)
+    if adapter_dir is not None:
+        model = PeftModel.from_pretrained(model, adapter_dir)
+        if merge:
+            model = model.merge_and_unload()
+    return model.eval()
 
 
 def adapter_bytes(adapter_dir: Path) -> int:

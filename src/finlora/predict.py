@@ -36,10 +36,7 @@ def predict(params: Params, task: str, records: list[dict], base_dir: Path, adap
     """Each record with the model's `answer` and the parsed `label` (None when it names none)."""
     contexts = [record_context(task, record) for record in records]
     tokenizer = models.load_tokenizer(base_dir)
-    model = models.load_base(base_dir, params.eval.bits)
-    if adapter_dir is not None:
-        model = models.load_adapter(model, adapter_dir, base_dir)
-    model.eval()
+    model = models.load_model(base_dir, adapter_dir, params.eval.bits)
     prompts = [prompt_ids(tokenizer, context, params.model.chat_template) for context in contexts]
     answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, params.eval.new_tokens(task),
                                progress=len(prompts) > params.eval.batch_size).answers
@@ -50,7 +47,7 @@ def predict(params: Params, task: str, records: list[dict], base_dir: Path, adap
 
 def export_merged(base_dir: Path, adapter_dir: Path, out: Path) -> None:
     """Merge the adapter into the 16-bit base and save a folder `from_pretrained` loads alone."""
-    model = models.load_adapter(models.load_base(base_dir, bits=16), adapter_dir, base_dir).merge_and_unload()
+    model = models.load_model(base_dir, adapter_dir, bits=16, merge=True)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         models.load_tokenizer(base_dir).save_pretrained(tmp)
