@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_env
+from finlora.sweep import collect
 
 pytestmark = pytest.mark.slow
 
@@ -94,23 +95,8 @@ def test_lora_rank_experiment_reruns_only_what_depends_on_lora(project):
 
 
 def experiments(project: Path) -> list[dict]:
-    """(params, metrics) of every finished experiment in `dvc exp show --json`."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            data = node.get("data")
-            if isinstance(data, dict) and node.get("name") and data.get("params") and data.get("metrics"):
-                found.append({"name": node["name"], "params": data["params"]["params.yaml"]["data"],
-                              "metrics": data["metrics"]["metrics/summary.json"]["data"]})
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(json.loads(sh(project, "dvc", "exp", "show", "--json").stdout))
-    return found
+    """(name, params, summary) of every finished experiment, read as `finlora sweep` reads them."""
+    return collect(json.loads(sh(project, "dvc", "exp", "show", "--json").stdout))
 
 
 def test_queued_experiments_finish_with_separate_results(project):
@@ -125,7 +111,7 @@ def test_queued_experiments_finish_with_separate_results(project):
             break
         time.sleep(5)
     assert "Failed" not in status, status
-    ranks = {e["params"]["lora"]["rank"]: e["metrics"]["train"]["sentiment"]["lora_rank"] for e in experiments(project)
+    ranks = {e["params"]["lora"]["rank"]: e["summary"]["train"]["sentiment"]["lora_rank"] for e in experiments(project)
              if e["params"]["lora"]["rank"] in (2, 16)}
     assert ranks == {2: 2, 16: 16}
 

@@ -83,7 +83,7 @@ def test_predict_command_in_a_project(tmp_path, tiny_base, adapter):
 
 
 def test_sweep_rows_and_table_from_exp_show_json():
-    from finlora.sweep import _collect, markdown, rows
+    from finlora.sweep import collect, markdown, rows
 
     def exp(name, rank, bits, accuracy):
         summary = {"fpb": {"lora": {"accuracy": accuracy, "f1_weighted": accuracy}}, "train": {}}
@@ -94,9 +94,7 @@ def test_sweep_rows_and_table_from_exp_show_json():
     shown = [{"rev": "workspace", **exp("workspace", 4, 16, 0.9)},
              {"experiments": [{"revs": [exp("exp-a", 8, 16, 0.95), exp("exp-b", 8, 4, 0.85)]},
                               {"executor": {"state": "running"}, "revs": [exp("exp-c", 16, 4, 0.9)]}]}]
-    found = []
-    _collect(shown, found)
-    table = rows(found)
+    table = rows(collect(shown))
     assert [(r["experiment"], r["lora_rank"], r["quant_bits"], r["accuracy"]) for r in table] == \
         [("workspace", 4, 16, 0.9), ("exp-a", 8, 16, 0.95), ("exp-b", 8, 4, 0.85)]
     text = markdown(table)

@@ -45,7 +45,7 @@ def predict_command(
     input: Optional[Path] = typer.Option(None, help="JSONL file: one {text, entity?, question?} or {context} per line"),
     output: Optional[Path] = typer.Option(None, help="JSONL file for batch results (default: print them)"),
     adapter: Optional[Path] = typer.Option(None, help="adapter folder (default: the task group's trained adapter)"),
-    base: bool = typer.Option(False, "--base-only", help="use the base model without an adapter"),
+    base_only: bool = typer.Option(False, "--base-only", help="use the base model without an adapter"),
 ) -> None:
     """Label new text with the base model plus the task group's adapter."""
     from finlora.predict import group_of, predict
@@ -54,7 +54,7 @@ def predict_command(
     if (text is None) == (input is None):
         raise FinloraError("give either TEXT or --input FILE")
     records = read_jsonl(input) if input else [{"text": text, "entity": entity, "question": question}]
-    adapter_dir = None if base else adapter or ADAPTERS_DIR / group_of(params, task)
+    adapter_dir = None if base_only else adapter or ADAPTERS_DIR / group_of(params, task)
     results = predict(params, task, records, BASE_DIR, adapter_dir)
     if output:
         write_jsonl(output, results)

@@ -18,7 +18,7 @@ from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.metrics import confusion_rows, parse_label, parsed_labels, score
+from finlora.metrics import INVALID, confusion_rows, parsed_labels, score
 from finlora.prompts import prompt_ids
 from finlora.tasks import get_task
 
@@ -43,6 +43,7 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         seconds = time.perf_counter() - start
         labels = get_task(task).labels
         golds = [r["target"] for r in records]
+        parsed = parsed_labels(answers, labels)
         metrics = score(answers, golds, labels)
         generated = max(1, progress.generated)
         metrics.update(
@@ -53,11 +54,11 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
             resumed=len(prompts) - progress.generated,
         )
         write_jsonl(predictions_dir / f"{task}.jsonl", [
-            {"context": r["context"], "target": r["target"], "answer": a, "parsed": parse_label(a, labels)}
-            for r, a in zip(records, answers)
+            {"context": r["context"], "target": r["target"], "answer": a, "parsed": None if p == INVALID else p}
+            for r, a, p in zip(records, answers, parsed)
         ])
         write_json(metrics_dir / f"{task}.json", metrics)
-        write_json(confusion_dir / f"{task}.json", confusion_rows(golds, parsed_labels(answers, labels)))
+        write_json(confusion_dir / f"{task}.json", confusion_rows(golds, parsed))
         progress.remove()
         results[task] = metrics
         print(f"{task}: accuracy {metrics['accuracy']:.3f}, strict {metrics['strict_accuracy']:.3f}, "
@@ -97,7 +98,8 @@ def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[
 
 def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int]], progress: "Progress"):
     """Answers for every prompt, reusing the ones a previous, interrupted run already wrote."""
-    answers = {i: progress.done[_prompt_key(p)] for i, p in enumerate(prompts) if _prompt_key(p) in progress.done}
+    keys = [_prompt_key(p) for p in prompts]
+    answers = {i: progress.done[key] for i, key in enumerate(keys) if key in progress.done}
     todo = [i for i in range(len(prompts)) if i not in answers]
     chunk = params.eval.batch_size * CHUNK_BATCHES
     new_tokens = 0
@@ -108,7 +110,7 @@ def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int
         new_tokens += result.new_tokens
         for i, answer in zip(indices, result.answers):
             answers[i] = answer
-        progress.append({_prompt_key(prompts[i]): answers[i] for i in indices})
+        progress.append({keys[i]: answers[i] for i in indices})
     return [answers[i] for i in range(len(prompts))], new_tokens
 
 

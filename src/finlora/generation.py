@@ -33,6 +33,7 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], batch_size: int
     suffixes = [p[len(prefix):] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(suffixes[i]), reverse=True)
     stop_ids = stop_token_ids(tokenizer)
+    stops = set(stop_ids)
     answers: list[str] = [""] * len(prompts)
     new_tokens = 0
     with torch.inference_mode(), tqdm(total=len(prompts), desc="generate", unit="ex", disable=not progress) as bar:
@@ -49,7 +50,7 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], batch_size: int
             generated = output[:, batch["input_ids"].shape[1]:]
             for row, tokens in zip(rows, generated):
                 answers[row] = first_line(tokenizer.decode(tokens, skip_special_tokens=True))
-                new_tokens += _length_until_stop(tokens.tolist(), stop_ids)
+                new_tokens += _length_until_stop(tokens.tolist(), stops)
             bar.update(len(rows))
     return Generated(answers, new_tokens)
 
@@ -96,8 +97,7 @@ def stop_token_ids(tokenizer) -> list[int]:
     return sorted({tokenizer.eos_token_id, *newline})
 
 
-def _length_until_stop(tokens: list[int], stop_ids: list[int]) -> int:
-    stops = set(stop_ids)
+def _length_until_stop(tokens: list[int], stops: set[int]) -> int:
     for position, token in enumerate(tokens):
         if token in stops:
             return position + 1

@@ -16,12 +16,18 @@ def experiments(all_commits: bool = False) -> list[dict]:
         shown = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as error:
         raise FinloraError(f"`dvc exp show --json` failed: {getattr(error, 'stderr', error)}".strip()) from None
+    return collect(json.loads(shown))
+
+
+def collect(shown) -> list[dict]:
+    """Finished experiments and baselines in parsed `dvc exp show --json` output:
+    [{"name", "params" (params.yaml), "summary" (metrics/summary.json)}]."""
     found: list[dict] = []
-    _collect(json.loads(shown), found)
+    _walk(shown, found)
     return found
 
 
-def _collect(node, found: list[dict]) -> None:
+def _walk(node, found: list[dict]) -> None:
     if isinstance(node, dict):
         executor = node.get("executor")
         if isinstance(executor, dict) and executor.get("state") not in (None, "success"):
@@ -34,10 +40,10 @@ def _collect(node, found: list[dict]) -> None:
                 found.append({"name": node.get("name") or (rev if rev == "workspace" else rev[:7]),
                               "params": data["params"]["params.yaml"]["data"], "summary": summary})
         for value in node.values():
-            _collect(value, found)
+            _walk(value, found)
     elif isinstance(node, list):
         for value in node:
-            _collect(value, found)
+            _walk(value, found)
 
 
 def rows(found: list[dict]) -> list[dict]:

@@ -279,7 +279,7 @@ def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer
         loss_sum += summed.detach().double().cpu()
         real += int(batch["attention_mask"].sum())
         padded += batch["attention_mask"].numel()
-    history.append((_all_sum(loss_sum) / window_tokens, engine.get_lr()[0]))
+    history.append((float(_all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
     return real, padded
 
 
@@ -303,12 +303,13 @@ def _log(live, loss: float, lr: float) -> None:
         live.next_step()
 
 
-def _all_sum(value: torch.Tensor) -> float:
+def _all_reduce(values: torch.Tensor) -> torch.Tensor:
+    """`values` summed over every rank (unchanged in a single process)."""
     import torch.distributed as dist
 
     if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(value)
-    return float(value)
+        dist.all_reduce(values)
+    return values
 
 
 def _run_fingerprint(params: Params, base_dir: Path, encoded: list[Encoded], world: int) -> str:
@@ -360,11 +361,7 @@ class Checkpoints:
 
 
 def _reduce_resources(real: int, padded: int, peak: int) -> dict:
-    import torch.distributed as dist
-
-    values = torch.tensor([real, padded, peak], dtype=torch.float64)
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(values)
+    values = _all_reduce(torch.tensor([real, padded, peak], dtype=torch.float64))
     return {"real_tokens": values[0].item(), "padded_tokens": values[1].item(), "peak_memory": values[2].item()}
 
 
