@@ -29,7 +29,7 @@ from finlora.tasks import TASKS
 
 def prompt_set(tokenizer, tasks: list[str], per_task: int) -> dict[str, list[list[int]]]:
     return {task: [prompt_ids(tokenizer, build_context(TASKS[task].example(row)), chat_template=True)
-                   for row in sample.generate(task, 1, per_task, seed=11)["test"]]
+                   for row in sample.generate(task, 1, per_task, seed=11)["splits"]["test"]]
             for task in tasks}
 
 
@@ -88,7 +88,7 @@ def main() -> None:
     model = models.load_base(base).eval()
     sets = {
         "sentiment (short, similar lengths)": prompt_set(tokenizer, ["fpb", "tfns", "fiqa", "nwgi"], 24),
-        "all six tasks (mixed lengths)": prompt_set(tokenizer, list(TASKS), 16),
+        "all six tasks (mixed lengths)": prompt_set(tokenizer, [n for n, t in TASKS.items() if t.to_example], 16),
     }
     warmup = sets["all six tasks (mixed lengths)"]["ner"]
     generate_answers(model, tokenizer, warmup, args.batch_size, 2, progress=False)

@@ -33,7 +33,7 @@ TASK_MIX = ["fpb", "tfns", "nwgi", "ner"]
 def records(n_per_task: int) -> list[dict]:
     rows = []
     for task in TASK_MIX:
-        for row in sample.generate(task, n_per_task, 1, seed=21)["train"]:
+        for row in sample.generate(task, n_per_task, 1, seed=21)["splits"]["train"]:
             example = TASKS[task].example(row)
             rows.append({"context": build_context(example), "target": example.answer})
     return rows

@@ -14,7 +14,7 @@ def main(out: Path = typer.Argument(help="folder to write the base model into"))
     """Materialise the base model as a safetensors folder (or a pinned Hub pointer)."""
     params = load_params()
     with atomic_dir(out) as tmp:
-        info = models.materialize_base(params.model.base, tmp)
+        info = models.materialize_base(params.model.base, tmp, params.model.trust_remote_code)
     print(f"base model {info['base']} ({info['kind']}) -> {out}")
 
 

@@ -1,49 +1,45 @@
 """DVC stage preprocess@<group>: raw rows -> {"context", "target"} records in the paper's format."""
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
+from finlora import models
 from finlora.config import load_params
 from finlora.errors import FinloraError, exit_on_error
-from finlora.files import atomic_dir, read_jsonl, write_jsonl
-from finlora.prompts import build_context
-from finlora.tasks import Task, get_task
-
-
-def to_record(task: Task, row: dict) -> dict:
-    """One prompt record; rows already in FinLoRA's {"context", "target"} form pass through."""
-    if "context" in row and "target" in row:
-        target = str(row["target"]).strip().lower()
-        if target not in task.labels:
-            raise FinloraError(f"target {row['target']!r} is not a {task.name} label",
-                               hint=f"valid labels: {', '.join(task.labels)}")
-        return {"context": row["context"], "target": target}
-    example = task.example(row)
-    return {"context": build_context(example), "target": example.answer}
-
-
-def prepare_file(task: Task, path: Path) -> list[dict]:
-    records = []
-    for line, row in enumerate(read_jsonl(path), start=1):
-        try:
-            records.append(to_record(task, row))
-        except FinloraError as error:
-            raise FinloraError(f"{path}:{line}: {error}") from None
-    return records
+from finlora.files import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from finlora.prepare import fits_in, prepare
+from finlora.tasks import TAG_LIST, get_task
 
 
 def main(group: str = typer.Argument(help="task group from params.yaml `tasks`"),
          raw: Path = typer.Argument(help="raw data folder written by download"),
-         out: Path = typer.Argument(help="folder to write <task>/{train,test}.jsonl into")) -> None:
-    """Build the prompts of every task of GROUP."""
+         out: Path = typer.Argument(help="folder to write <task>/{train,test}.jsonl into"),
+         base: Optional[Path] = typer.Option(None, help="base model folder; its tokenizer sizes FiNER prompts")) -> None:
+    """Build the prompts of every task of GROUP; stats.json counts skipped and dropped rows."""
     params = load_params()
     with atomic_dir(out) as tmp:
         for name in params.group_tasks(group):
+            task = get_task(name)
+            tag_names, fits = None, None
+            if task.answer == TAG_LIST:
+                tag_names = read_json(raw / name / "tags.json")
+                write_json(tmp / name / "tags.json", tag_names)
+                if base is None:
+                    raise FinloraError("preprocess of FiNER needs --base: prompts are sized in its tokens")
+                tokenizer = models.load_tokenizer(base, params.model.chat_template)
+                fits = fits_in(tokenizer, params.train.max_seq_len, params.model.chat_template)
+            stats = {}
             for split in ("train", "test"):
-                records = prepare_file(get_task(name), raw / name / f"{split}.jsonl")
-                write_jsonl(tmp / name / f"{split}.jsonl", records)
-            print(f"{name}: prompts written")
+                path = raw / name / f"{split}.jsonl"
+                prepared = prepare(task, read_jsonl(path), path, params, tag_names, raw / name / "filings", fits)
+                write_jsonl(tmp / name / f"{split}.jsonl", prepared.records)
+                stats[split] = prepared.stats()
+            write_json(tmp / name / "stats.json", stats)
+            print(f"{name}: " + "; ".join(f"{split} {s['records']} prompts, {s['skipped_bad_records']} bad rows "
+                                          f"skipped, {s['dropped_over_budget']} over budget"
+                                          for split, s in stats.items()))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def default_raw() -> dict:
 def test_repository_params_are_valid():
     params = load_params(REPO / "params.yaml")
     assert params.lora.alpha == 32 and params.lora.target_modules == ["q_proj", "k_proj", "v_proj"]
-    assert params.all_tasks == ["fpb", "fiqa", "tfns", "nwgi", "headline", "ner"]
+    assert params.all_tasks == ["fpb", "fiqa", "tfns", "nwgi", "headline", "ner", "finer", "xbrl_tags", "xbrl_value"]
     assert params.data.split_sizes("ner").train == 192
     assert params.data.split_sizes("fpb").train == params.data.train_size
 

@@ -22,7 +22,7 @@ def params(**sections):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     folder = tmp_path_factory.mktemp("prepared")
-    rows = sample.generate("fpb", 1, 24, seed=5)["test"]
+    rows = sample.generate("fpb", 1, 24, seed=5)["splits"]["test"]
     records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
     write_jsonl(folder / "fpb" / "test.jsonl", records)
     return folder
@@ -117,3 +117,41 @@ def test_eight_bit_merged_and_split_evaluation_run(tmp_path, monkeypatch, tiny_b
 def test_merging_into_quantized_weights_is_refused_up_front():
     with pytest.raises(FinloraError, match="eval.merge_adapter with eval.bits 8 is not supported"):
         params(eval={"merge_adapter": True, "bits": 8})
+
+
+def test_finer_and_xbrl_are_evaluated_with_their_own_scorers(tmp_path, monkeypatch, tiny_base, tokenizer_dir):
+    """Through the real stages' code: download (sample), preprocess, evaluate the base model."""
+    from transformers import AutoTokenizer
+
+    from finlora.files import write_json
+    from finlora.prepare import fits_in, prepare
+
+    monkeypatch.chdir(tmp_path)
+    p = parse_params({"tasks": {"finer": ["finer"], "xbrl": ["xbrl_tags", "xbrl_value"]},
+                      "eval": {"batch_size": 4, "max_new_tokens": 6}})
+    fits = fits_in(AutoTokenizer.from_pretrained(tokenizer_dir), 1024, True)
+    prepared = tmp_path / "prepared"
+    for task in ("finer", "xbrl_tags", "xbrl_value"):
+        raw = sample.generate(task, 1, 6, seed=2)
+        for name, content in raw.get("filings", {}).items():
+            (tmp_path / "filings").mkdir(exist_ok=True)
+            (tmp_path / "filings" / name).write_bytes(content)
+        result = prepare(TASKS[task], raw["splits"]["test"], tmp_path / "test.jsonl", p, raw.get("tag_names"),
+                         tmp_path / "filings", fits)
+        write_jsonl(prepared / task / "test.jsonl", result.records)
+        write_json(prepared / task / "stats.json", {"test": result.stats()})
+        if raw.get("tag_names"):
+            write_json(prepared / task / "tags.json", raw["tag_names"])
+    out = tmp_path / "out"
+    for group, tasks in p.tasks.items():
+        results = evaluation.evaluate(p, tasks, tiny_base, None, prepared, out / "pred" / group,
+                                      out / "metrics" / group, out / "confusion" / group, progress_key=group)
+        for metrics in results.values():
+            assert {"accuracy", "strict_accuracy", "invalid_rate", "dropped_over_budget"} <= set(metrics)
+    finer = json.loads((out / "metrics" / "finer" / "finer.json").read_text())
+    assert finer["n"] > finer["prompts"] and "f1_weighted" in finer  # scored per entity
+    assert (out / "confusion" / "finer" / "finer.json").is_file()
+    assert (out / "confusion" / "xbrl" / "xbrl_tags.json").is_file()
+    assert not (out / "confusion" / "xbrl" / "xbrl_value.json").exists()  # numbers have no confusion matrix
+    value = json.loads((out / "metrics" / "xbrl" / "xbrl_value.json").read_text())
+    assert value["n"] == 6 and "f1_weighted" not in value

@@ -34,3 +34,14 @@ def test_atomic_dir_keeps_the_old_output_when_the_work_fails(tmp_path):
             raise RuntimeError("interrupted")
     assert read_jsonl(out / "a.jsonl") == [{"x": 1}]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_leftovers_of_a_killed_write_are_removed_by_the_next_one(tmp_path):
+    from finlora.files import atomic_dir, write_text
+
+    (tmp_path / ".out.abc123.tmp").mkdir()  # what SIGKILL inside atomic_dir leaves
+    (tmp_path / ".m.json.xyz.tmp").write_text("{")  # ... and inside write_text
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a").write_text("a")
+    write_text(tmp_path / "m.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "out"]

@@ -6,7 +6,7 @@ from finlora.tasks import TASKS
 
 
 def mixed_prompts(tokenizer) -> list[list[int]]:
-    rows = sample.generate("ner", 1, 12, seed=3)["test"] + sample.generate("fpb", 1, 12, seed=3)["test"][:4]
+    rows = sample.generate("ner", 1, 12, seed=3)["splits"]["test"] + sample.generate("fpb", 1, 12, seed=3)["splits"]["test"][:4]
     tasks = ["ner"] * 12 + ["fpb"] * 4
     return [prompt_ids(tokenizer, build_context(TASKS[t].example(r)), True) for t, r in zip(tasks, rows)]
 

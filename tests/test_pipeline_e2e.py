@@ -23,11 +23,16 @@ COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "models", "metrics
                                      "cache", "tmp", "__pycache__", ".pytest_cache", "*.egg-info")
 
 
-def sh(workdir: Path, *command: str) -> subprocess.CompletedProcess:
+def dvc_env() -> dict:
+    """The environment of a user's shell with the virtual environment activated."""
     env = run_env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+    return env
+
+
+def sh(workdir: Path, *command: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=dvc_env())
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
 
@@ -43,7 +48,7 @@ def project(tmp_path_factory, tiny_model_dir) -> Path:
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["model"]["base"] = str(tiny_model_dir)
     params["data"].update(train_size=8, test_size=4, sizes={})
-    params["tasks"] = {"sentiment": ["fpb", "tfns"], "ner": ["ner"]}
+    params["tasks"] = {"sentiment": ["fpb", "tfns"], "xbrl": ["xbrl_value"]}
     params["train"].update(batch_size=4)
     params["eval"].update(max_new_tokens=3)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -55,20 +60,22 @@ def project(tmp_path_factory, tiny_model_dir) -> Path:
 
 def test_repro_runs_every_stage_and_writes_the_metrics(project):
     result = sh(project, "dvc", "repro")
-    expected = {"base_model", "report"} | {f"{stage}@{group}" for group in ("sentiment", "ner")
+    expected = {"base_model", "report"} | {f"{stage}@{group}" for group in ("sentiment", "xbrl")
                                            for stage in ("download", "preprocess", "train", "evaluate_base", "evaluate")}
     assert stages_run(result.stdout) == expected
     summary = json.loads((project / "metrics" / "summary.json").read_text())
-    for task in ("fpb", "tfns", "ner"):
+    for task in ("fpb", "tfns", "xbrl_value"):
         for model in ("base", "lora"):
-            assert set(summary[task][model]) == {"accuracy", "strict_accuracy", "f1_weighted", "invalid_rate"}
-            scores = json.loads((project / "metrics" / "eval" / model / ("ner" if task == "ner" else "sentiment")
+            keys = {"accuracy", "strict_accuracy", "invalid_rate"} | ({"f1_weighted"} if task != "xbrl_value" else set())
+            assert set(summary[task][model]) == keys
+            scores = json.loads((project / "metrics" / "eval" / model / ("xbrl" if task == "xbrl_value" else "sentiment")
                                  / f"{task}.json").read_text())
             assert scores["n"] == 4 and scores["accuracy"] == summary[task][model]["accuracy"]
     assert json.loads((project / "metrics" / "train" / "sentiment.json").read_text())["examples"] == 16
     report = (project / "metrics" / "report.md").read_text()
-    assert "| base |" in report and "LoRA r4, 16-bit" in report and "sample data" in report
-    predictions = (project / "data" / "predictions" / "lora" / "ner" / "ner.jsonl").read_text().splitlines()
+    assert "| base |" in report and "LoRA r4, 16-bit" in report and "sample data" in report and "Values" in report
+    assert (project / "data" / "raw" / "xbrl" / "xbrl_value" / "filings").is_dir()
+    predictions = (project / "data" / "predictions" / "lora" / "xbrl" / "xbrl_value.jsonl").read_text().splitlines()
     assert len(predictions) == 4 and {"context", "target", "answer", "parsed"} <= set(json.loads(predictions[0]))
 
 
@@ -82,14 +89,15 @@ def test_lora_rank_experiment_reruns_only_what_depends_on_lora(project):
     sh(project, "git", "add", "-A")
     sh(project, "git", "commit", "-qm", "baseline results")
     result = sh(project, "dvc", "exp", "run", "-S", "lora.rank=8")
-    assert stages_run(result.stdout) == {"train@sentiment", "train@ner", "evaluate@sentiment", "evaluate@ner", "report"}
+    assert stages_run(result.stdout) == {"train@sentiment", "train@xbrl", "evaluate@sentiment", "evaluate@xbrl", "report"}
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert summary["train"]["sentiment"]["lora_rank"] == 8
 
     diff = json.loads(sh(project, "dvc", "metrics", "diff", "--all", "--json").stdout)
     changes = diff["metrics/summary.json"]
-    for task in ("fpb", "tfns", "ner"):
+    for task in ("fpb", "tfns"):
         assert f"{task}.lora.accuracy" in changes and f"{task}.lora.f1_weighted" in changes
+    assert "xbrl_value.lora.strict_accuracy" in changes
     assert changes["train.sentiment.lora_rank"] == {"old": 4, "new": 8, "diff": 4}
     assert changes["train.sentiment.trainable_params"]["new"] == 2 * changes["train.sentiment.trainable_params"]["old"]
 

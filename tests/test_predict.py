@@ -24,7 +24,7 @@ def params():
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory, tiny_base):
     out = tmp_path_factory.mktemp("adapter")
-    rows = sample.generate("fpb", 8, 1, seed=2)["train"]
+    rows = sample.generate("fpb", 8, 1, seed=2)["splits"]["train"]
     records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
     training.train(parse_params({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4}}), records, tiny_base,
                    out / "a", out / "m.json", out / "live")
@@ -32,10 +32,10 @@ def adapter(tmp_path_factory, tiny_base):
 
 
 def test_prompt_for_new_text_matches_the_training_prompt():
-    row = sample.generate("tfns", 1, 1, seed=4)["train"][0]
+    row = sample.generate("tfns", 1, 1, seed=4)["splits"]["train"][0]
     trained = build_context(TASKS["tfns"].example(row))
     assert record_context("tfns", {"text": row["text"]}) == trained
-    ner_row = sample.generate("ner", 1, 1, seed=4)["train"][0]
+    ner_row = sample.generate("ner", 1, 1, seed=4)["splits"]["train"][0]
     entity = ner_row["instruction"].split("'")[1]
     assert record_context("ner", {"text": ner_row["input"], "entity": entity}) == \
         build_context(TASKS["ner"].example(ner_row))

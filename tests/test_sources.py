@@ -9,18 +9,18 @@ from finlora.tasks import TASKS
 
 
 def test_sample_data_is_deterministic_balanced_and_disjoint():
-    first = sample.generate("fpb", 60, 30, seed=7)
-    assert first == sample.generate("fpb", 60, 30, seed=7)
-    assert first != sample.generate("fpb", 60, 30, seed=8)
+    first = sample.generate("fpb", 60, 30, seed=7)["splits"]
+    assert first == sample.generate("fpb", 60, 30, seed=7)["splits"]
+    assert first != sample.generate("fpb", 60, 30, seed=8)["splits"]
     labels = [TASKS["fpb"].example(row).answer for row in first["train"] + first["test"]]
     assert {labels.count(label) for label in ("negative", "neutral", "positive")} == {30}
     train_texts = {row["sentence"] for row in first["train"]}
     assert not train_texts & {row["sentence"] for row in first["test"]}
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", [name for name, task in TASKS.items() if task.to_example])
 def test_every_sample_row_is_valid_for_its_task(task):
-    splits = sample.generate(task, 40, 20, seed=1)
+    splits = sample.generate(task, 40, 20, seed=1)["splits"]
     assert len(splits["train"]) == 40 and len(splits["test"]) == 20
     answers = {TASKS[task].example(row).answer for row in splits["train"]}
     assert answers == set(TASKS[task].labels)
@@ -65,7 +65,7 @@ def test_local_files_in_the_datasets_own_schema(tmp_path):
     (folder / "train.csv").write_text("text,label\n$A beats,1\n$B misses,0\n$C holds,2\n")
     (folder / "test.jsonl").write_text(json.dumps({"text": "$D rallies", "label": 1}) + "\n")
     data = DataParams(source="local", local_dir=str(tmp_path), train_size=2, test_size=5)
-    splits = fetch(TASKS["tfns"], data)
+    splits = fetch(TASKS["tfns"], data).splits
     assert len(splits["train"]) == 2 and len(splits["test"]) == 1
     assert TASKS["tfns"].example(splits["test"][0]).answer == "positive"
 

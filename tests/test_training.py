@@ -17,7 +17,7 @@ def tiny_params(**train):
 
 
 def fpb_records(n: int, seed: int = 0) -> list[dict]:
-    rows = sample.generate("fpb", n, 1, seed)["train"]
+    rows = sample.generate("fpb", n, 1, seed)["splits"]["train"]
     return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
 
 
@@ -83,12 +83,18 @@ def test_deepspeed_config_follows_params():
     assert config["gradient_accumulation_steps"] == 2
 
 
-def test_out_of_memory_ends_with_advice_and_no_adapter(tiny_base, tmp_path, monkeypatch):
-    def exhausted(model, batch):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+def test_trainings_on_one_machine_run_one_at_a_time(tmp_path):
+    """What guards `dvc queue start -j 2`: the train stage runs under finlora.exclusive."""
+    import subprocess
+    import sys
+    import time
 
-    monkeypatch.setattr(training, "answer_loss_sum", exhausted)
-    with pytest.raises(FinloraError, match="out of memory while training") as error:
-        training.train(tiny_params(), fpb_records(8), tiny_base, tmp_path / "a", tmp_path / "m.json", tmp_path / "l")
-    assert "train.gradient_checkpointing: true" in str(error.value)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "m.json").exists()
+    log = tmp_path / "log"
+    step = f"import time; open({str(log)!r}, 'a').write('start\\n'); time.sleep(1.5); open({str(log)!r}, 'a').write('end\\n')"
+    command = [sys.executable, "-m", "finlora.exclusive", sys.executable, "-c", step]
+    first = subprocess.Popen(command)
+    time.sleep(0.5)
+    second = subprocess.run(command, capture_output=True, text=True)
+    first.wait()
+    assert log.read_text().split() == ["start", "end", "start", "end"]  # never interleaved
+    assert "another training holds" in second.stderr

@@ -32,7 +32,7 @@ training.train(parse_params(args["params"]), read_jsonl(args["records"]), Path(a
 
 
 def fpb_records(n: int) -> list[dict]:
-    rows = sample.generate("fpb", n, 1, seed=9)["train"]
+    rows = sample.generate("fpb", n, 1, seed=9)["splits"]["train"]
     return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
 
 

@@ -12,7 +12,7 @@ import typer
 from finlora.config import PARAMS_FILE, load_params
 from finlora.errors import FinloraError, exit_on_error
 from finlora.files import read_jsonl, write_jsonl
-from finlora.tasks import TASKS
+from finlora.tasks import TAG, TAG_LIST, TASKS, VALUE
 
 BASE_DIR = Path("models/base")
 ADAPTERS_DIR = Path("models/adapters")
@@ -32,8 +32,11 @@ def validate(params: Path = typer.Option(Path(PARAMS_FILE), help="params file to
 @app.command("tasks")
 def list_tasks() -> None:
     """List the tasks this project knows, with their labels and public data sets."""
+    answers = {TAG_LIST: "US-GAAP tags (from the data set)", TAG: "a us-gaap element name", VALUE: "a number"}
     for task in TASKS.values():
-        typer.echo(f"{task.name:10} {task.family:10} {'/'.join(task.labels):32} {task.hub.path}")
+        labels = "/".join(task.labels) or answers[task.answer]
+        source = task.hub.path if task.hub else "local filings + questions (no Hub copy)"
+        typer.echo(f"{task.name:10} {task.family:15} {labels:32} {source}")
 
 
 @app.command("predict")

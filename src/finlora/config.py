@@ -33,6 +33,7 @@ ZERO_STAGES = (0, 1, 2)
 class ModelParams:
     base: str = "smollm2-135m"
     chat_template: bool = True
+    trust_remote_code: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,18 @@ class DataParams:
 
     def split_sizes(self, task: str) -> SplitSizes:
         return self.sizes.get(task, SplitSizes(self.train_size, self.test_size))
+
+
+@dataclass(frozen=True)
+class FinerParams:
+    entities_per_sentence: int = 3
+    questions_per_prompt: int = 4
+
+
+@dataclass(frozen=True)
+class XbrlParams:
+    text_value_chars: int = 100
+    max_prompt_chars: int = 24000
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,8 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     data: DataParams = field(default_factory=DataParams)
     tasks: dict[str, list[str]] = field(default_factory=dict)
+    finer: FinerParams = field(default_factory=FinerParams)
+    xbrl: XbrlParams = field(default_factory=XbrlParams)
     lora: LoraParams = field(default_factory=LoraParams)
     quant: QuantParams = field(default_factory=QuantParams)
     train: TrainParams = field(default_factory=TrainParams)
@@ -226,6 +241,18 @@ def _check_values(p: Params, source: str) -> None:
             if task in seen:
                 raise bad(f"tasks.{group}", task, "each task in one group only")
             seen.add(task)
+            if p.data.source == "hub" and TASKS[task].hub is None:
+                raise FinloraError(
+                    f"{source}: task {task} with data.source hub: the XBRL extraction questions and filings "
+                    "have no loadable Hub data set",
+                    hint=f"use data.source local (questions and filings under {p.data.local_dir}/{task}/) "
+                    "or sample")
+    for key, value in [("finer.entities_per_sentence", p.finer.entities_per_sentence),
+                       ("finer.questions_per_prompt", p.finer.questions_per_prompt),
+                       ("xbrl.text_value_chars", p.xbrl.text_value_chars),
+                       ("xbrl.max_prompt_chars", p.xbrl.max_prompt_chars)]:
+        if value < 1:
+            raise bad(key, value, "an integer >= 1")
     if p.lora.rank < 1:
         raise bad("lora.rank", p.lora.rank, "an integer >= 1")
     if p.lora.alpha < 1:

@@ -25,12 +25,16 @@ class FinloraError(Exception):
 def exit_on_error(main: Callable[[], object]) -> None:
     """Run `main`; on a FinloraError print one clear line (no traceback) and exit 2.
 
-    Set FINLORA_DEBUG=1 to get the full traceback instead.
+    `--debug` on the command line, or FINLORA_DEBUG=1 in the environment (for stages that
+    `dvc repro` runs), gives the full traceback instead.
     """
+    debug = "--debug" in sys.argv or bool(os.environ.get("FINLORA_DEBUG"))
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
     try:
         main()
     except FinloraError as error:
-        if os.environ.get("FINLORA_DEBUG"):
+        if debug:
             raise
         fail(str(error))
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from finlora import models
 from finlora.config import Params
 from finlora.errors import FinloraError
-from finlora.files import read_jsonl, write_json, write_jsonl
+from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.metrics import INVALID, confusion_rows, parsed_labels, score
+from finlora.metrics import INVALID, score_task
 from finlora.prompts import prompt_ids
 from finlora.tasks import get_task
 
@@ -29,7 +29,7 @@ CHUNK_BATCHES = 8  # batches generated between two progress writes
 def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path | None, prepared_dir: Path,
              predictions_dir: Path, metrics_dir: Path, confusion_dir: Path, progress_key: str) -> dict[str, dict]:
     tests = {task: load_test(prepared_dir / task / "test.jsonl", params.eval.limit) for task in tasks}
-    tokenizer = models.load_tokenizer(base_dir)
+    tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits, split_layers=params.eval.device_map == "auto",
                               merge=params.eval.merge_adapter)
     fingerprint = _fingerprint(params, base_dir, adapter_dir)
@@ -41,10 +41,8 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         start = time.perf_counter()
         answers, new_tokens = _answers(params, model, tokenizer, task, prompts, progress)
         seconds = time.perf_counter() - start
-        labels = get_task(task).labels
-        golds = [r["target"] for r in records]
-        parsed = parsed_labels(answers, labels)
-        metrics = score(answers, golds, labels)
+        scored = score_task(get_task(task), records, answers, tag_names(prepared_dir / task))
+        metrics = {**scored.metrics, **prepare_stats(prepared_dir / task)}
         generated = max(1, progress.generated)
         metrics.update(
             skipped_too_long=skipped,
@@ -55,15 +53,30 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         )
         write_jsonl(predictions_dir / f"{task}.jsonl", [
             {"context": r["context"], "target": r["target"], "answer": a, "parsed": None if p == INVALID else p}
-            for r, a, p in zip(records, answers, parsed)
+            for r, a, p in zip(records, answers, scored.parsed)
         ])
         write_json(metrics_dir / f"{task}.json", metrics)
-        write_json(confusion_dir / f"{task}.json", confusion_rows(golds, parsed))
+        if scored.confusion is not None:
+            write_json(confusion_dir / f"{task}.json", scored.confusion)
         progress.remove()
         results[task] = metrics
-        print(f"{task}: accuracy {metrics['accuracy']:.3f}, strict {metrics['strict_accuracy']:.3f}, "
-              f"F1 {metrics['f1_weighted']:.3f}, invalid {metrics['invalid_rate']:.3f}, n {metrics['n']}")
+        f1 = f", F1 {metrics['f1_weighted']:.3f}" if "f1_weighted" in metrics else ""
+        print(f"{task}: accuracy {metrics['accuracy']:.3f}, strict {metrics['strict_accuracy']:.3f}{f1}, "
+              f"invalid {metrics['invalid_rate']:.3f}, n {metrics['n']}")
     return results
+
+
+def tag_names(task_dir: Path) -> list[str] | None:
+    """FiNER's tag names, written by preprocess beside the prompts."""
+    return read_json(task_dir / "tags.json") if (task_dir / "tags.json").is_file() else None
+
+
+def prepare_stats(task_dir: Path) -> dict:
+    """Test rows preprocess skipped as bad or dropped as over the prompt budget: they count too."""
+    if not (task_dir / "stats.json").is_file():
+        return {}
+    test = read_json(task_dir / "stats.json")["test"]
+    return {"skipped_bad_records": test["skipped_bad_records"], "dropped_over_budget": test["dropped_over_budget"]}
 
 
 def load_test(path: Path, limit: int) -> list[dict]:

@@ -7,6 +7,8 @@ never leaves a half-written file or folder where DVC (or the next stage) would t
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
 import os
 import shutil
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from finlora.errors import FinloraError
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -51,15 +55,41 @@ def read_json(path: str | Path) -> Any:
 
 def write_text(path: str | Path, text: str) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary siblings of `path` that a killed run (SIGKILL skips every cleanup) left behind."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as error:
+        raise _write_failure(path, error) from None
+
+
+def _write_failure(path: Path, error: OSError) -> FinloraError:
+    """A full disk or a read-only folder while writing `path`, as a clear error."""
+    return FinloraError(f"{path}: cannot write ({error.strerror or error})",
+                        hint="free disk space or fix the folder's permissions, then rerun; "
+                        "outputs already written are kept")
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -75,12 +105,17 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces `path` whole, on failure it vanishes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        raise _write_failure(path, error) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

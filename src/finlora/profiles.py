@@ -23,11 +23,14 @@ def load_profile(name: str, folder: Path = PROFILES_DIR) -> dict:
 
 def overrides(profile: dict, prefix: str = "") -> list[str]:
     """Flatten to Hydra-style overrides: `key=value`, lists as JSON literals, and an empty mapping
-    as `~key` (Hydra would merge `key={}` into the existing mapping instead of emptying it)."""
+    or a null as `~key` (Hydra would merge `key={}` into the existing mapping instead of emptying
+    it; a null removes the key, such as a task group the profile leaves out)."""
     result = []
     for key, value in profile.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if value is None:
+            result.append(f"~{name}")
+        elif isinstance(value, dict):
             result += overrides(value, f"{name}.") if value else [f"~{name}"]
         else:
             literal = json.dumps(value) if isinstance(value, list) else str(value).lower() \
@@ -37,10 +40,13 @@ def overrides(profile: dict, prefix: str = "") -> list[str]:
 
 
 def apply(raw: dict, profile: dict) -> dict:
-    """params.yaml's mapping with the profile laid over it (mappings merge, other values replace)."""
+    """params.yaml's mapping with the profile laid over it (mappings merge, other values replace,
+    nulls remove)."""
     merged = dict(raw)
     for key, value in profile.items():
-        if isinstance(value, dict) and value and isinstance(merged.get(key), dict):
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and value and isinstance(merged.get(key), dict):
             merged[key] = apply(merged[key], value)
         else:
             merged[key] = value

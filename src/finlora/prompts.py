@@ -1,17 +1,60 @@
 """Prompt formats (FinLoRA's data format) and the one way prompts become token ids.
 
+General tasks: instruction, input, "Answer: ". FiNER: several highlighted-entity questions behind
+one instruction that lists the tag names. XBRL extraction: an instruction, the filing's facts as
+a fenced XML block, one worked example, then the question.
+
 Training and evaluation both call `prompt_ids`, so a test prompt is byte-identical to the
 training prompt minus its answer.
 """
 
 from __future__ import annotations
 
-from finlora.tasks import Example
+from finlora.tasks import TAG, VALUE, Example
+
+XBRL_INSTRUCTION = (
+    "You are a knowledgeable XBRL assistant. Answer the question using the XBRL file below. "
+    "Answer concisely: do not output xml, code or explanation."
+)
+XBRL_QUESTIONS = {
+    TAG: "What is the US GAAP XBRL tag for {company}'s {concept} for the Fiscal Year ending in FY {year}?",
+    VALUE: "What is the value of {company}'s {concept} for the Fiscal Year ending in FY {year}?",
+}
+XBRL_EXAMPLE_ANSWERS = {TAG: "us-gaap:AnExampleTagName", VALUE: "2540000000"}
 
 
 def build_context(example: Example) -> str:
     """The paper's general-task prompt. It ends in "Answer: " with a trailing space."""
     return f"Instruction: {example.instruction}\nInput: {example.input}\nAnswer: "
+
+
+def finer_question(entity: str, sentence: str) -> str:
+    return f'What is best tag for entity "{entity}" in sentence: "{sentence}?"'
+
+
+def finer_context(tag_names: list[str], questions: list[str]) -> str:
+    """One prompt for several highlighted entities; the answer is their tags in order."""
+    instruction = (
+        f"Give the US GAAP XBRL tag of the highlighted entity in each of the {len(questions)} questions. "
+        f"Choose from: {', '.join(tag_names)}. "
+        f"Answer with {len(questions)} tag{'s' if len(questions) > 1 else ''} in the order of the questions, "
+        "separated by commas."
+    )
+    numbered = "\n".join(f"{number}. {question}" for number, question in enumerate(questions, start=1))
+    return build_context(Example(instruction, numbered, ""))
+
+
+def xbrl_question(kind: str, company: str, concept: str, year: int) -> str:
+    return XBRL_QUESTIONS[kind].format(company=company, concept=concept, year=year)
+
+
+def xbrl_context(kind: str, fact_lines: list[str], question: str) -> str:
+    """The one-shot extraction prompt: facts as XML, one worked example of `kind`, the question."""
+    example = xbrl_question(kind, "Example company", "income", 2020)
+    facts = "\n".join(fact_lines)
+    return (f"{XBRL_INSTRUCTION}\nXBRL file:\n```xml\n{facts}\n```\n"
+            f"Example question: {example}\nExample answer: {XBRL_EXAMPLE_ANSWERS[kind]}\n"
+            f"Question: {question}\nAnswer: ")
 
 
 def prompt_ids(tokenizer, context: str, chat_template: bool) -> list[int]:

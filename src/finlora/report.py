@@ -7,12 +7,19 @@ from pathlib import Path
 
 from finlora.config import Params
 from finlora.files import read_json
+from finlora.tasks import get_task
 
 MODELS = ("base", "lora")
 # What `dvc metrics show/diff` compare; the per-task and per-group files keep everything else.
 SUMMARY_EVAL_KEYS = ("accuracy", "strict_accuracy", "f1_weighted", "invalid_rate")
 SUMMARY_TRAIN_KEYS = ("final_loss", "wall_s", "tokens_per_s", "peak_memory_gb", "adapter_bytes",
                       "trainable_params", "lora_rank", "quant_bits")
+
+
+def provenance(params: Params, raw_dir: Path) -> dict[str, dict]:
+    """Each task's source.json, written by download: source, origin, sizes, file hashes."""
+    return {task: read_json(raw_dir / group / task / "source.json")
+            for group, tasks in params.tasks.items() for task in tasks}
 
 
 def collect(params: Params, metrics_dir: Path) -> dict:
@@ -30,7 +37,8 @@ def collect(params: Params, metrics_dir: Path) -> dict:
 def summarize(results: dict) -> dict:
     """metrics/summary.json: the readable subset, keyed task.model.metric and train.group.metric."""
     summary = {
-        task: {**{model: {k: entry[model][k] for k in SUMMARY_EVAL_KEYS} for model in MODELS}, "gain": entry["gain"]}
+        task: {**{model: {k: entry[model][k] for k in SUMMARY_EVAL_KEYS if k in entry[model]} for model in MODELS},
+               "gain": entry["gain"]}
         for task, entry in results.items() if task != "train"
     }
     summary["train"] = {group: {k: train[k] for k in SUMMARY_TRAIN_KEYS} for group, train in results["train"].items()}
@@ -41,7 +49,7 @@ def adapter_label(params: Params) -> str:
     return f"LoRA r{params.lora.rank}, {params.quant.bits}-bit"
 
 
-def render(params: Params, summary: dict) -> str:
+def render(params: Params, summary: dict, sources: dict[str, dict]) -> str:
     tasks = params.all_tasks
     lines = [
         "# FinLoRA results",
@@ -55,10 +63,12 @@ def render(params: Params, summary: dict) -> str:
                      "compare them with each other, not with the paper.")
     lines += ["", "## Accuracy / weighted F1 (Table 3)", "",
               "Accuracy as in the paper (the gold label is contained in the answer); strict accuracy counts "
-              "only answers whose first label is the gold one; invalid answers name no label at all.", "",
-              "| model | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+              "only answers whose first label is the gold one; invalid answers name no label at all. "
+              "FiNER is scored per entity; Tags by normalised element name; Values as numbers (strict: "
+              "numerically equal; no F1).", "",
+              "| model | " + " | ".join(get_task(t).column for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     for model, label in (("base", "base"), ("lora", adapter_label(params))):
-        cells = [f"{100 * summary[t][model]['accuracy']:.2f} / {summary[t][model]['f1_weighted']:.3f}" for t in tasks]
+        cells = [_accuracy_f1(summary[t][model]) for t in tasks]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         strict = [f"{100 * summary[t][model]['strict_accuracy']:.2f}" for t in tasks]
         lines.append(f"| {label}, strict accuracy | " + " | ".join(strict) + " |")
@@ -78,7 +88,27 @@ def render(params: Params, summary: dict) -> str:
             f"| {train['peak_memory_gb']:.2f} ({train['peak_memory_kind']}) | {train['device_hours']:.4f} "
             f"| {train['wall_s']:.0f} | {train['tokens_per_s']:.0f} | {train['adapter_bytes'] / 1e6:.2f} "
             f"| {per_example:.3f} |")
+    lines += ["", "## Data provenance", "",
+              "| task | source | origin | train | test | sha256 of train / test (first 12) |", "|---|---|---|---|---|---|"]
+    for task in tasks:
+        source = sources[task]
+        hashes = source.get("sha256", {})
+        lines.append(f"| {task} | {source['source']} | {_origin(source)} | {source['train']} | {source['test']} "
+                     f"| {hashes.get('train.jsonl', '')[:12]} / {hashes.get('test.jsonl', '')[:12]} |")
     return "\n".join(lines) + "\n"
+
+
+def _origin(source: dict) -> str:
+    if source["source"] == "hub":
+        return f"{source['dataset']} ({source.get('config') or 'default'}) at {source.get('commit') or source['revision']}"
+    if source["source"] == "local":
+        return source["folder"]
+    return f"{source['generator']}, seed {source['seed']}"
+
+
+def _accuracy_f1(scores: dict) -> str:
+    cell = f"{100 * scores['accuracy']:.2f}"
+    return f"{cell} / {scores['f1_weighted']:.3f}" if "f1_weighted" in scores else cell
 
 
 def _sizes_text(params: Params) -> str:

@@ -1,8 +1,9 @@
 """The task registry: every fact about a task lives here and every stage reads it.
 
 A task knows its label set, where its public data lives on the Hugging Face Hub, the columns of
-a raw row in that data set's own schema, and how one raw row becomes an `Example` (instruction,
-input, answer). Labels are mapped from the data set's label *names*, never by position.
+a raw row in that data set's own schema, how its answers are scored, and (classification tasks)
+how one raw row becomes an `Example` (instruction, input, answer). Labels are mapped from the data
+set's label *names*, never by position. FiNER and XBRL rows become prompts in finlora.prepare.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from finlora.errors import FinloraError
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 HEADLINE_LABELS = ("yes", "no")
 NER_LABELS = ("location", "organization", "person")
+
+# How a task's answers are scored (finlora.metrics): one label from a closed set; a comma-separated
+# list of XBRL tags (FiNER, several entities per prompt); one us-gaap element name; one number.
+LABEL, TAG_LIST, TAG, VALUE = "label", "tag_list", "tag", "value"
 
 
 @dataclass(frozen=True)
@@ -44,20 +49,26 @@ class LabelError(FinloraError):
 class Task:
     name: str
     family: str
-    labels: tuple[str, ...]
-    hub: HubDataset
+    column: str  # the task's column title in the report (the paper's Table 3)
+    labels: tuple[str, ...]  # closed label set; empty where the data set defines it (FiNER) or none exists
+    hub: HubDataset | None  # None: no public data set in a loadable form (XBRL extraction)
     fields: tuple[str, ...]  # columns a raw row must have (the data set's own schema)
     label_field: str  # the column holding the label (ints become names at download)
-    to_example: Callable[[dict], Example]
+    to_example: Callable[[dict], Example] | None = None  # classification tasks only
+    answer: str = LABEL
     description: str = ""
 
-    def example(self, row: dict) -> Example:
+    def check_fields(self, row: dict) -> None:
         missing = [name for name in self.fields if name not in row]
         if missing:
             raise FinloraError(
                 f"task {self.name}: record has no field '{missing[0]}'",
                 hint=f"a {self.name} record needs fields: {', '.join(self.fields)}",
             )
+
+    def example(self, row: dict) -> Example:
+        """The classification example of one raw row (tasks with `to_example`)."""
+        self.check_fields(row)
         example = self.to_example(row)
         if example.answer not in self.labels:
             raise LabelError(
@@ -91,6 +102,9 @@ def instruction_for(task: str, entity: str | None = None, question: str | None =
         if not entity:
             raise FinloraError("task ner needs the entity to classify", hint="pass --entity NAME")
         return ner_instruction(entity)
+    if get_task(task).answer != LABEL:
+        raise FinloraError(f"finlora predict labels classification tasks; {task} prompts are built from "
+                           "whole sentences or filings", hint="pass a ready prompt as {\"context\": ...}")
     if task == "headline":
         if not question:
             raise FinloraError("task headline needs a yes/no question",
@@ -156,6 +170,11 @@ def _nwgi(row: dict) -> Example:
     return Example(sentiment_instruction(), row["news"], _mapped(NWGI_LABELS, row["label"]))
 
 
+# An XBRL question: which filing (a file name next to the questions), whose figures, which concept
+# (in words), which fiscal year, and the answer (a us-gaap element name or the value as filed).
+XBRL_QUESTION_FIELDS = ("filing", "company", "concept", "fiscal_year", "answer")
+
+
 def _instruction_record(row: dict) -> Example:
     """FinGPT's instruction data sets (headline, NER) already carry instruction/input/output."""
     return Example(row["instruction"].strip(), row["input"].strip(), _mapped({}, row["output"]))
@@ -165,19 +184,19 @@ TASKS: dict[str, Task] = {
     task.name: task
     for task in [
         Task(
-            "fpb", "sentiment", SENTIMENT_LABELS,
+            "fpb", "sentiment", "FPB", SENTIMENT_LABELS,
             HubDataset("financial_phrasebank", "sentences_50agree", splits={"train": "train"}),
             fields=("sentence", "label"), label_field="label", to_example=_fpb,
             description="Financial PhraseBank news sentences",
         ),
         Task(
-            "fiqa", "sentiment", SENTIMENT_LABELS,
+            "fiqa", "sentiment", "FiQA", SENTIMENT_LABELS,
             HubDataset("pauri32/fiqa-2018"),
             fields=("sentence", "sentiment_score", "format"), label_field="sentiment_score",
             to_example=_fiqa, description="FiQA-2018 task 1 headlines and posts, scores binned",
         ),
         Task(
-            "tfns", "sentiment", SENTIMENT_LABELS,
+            "tfns", "sentiment", "TFNS", SENTIMENT_LABELS,
             HubDataset(
                 "zeroshot/twitter-financial-news-sentiment",
                 splits={"train": "train", "test": "validation"},
@@ -186,22 +205,38 @@ TASKS: dict[str, Task] = {
             description="Twitter financial news sentiment",
         ),
         Task(
-            "nwgi", "sentiment", SENTIMENT_LABELS,
+            "nwgi", "sentiment", "NWGI", SENTIMENT_LABELS,
             HubDataset("oliverwang15/news_with_gpt_instructions"),
             fields=("news", "label"), label_field="label", to_example=_nwgi,
             description="News with GPT instructions, 7 levels scored as 3",
         ),
         Task(
-            "headline", "headline", HEADLINE_LABELS,
+            "headline", "headline", "Headline", HEADLINE_LABELS,
             HubDataset("FinGPT/fingpt-headline"),
             fields=("instruction", "input", "output"), label_field="output",
             to_example=_instruction_record, description="Gold-price headline yes/no questions",
         ),
         Task(
-            "ner", "ner", NER_LABELS,
+            "ner", "ner", "NER", NER_LABELS,
             HubDataset("FinGPT/fingpt-ner-cls"),
             fields=("instruction", "input", "output"), label_field="output",
             to_example=_instruction_record, description="Entity type of one named entity",
+        ),
+        Task(
+            "finer", "xbrl tagging", "FiNER", (),
+            HubDataset("nlpaueb/finer-139"),
+            fields=("tokens", "ner_tags"), label_field="ner_tags", answer=TAG_LIST,
+            description="FiNER-139: the US-GAAP tag of each highlighted numeric entity",
+        ),
+        Task(
+            "xbrl_tags", "xbrl extraction", "Tags", (), None,
+            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer=TAG,
+            description="the us-gaap element of a described concept in a filing",
+        ),
+        Task(
+            "xbrl_value", "xbrl extraction", "Values", (), None,
+            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer=VALUE,
+            description="the value of a described concept in a filing",
         ),
     ]
 }

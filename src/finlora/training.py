@@ -171,14 +171,13 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     """
     import deepspeed
 
-    check_environment(params)
     rank, world = init_distributed()
     torch.manual_seed(params.train.seed)
     random.seed(params.train.seed)
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
 
-    tokenizer = models.load_tokenizer(base_dir)
+    tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     encoded, dropped = encode(tokenizer, records, params.train.max_seq_len, params.model.chat_template)
     if not encoded:
         raise FinloraError(f"no training example fits train.max_seq_len = {params.train.max_seq_len}")

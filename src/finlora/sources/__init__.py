@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from finlora.config import DataParams
@@ -11,19 +12,31 @@ from finlora.sources import hub, local, sample
 from finlora.tasks import Task
 
 
-def fetch(task: Task, data: DataParams) -> dict[str, list[dict]]:
+@dataclass
+class RawData:
+    """A task's raw rows per split, plus what some families need beside them."""
+
+    splits: dict[str, list[dict]]
+    tag_names: list[str] | None = None  # FiNER: entity types, from the data set's ClassLabel names
+    filings: dict[str, bytes] = field(default_factory=dict)  # XBRL: file name -> instance document
+
+
+def fetch(task: Task, data: DataParams) -> RawData:
     """Raw train/test rows for `task`, capped at the configured sizes (seeded sample)."""
     sizes = data.split_sizes(task.name)
     if data.source == "sample":
-        return sample.generate(task.name, sizes.train, sizes.test, data.seed)
-    splits = hub.load(task, data.seed) if data.source == "hub" else local.load(task, Path(data.local_dir))
-    for split, rows in splits.items():
+        return RawData(**sample.generate(task.name, sizes.train, sizes.test, data.seed))
+    loaded = hub.load(task, data.seed) if data.source == "hub" else local.load(task, Path(data.local_dir))
+    raw = RawData(**loaded)
+    for split, rows in raw.splits.items():
         if not rows:
             raise FinloraError(f"task {task.name}: the {split} split from source '{data.source}' is empty")
-    return {
-        "train": subsample(splits["train"], sizes.train, data.seed),
-        "test": subsample(splits["test"], sizes.test, data.seed),
-    }
+    raw.splits = {"train": subsample(raw.splits["train"], sizes.train, data.seed),
+                  "test": subsample(raw.splits["test"], sizes.test, data.seed)}
+    if raw.filings:  # keep the filings the sampled questions ask about
+        used = {row.get("filing") for rows in raw.splits.values() for row in rows}
+        raw.filings = {name: text for name, text in raw.filings.items() if name in used}
+    return raw
 
 
 def subsample(rows: list[dict], size: int, seed: int) -> list[dict]:

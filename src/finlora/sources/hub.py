@@ -1,7 +1,8 @@
 """Public data from the Hugging Face Hub through `datasets.load_dataset`, at a pinned revision.
 
-ClassLabel ids become their names here, from the data set's own features, so nothing downstream
-maps a label by position (TFNS, which stores bare ids, is named in its task's row adapter).
+ClassLabel ids become their names here, from the data set's own features (FiNER's per-token tags
+included), so nothing downstream maps a label by position (TFNS, which stores bare ids, is named
+in its task's row adapter).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import random
 
 from finlora.errors import FinloraError
-from finlora.tasks import Task
+from finlora.tasks import TAG_LIST, Task
 
 
-def load(task: Task, seed: int) -> dict[str, list[dict]]:
+def load(task: Task, seed: int) -> dict:
+    """{"splits": ..., "tag_names": ...} for `finlora.sources.RawData`."""
     hub = task.hub
     try:
         import datasets
@@ -24,7 +26,7 @@ def load(task: Task, seed: int) -> dict[str, list[dict]]:
             f"Hugging Face Hub: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
             hint="check the network and HF_TOKEN, or set data.source: sample (offline) or local",
         ) from None
-    return splits_from_hub(task, loaded, seed)
+    return {"splits": splits_from_hub(task, loaded, seed), "tag_names": tag_names(task, loaded)}
 
 
 def resolved_commit(task: Task) -> str | None:
@@ -50,11 +52,26 @@ def splits_from_hub(task: Task, loaded, seed: int) -> dict[str, list[dict]]:
     return splits
 
 
+def tag_names(task: Task, loaded) -> list[str] | None:
+    """FiNER's entity types in the order of its IOB ClassLabel names ("O", "B-X", "I-X", ...)."""
+    if task.answer != TAG_LIST:
+        return None
+    names = _class_names(next(iter(loaded.values())).features[task.label_field])
+    return list(dict.fromkeys(name[2:] for name in names if name[:2] in ("B-", "I-")))
+
+
 def rows_with_label_names(task: Task, dataset) -> list[dict]:
-    """Rows as dicts, with every ClassLabel column's ids replaced by the feature's names."""
-    class_labels = {name: f.names for name, f in dataset.features.items() if hasattr(f, "names")}
+    """Rows as dicts, with every ClassLabel column's ids (or lists of ids) replaced by names."""
+    class_labels = {name: _class_names(f) for name, f in dataset.features.items() if _class_names(f)}
     rows = dataset.to_list()
     for row in rows:
         for column, names in class_labels.items():
-            row[column] = names[row[column]]
+            value = row[column]
+            row[column] = [names[v] for v in value] if isinstance(value, list) else names[value]
     return rows
+
+
+def _class_names(feature) -> list[str] | None:
+    """The names of a ClassLabel feature, or of a sequence of ClassLabel."""
+    inner = getattr(feature, "feature", feature)
+    return getattr(inner, "names", None)

@@ -1,7 +1,9 @@
 """Data sets in local files: <local_dir>/<task>/{train,test}.{jsonl,csv,parquet}.
 
 A file holds either rows in the data set's own schema (the columns `Task.fields` names) or
-records already in FinLoRA's {"context", "target"} form.
+records already in FinLoRA's {"context", "target"} form. FiNER rows carry tag names ("B-Revenues");
+the tag list is the set of tags the files use. XBRL questions name filings kept in
+<local_dir>/<task>/filings/.
 """
 
 from __future__ import annotations
@@ -10,13 +12,39 @@ from pathlib import Path
 
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
-from finlora.tasks import Task
+from finlora.tasks import TAG, TAG_LIST, VALUE, Task
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
-def load(task: Task, local_dir: Path) -> dict[str, list[dict]]:
-    return {split: read_rows(find_file(local_dir / task.name, split)) for split in ("train", "test")}
+def load(task: Task, local_dir: Path) -> dict:
+    """{"splits": ..., "tag_names": ..., "filings": ...} for `finlora.sources.RawData`."""
+    folder = local_dir / task.name
+    splits = {split: read_rows(find_file(folder, split)) for split in ("train", "test")}
+    loaded: dict = {"splits": splits}
+    if task.answer == TAG_LIST:
+        tags = {tag[2:] for rows in splits.values() for row in rows for tag in row.get(task.label_field) or []
+                if isinstance(tag, str) and tag[:2] in ("B-", "I-")}
+        loaded["tag_names"] = sorted(tags)
+    if task.answer in (TAG, VALUE):
+        loaded["filings"] = read_filings(folder / "filings", splits)
+    return loaded
+
+
+def read_filings(folder: Path, splits: dict[str, list[dict]]) -> dict[str, bytes]:
+    """The filings the questions name; a missing one is reported with the question that needs it."""
+    filings = {}
+    for split, rows in splits.items():
+        for line, row in enumerate(rows, start=1):
+            name = str(row.get("filing", ""))
+            path = folder / name
+            if name not in filings:
+                if not name or Path(name).name != name or not path.is_file():
+                    raise FinloraError(f"{folder.parent}/{split}: question {line} names filing {name!r}, "
+                                       f"which is not in {folder}/",
+                                       hint="put each XBRL instance document the questions name in filings/")
+                filings[name] = path.read_bytes()
+    return filings
 
 
 def find_file(folder: Path, split: str) -> Path:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from finlora.tasks import NWGI_LEVELS, headline_instruction, ner_instruction
+from finlora.sources import hub, sample_finer, sample_xbrl
+from finlora.tasks import NWGI_LEVELS, TASKS, headline_instruction, ner_instruction
 
 COMPANIES = [
     "Northwind Metals", "Aster Biotech", "Kestrel Airlines", "Bluefin Shipping", "Corvid Software",
@@ -191,11 +192,19 @@ GENERATORS: dict[str, tuple[tuple[str, ...], Callable[[random.Random, str], dict
 }
 
 
-def generate(task: str, n_train: int, n_test: int, seed: int) -> dict[str, list[dict]]:
-    """`n_train` + `n_test` distinct rows for `task`, balanced over its labels.
+def generate(task: str, n_train: int, n_test: int, seed: int) -> dict:
+    """`n_train` + `n_test` distinct rows for `task` ({"splits": ...} and, for FiNER and XBRL, the
+    tag names or filings), deterministic in (task, sizes, seed); no test text appears in train."""
+    if task == "finer":
+        loaded = sample_finer.dataset(n_train, n_test, seed)
+        return {"splits": hub.splits_from_hub(TASKS[task], loaded, seed), "tag_names": hub.tag_names(TASKS[task], loaded)}
+    if task in ("xbrl_tags", "xbrl_value"):
+        return sample_xbrl.generate(task, n_train, n_test, seed)
+    return {"splits": balanced_rows(task, n_train, n_test, seed)}
 
-    Deterministic in (task, sizes, seed); no test text appears in train.
-    """
+
+def balanced_rows(task: str, n_train: int, n_test: int, seed: int) -> dict[str, list[dict]]:
+    """Rows of a classification task, balanced over its labels."""
     labels, make_row, unique_field = GENERATORS[task]
     rng = random.Random(f"{task}-{seed}")
     rows, seen = [], set()

@@ -1,4 +1,4 @@
-"""Every error a user can cause gets one clear line, exit status 2, and no output left behind."""
+"""Bad input through the real stage scripts: one clear line, exit status 2, no output left behind."""
 
 import json
 import subprocess
@@ -9,16 +9,21 @@ import yaml
 from conftest import REPO, run_env
 
 
-def run_stage(workdir, script, *args, **params_overrides):
+def write_params(workdir, **overrides):
+    """The repository's params.yaml with some sections changed, in `workdir`."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in params_overrides.items():
+    for section, values in overrides.items():
         if section == "tasks":
             params["tasks"] = values
         else:
             params[section].update(values)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def run_stage(workdir, script, *args, preexec_fn=None, **params_overrides):
+    write_params(workdir, **params_overrides)
     return subprocess.run([sys.executable, str(REPO / "stages" / script), *map(str, args)],
-                          cwd=workdir, capture_output=True, text=True, env=run_env())
+                          cwd=workdir, capture_output=True, text=True, env=run_env(), preexec_fn=preexec_fn)
 
 
 def assert_clean_failure(result, *fragments):
@@ -50,6 +55,21 @@ def test_label_outside_the_label_set_names_file_line_and_valid_labels(tmp_path):
     assert_clean_failure(result, "train.jsonl:2: task fpb: label 'bullish' is not in the label set",
                          "valid labels: negative, neutral, positive")
     assert not (tmp_path / "out").exists()
+
+
+def test_finer_row_with_more_tokens_than_tags_stops_preprocess(tmp_path, tokenizer_dir):
+    good = {"id": "1", "tokens": ["Revenues", "were", "$", "12"], "ner_tags": ["O", "O", "O", "B-Revenues"]}
+    bad = {"id": "2", "tokens": ["Debt", "of", "$", "9"], "ner_tags": ["O", "O", "B-LongTermDebt"]}
+    write_raw(tmp_path / "raw", "finer", [json.dumps(good), json.dumps(bad)], [json.dumps(good)])
+    (tmp_path / "raw" / "finer" / "tags.json").write_text('["Revenues", "LongTermDebt"]')
+    args = ("preprocess.py", "solo", tmp_path / "raw", tmp_path / "out", "--base", tokenizer_dir)
+    result = run_stage(tmp_path, *args, tasks={"solo": ["finer"]})
+    assert_clean_failure(result, "finer/train.jsonl:2: 4 tokens but 3 ner_tags")
+    assert not (tmp_path / "out").exists()
+    result = run_stage(tmp_path, *args, tasks={"solo": ["finer"]}, data={"on_bad_record": "skip"})
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "out" / "finer" / "stats.json").read_text())
+    assert stats["train"] == {"records": 1, "skipped_bad_records": 1, "dropped_over_budget": 0}
 
 
 def test_hub_source_while_offline_fails_clearly(tmp_path):
