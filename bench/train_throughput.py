@@ -1,7 +1,11 @@
 """Training throughput and peak memory: finlora's train step against a plain Hugging Face
 Trainer + peft baseline, on the same model, data and settings.
 
-    python bench/train_throughput.py [--base models/base] [--steps 16] [--batch-size 8] [--bits 16]
+    python bench/train_throughput.py [--base models/base] [--batch-size 8] [--bits 16] [--rank 8]
+
+    # Llama-3.1-8B's architecture, random weights (no download), batch 4 x 512 tokens:
+    python bench/train_throughput.py --shape llama-3.1-8b --bits 4 --rank 4 --batch-size 4 --seq-len 512
+    python bench/train_throughput.py --shape llama-3.1-8b --layers 2 ...   # the same widths, 2 layers (CPU)
 
 Each side runs in its own process (peak memory is a per-process figure), one after the other,
 in this one run; the script prints real tokens per second, peak memory and the ratios.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +33,9 @@ from finlora.sources import sample
 from finlora.tasks import TASKS
 
 TASK_MIX = ["fpb", "tfns", "nwgi", "ner"]
+LLAMA_31_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                   num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072,
+                   rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=False)
 
 
 def records(n_per_task: int) -> list[dict]:
@@ -39,10 +47,43 @@ def records(n_per_task: int) -> list[dict]:
     return rows
 
 
+def long_records(tokenizer, n: int, seq_len: int) -> list[dict]:
+    """`n` examples of about `seq_len` tokens: sample sentences joined, a sentiment label as answer."""
+    sentences = [row["sentence"] for row in sample.generate("fpb", 400, 1, seed=5)["splits"]["train"]]
+    examples = []
+    for i in range(n):
+        text, start = "", i * 7
+        while len(training_ids(tokenizer, build_context_for(text), "positive", True)[0]) < seq_len - 24:
+            text += sentences[start % len(sentences)] + " "
+            start += 1
+        examples.append({"context": build_context_for(text.strip()), "target": "positive"})
+    return examples
+
+
+def build_context_for(text: str) -> str:
+    return build_context(TASKS["fpb"].example({"sentence": text, "label": "positive"}))
+
+
+def random_llama(tokenizer_base: Path, layers: int, out: Path) -> Path:
+    """Llama-3.1-8B's architecture with `layers` layers and random weights, as a base folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = models.load_tokenizer(tokenizer_base)
+    config = LlamaConfig(**{**LLAMA_31_8B, "num_hidden_layers": layers}, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(out / "weights")
+    tokenizer.save_pretrained(out / "weights")
+    models.materialize_base(str(out / "weights"), out / "base")
+    return out / "base"
+
+
 def settings(args) -> dict:
     return {"tasks": {"bench": TASK_MIX}, "quant": {"bits": args.bits},
-            "lora": {"rank": 8, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "k_proj", "v_proj"]},
-            "train": {"lr": 1e-4, "batch_size": args.batch_size, "epochs": 1}}
+            "lora": {"rank": args.rank, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "k_proj", "v_proj"]},
+            "train": {"lr": 1e-4, "batch_size": args.batch_size, "epochs": 1, "max_seq_len": args.seq_len + 32}}
 
 
 def run_finlora(args, data: list[dict]) -> dict:
@@ -64,7 +105,7 @@ def run_baseline(args, data: list[dict]) -> dict:
     model = models.load_base(args.base, args.bits)
     if args.bits != 16:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1,
+    model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=32, lora_dropout=0.1,
                                              target_modules=["q_proj", "k_proj", "v_proj"], task_type="CAUSAL_LM"))
     encoded = [training_ids(tokenizer, r["context"], r["target"], True) for r in data]
     features = [{"input_ids": ids, "labels": labels} for ids, labels in encoded]
@@ -95,14 +136,27 @@ def run_baseline(args, data: list[dict]) -> dict:
 
 
 def main() -> None:
+    import torch
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", type=Path, default=Path("models/base"))
     parser.add_argument("--examples-per-task", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--bits", type=int, default=16, choices=(4, 8, 16))
+    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--shape", choices=("llama-3.1-8b",), help="a random-weight model of this architecture")
+    parser.add_argument("--layers", type=int, default=32, help="with --shape: decoder layers (32 is the full model)")
+    parser.add_argument("--seq-len", type=int, default=512, help="with --shape: tokens per example")
+    parser.add_argument("--steps", type=int, default=8, help="with --shape: optimizer steps")
     parser.add_argument("--worker", choices=("finlora", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    data = records(args.examples_per_task)
+    scratch = None
+    if args.shape and not args.worker:  # build the model once; both workers load it from disk
+        scratch = Path(tempfile.mkdtemp(prefix="finlora-bench-"))
+        args.base = random_llama(args.base, args.layers, scratch)
+        sys.argv += ["--base", str(args.base)]
+    data = (long_records(models.load_tokenizer(args.base), args.steps * args.batch_size, args.seq_len) if args.shape
+            else records(args.examples_per_task))
     if args.worker:
         result = (run_finlora if args.worker == "finlora" else run_baseline)(args, data)
         print("RESULT " + json.dumps(result))
@@ -116,9 +170,12 @@ def main() -> None:
         if output.returncode != 0 or not lines:
             sys.exit(f"{worker} failed:\n{output.stderr[-3000:]}")
         results[worker] = json.loads(lines[-1][len("RESULT "):])
+    if scratch:
+        shutil.rmtree(scratch)
     base, ours = results["baseline"], results["finlora"]
-    print(f"{len(data)} examples ({', '.join(TASK_MIX)}), batch {args.batch_size}, LoRA r8 q/k/v, {args.bits}-bit, "
-          f"model {models.base_info(args.base)['base']}")
+    what = f"{args.shape} ({args.layers} layers, random weights)" if args.shape else models.base_info(args.base)["base"]
+    print(f"{len(data)} examples, batch {args.batch_size}, LoRA r{args.rank} q/k/v, {args.bits}-bit, model {what}, "
+          f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     print("| | steps | real tokens/s | padding efficiency | peak memory (GB) |\n|---|---|---|---|---|")
     for name, result in (("HF Trainer + peft", base), ("finlora", ours)):
         print(f"| {name} | {result['steps']} | {result['tokens_per_s']:.0f} | {result['padding_efficiency']:.3f} "

@@ -5,7 +5,6 @@ from typing import Optional
 
 import typer
 
-from finlora import models
 from finlora.config import load_params
 from finlora.errors import FinloraError, exit_on_error
 from finlora.files import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
@@ -28,7 +27,9 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
                 write_json(tmp / name / "tags.json", tag_names)
                 if base is None:
                     raise FinloraError("preprocess of FiNER needs --base: prompts are sized in its tokens")
-                tokenizer = models.load_tokenizer(base, params.model.chat_template)
+                from finlora.models import load_tokenizer  # imports torch: only FiNER needs it
+
+                tokenizer = load_tokenizer(base, params.model.chat_template)
                 fits = fits_in(tokenizer, params.train.max_seq_len, params.model.chat_template)
             stats = {}
             for split in ("train", "test"):

@@ -45,3 +45,18 @@ def test_leftovers_of_a_killed_write_are_removed_by_the_next_one(tmp_path):
         (tmp / "a").write_text("a")
     write_text(tmp_path / "m.json", "{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "out"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from finlora.files import UMASK, write_text
+
+    from finlora.files import atomic_dir
+
+    write_text(tmp_path / "m.json", "{}")
+    assert stat.S_IMODE(os.stat(tmp_path / "m.json").st_mode) == 0o666 & ~UMASK
+    with atomic_dir(tmp_path / "out") as tmp:
+        write_text(tmp / "a.json", "{}")
+    assert stat.S_IMODE(os.stat(tmp_path / "out").st_mode) == 0o777 & ~UMASK

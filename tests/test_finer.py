@@ -90,7 +90,7 @@ def test_prompts_hold_fewer_questions_where_k_would_not_fit():
 def test_a_question_that_never_fits_stops_or_is_skipped():
     questions = [("short", "Revenues"), ("x" * 50, "Goodwill"), ("short", "Revenues")]
     fits = lambda context, target: "x" * 50 not in context  # noqa: E731
-    with pytest.raises(FinloraError, match="f:2: question 2: even alone"):
+    with pytest.raises(FinloraError, match="^f: question 2: even alone"):
         finer_records(questions, TAGS, 4, fits, BadRecords(Path("f"), "error", Prepared()))
     counted = Prepared()
     records = finer_records(questions, TAGS, 4, fits, BadRecords(Path("f"), "skip", counted))

@@ -57,6 +57,24 @@ def test_quantised_and_variant_training(tiny_base, tmp_path, bits, lora):
         assert {"q_proj", "o_proj", "gate_proj", "down_proj"} <= targeted
 
 
+def test_kbit_training_keeps_unquantized_weights_in_the_compute_dtype(tiny_base):
+    """No fp32 upcast of embeddings, LM head and norms (what peft's k-bit preparation does)."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=torch.bfloat16)
+    base = AutoModelForCausalLM.from_pretrained(tiny_base, dtype=torch.bfloat16, quantization_config=quant)
+    model = models.add_lora(base, parse_params(raw_params()).lora, gradient_checkpointing=True)
+    inner = model.get_base_model()
+    assert inner.model.embed_tokens.weight.dtype == torch.bfloat16
+    assert inner.model.norm.weight.dtype == torch.bfloat16
+    assert all("lora_" in name for name, p in model.named_parameters() if p.requires_grad)
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
 def test_gradient_checkpointing_gives_the_same_loss(tiny_base, tmp_path):
     runs = []
     for checkpointing in (False, True):

@@ -18,6 +18,8 @@ from typing import Any, Iterable, Iterator
 
 from finlora.errors import FinloraError
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
@@ -62,6 +64,7 @@ def write_text(path: str | Path, text: str) -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
+            os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it private; outputs get the usual mode
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -109,6 +112,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes it private; outputs get the usual mode
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -216,14 +216,19 @@ def peak_memory_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def add_lora(model, lora: LoraParams, bits: int, gradient_checkpointing: bool = False):
-    """Wrap `model` in a peft LoRA (or DoRA / rsLoRA) adapter, prepared for k-bit training."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def add_lora(model, lora: LoraParams, gradient_checkpointing: bool = False):
+    """Wrap `model` (16-bit, or quantized by bitsandbytes) in a peft LoRA (or DoRA / rsLoRA) adapter.
 
-    if bits != 16:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-    elif gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    The base is frozen as it is loaded. peft's `prepare_model_for_kbit_training` would also upcast
+    every non-quantized weight (embeddings, LM head, norms) to fp32: at Llama-3.1-8B size about
+    2 GB more weights, and fp32 activations out of the embedding; the adapter trains the same
+    without it, since the norms compute in fp32 internally and the LM head runs on answer
+    positions only (finlora.training)."""
+    from peft import LoraConfig, get_peft_model
+
+    model.requires_grad_(False)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     all_linear = lora.target_modules == ["all-linear"]
     config = LoraConfig(

@@ -17,7 +17,7 @@ from finlora import xbrl
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.prompts import build_context, finer_context, finer_question, training_ids, xbrl_context, xbrl_question
-from finlora.tasks import LABEL, TAG, TAG_LIST, Task
+from finlora.tasks import LABEL, TAG_LIST, Task
 
 
 @dataclass
@@ -38,12 +38,14 @@ class BadRecords:
         self.path, self.policy, self.prepared = path, policy, prepared
 
     @contextlib.contextmanager
-    def row(self, line: int) -> Iterator[None]:
+    def row(self, line: int | None) -> Iterator[None]:
+        """Errors inside name `path:line` (or only the path where no single line is to blame)."""
         try:
             yield
         except FinloraError as error:
             if self.policy == "error":
-                raise FinloraError(f"{self.path}:{line}: {error}",
+                where = f"{self.path}:{line}" if line else str(self.path)
+                raise FinloraError(f"{where}: {error}",
                                    hint=error.hint or "set data.on_bad_record: skip to skip and count such rows") from None
             self.prepared.skipped_bad_records += 1
 
@@ -146,7 +148,7 @@ def finer_records(questions: list[tuple[str, str]], tag_names: list[str], per_pr
         while size and not fits(*_finer_pair(questions[start:start + size], tag_names)):
             size -= 1
         if size == 0:
-            with bad.row(start + 1):
+            with bad.row(None):
                 raise FinloraError(f"question {start + 1}: even alone, with the {len(tag_names)} tag names, "
                                    "it does not fit train.max_seq_len", hint="raise train.max_seq_len")
             start += 1

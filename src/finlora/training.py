@@ -190,7 +190,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
             f"processes x {accumulation} accumulation steps", hint="lower train.batch_size or add data")
     total_steps = len(steps) // accumulation
 
-    model = models.add_lora(models.load_base(base_dir, params.quant.bits), params.lora, params.quant.bits,
+    model = models.add_lora(models.load_base(base_dir, params.quant.bits), params.lora,
                             params.train.gradient_checkpointing)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.train.lr)

@@ -67,7 +67,7 @@ CONCEPTS = {
     "RetainedEarningsAccumulatedDeficit": ("retained earnings", "instant", "usd"),
     "CommonStockSharesOutstanding": ("common shares outstanding", "instant", "shares"),
 }
-CONCEPTS_PER_FILING = 10
+CONCEPTS_PER_FILING = 8  # of 34; a fiscal year's prompt holds up to 8 facts and a text block
 SEGMENTS = ("ProductMember", "ServiceMember")  # us-gaap members of StatementBusinessSegmentsAxis
 
 
