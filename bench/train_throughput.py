@@ -76,6 +76,7 @@ def random_llama(tokenizer_base: Path, layers: int, out: Path) -> Path:
     model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out / "weights")
     tokenizer.save_pretrained(out / "weights")
+    (out / "base").mkdir()
     models.materialize_base(str(out / "weights"), out / "base")
     return out / "base"
 
