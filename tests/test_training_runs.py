@@ -75,6 +75,23 @@ def test_kbit_training_keeps_unquantized_weights_in_the_compute_dtype(tiny_base)
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+def test_training_leaves_no_shared_memory_behind(tiny_base, tmp_path):
+    """DeepSpeed's CPU all-reduce buffer in /dev/shm (66 MB a run) is removed when training ends."""
+    import os
+
+    records = tmp_path / "records.jsonl"
+    write_jsonl(records, fpb_records(8))
+    script = tmp_path / "train_script.py"
+    script.write_text(SCRIPT)
+    port = str(free_port())
+    env = dict(run_env(), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    args = json.dumps({"params": raw_params(), "records": str(records), "base": str(tiny_base), "out": str(tmp_path)})
+    result = subprocess.run([sys.executable, str(script), args], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    assert not [name for name in os.listdir("/dev/shm") if f"_127.0.0.1_{port}_" in name]
+
+
 def test_gradient_checkpointing_gives_the_same_loss(tiny_base, tmp_path):
     runs = []
     for checkpointing in (False, True):
