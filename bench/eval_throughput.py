@@ -21,10 +21,26 @@ from pathlib import Path
 import torch
 
 from finlora import models
+from finlora.config import parse_params
 from finlora.generation import first_line, generate_answers
+from finlora.prepare import prepare
 from finlora.prompts import build_context, prompt_ids
 from finlora.sources import sample
 from finlora.tasks import TASKS
+
+
+def xbrl_prompt_set(tokenizer, per_task: int) -> dict[str, list[list[int]]]:
+    """One-shot prompts over sample filings (each holds a fiscal year of facts as XML)."""
+    sets = {}
+    for task in ("xbrl_tags", "xbrl_value"):
+        raw = sample.generate(task, 1, per_task, seed=11)
+        folder = Path(tempfile.mkdtemp())
+        for name, content in raw["filings"].items():
+            (folder / name).write_bytes(content)
+        records = prepare(TASKS[task], raw["splits"]["test"], folder / "test.jsonl",
+                          parse_params({"tasks": {"x": [task]}}), filings=folder).records
+        sets[task] = [prompt_ids(tokenizer, r["context"], chat_template=True) for r in records]
+    return sets
 
 
 def prompt_set(tokenizer, tasks: list[str], per_task: int) -> dict[str, list[list[int]]]:
@@ -89,6 +105,7 @@ def main() -> None:
     sets = {
         "sentiment (short, similar lengths)": prompt_set(tokenizer, ["fpb", "tfns", "fiqa", "nwgi"], 24),
         "all six tasks (mixed lengths)": prompt_set(tokenizer, [n for n, t in TASKS.items() if t.to_example], 16),
+        "XBRL extraction (long prompts)": xbrl_prompt_set(tokenizer, 12),
     }
     warmup = sets["all six tasks (mixed lengths)"]["ner"]
     generate_answers(model, tokenizer, warmup, args.batch_size, 2, progress=False)
