@@ -120,6 +120,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if error.errno not in WRITE_ERRNOS:
             raise
         raise _write_failure(path, error) from None
+    except FinloraError as error:  # name the output the user knows, not its temporary folder
+        raise FinloraError(error.args[0].replace(str(tmp), str(path)), hint=error.hint) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

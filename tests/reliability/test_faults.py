@@ -137,7 +137,7 @@ def test_disk_full_while_writing_keeps_the_previous_output(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
 
     result = run_stage(tmp_path, "download.py", "sentiment", tmp_path / "raw", preexec_fn=limit_file_size)
-    assert_clean_failure(result, "cannot write (File too large)", "free disk space")
+    assert_clean_failure(result, "/raw/fpb/train.jsonl: cannot write (File too large)", "free disk space")
     assert previous.read_text() == FPB_ROW + "\n"  # the last good output is still there
     assert [p.name for p in (tmp_path).iterdir() if p.name.startswith(".raw")] == []
 
