@@ -103,7 +103,7 @@ def score_tag_lists(answers: list[str], gold_lists: list[list[str]], tag_names: 
     by_normal = {normalize_tag(name): name for name in tag_names}
     golds, parsed, contained, per_record = [], [], [], []
     for answer, gold_tags in zip(answers, gold_lists):
-        parts = answer.strip().splitlines()[0].split(",") if answer.strip() else []
+        parts = first_line(answer).split(",")
         record = []
         for position, gold in enumerate(gold_tags):
             part = parts[position] if position < len(parts) else ""

@@ -17,7 +17,7 @@ from finlora import xbrl
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.prompts import build_context, finer_context, finer_question, training_ids, xbrl_context, xbrl_question
-from finlora.tasks import LABEL, TAG_LIST, Task
+from finlora.tasks import LABEL, TAG_LIST, Task, iob_type
 
 
 @dataclass
@@ -118,11 +118,11 @@ def entities(tokens: list[str], tags: list[str], tag_names: list[str]) -> list[t
         if tag == "O":
             previous = None
             continue
-        prefix, name = tag[:2], tag[2:]
-        if prefix not in ("B-", "I-") or name not in known:
+        name = iob_type(tag)
+        if name not in known:
             raise FinloraError(f"tag {tag!r} is not in the label set",
                                hint=f"O, or B-/I- followed by one of {len(known)} tags such as {tag_names[0]}")
-        if prefix == "I-" and previous == name:
+        if tag.startswith("I-") and previous == name:
             found[-1][0].append(token)
         else:  # B-, or an I- that starts a run (read leniently)
             found.append(([token], name))
@@ -174,8 +174,8 @@ class Filings:
 
     def get(self, name: str) -> xbrl.Filing:
         if name not in self.parsed:
-            path = self.folder / name if self.folder else Path(name)
-            if not name or Path(name).name != name or not path.is_file():
+            path = xbrl.filing_path(self.folder or Path("."), name)
+            if path is None:
                 raise FinloraError(f"filing {name!r} is not in {self.folder}/")
             self.parsed[name] = xbrl.parse_filing(path)
         return self.parsed[name]

@@ -41,6 +41,12 @@ class HubDataset:
     test_fraction: float = 0.25
 
 
+def iob_type(tag: str) -> str | None:
+    """The entity type of an IOB tag ("B-Revenues" and "I-Revenues" -> "Revenues"); None for "O"
+    and for anything that is not an IOB tag."""
+    return tag[2:] if isinstance(tag, str) and tag[:2] in ("B-", "I-") and tag[2:] else None
+
+
 class LabelError(FinloraError):
     """A raw row whose label is not in the task's label set."""
 

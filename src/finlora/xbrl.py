@@ -64,6 +64,12 @@ class Filing:
         return [fact for fact in self.facts if fact.context in matching]
 
 
+def filing_path(folder: Path, name: str) -> Path | None:
+    """The file a question's `filing` names in `folder`; None unless it is a plain file name there."""
+    path = folder / name
+    return path if name and Path(name).name == name and path.is_file() else None
+
+
 def parse_filing(path: str | Path) -> Filing:
     path = Path(path)
     try:

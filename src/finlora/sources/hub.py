@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from finlora.errors import FinloraError
-from finlora.tasks import TAG_LIST, Task
+from finlora.tasks import TAG_LIST, Task, iob_type
 
 
 def load(task: Task, seed: int) -> dict:
@@ -57,7 +57,7 @@ def tag_names(task: Task, loaded) -> list[str] | None:
     if task.answer != TAG_LIST:
         return None
     names = _class_names(next(iter(loaded.values())).features[task.label_field])
-    return list(dict.fromkeys(name[2:] for name in names if name[:2] in ("B-", "I-")))
+    return list(dict.fromkeys(entity for entity in map(iob_type, names) if entity))
 
 
 def rows_with_label_names(task: Task, dataset) -> list[dict]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
-from finlora.tasks import TAG, TAG_LIST, VALUE, Task
+from finlora.xbrl import filing_path
+from finlora.tasks import TAG, TAG_LIST, VALUE, Task, iob_type
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
@@ -23,9 +24,8 @@ def load(task: Task, local_dir: Path) -> dict:
     splits = {split: read_rows(find_file(folder, split)) for split in ("train", "test")}
     loaded: dict = {"splits": splits}
     if task.answer == TAG_LIST:
-        tags = {tag[2:] for rows in splits.values() for row in rows for tag in row.get(task.label_field) or []
-                if isinstance(tag, str) and tag[:2] in ("B-", "I-")}
-        loaded["tag_names"] = sorted(tags)
+        tags = {iob_type(tag) for rows in splits.values() for row in rows for tag in row.get(task.label_field) or []}
+        loaded["tag_names"] = sorted(tags - {None})
     if task.answer in (TAG, VALUE):
         loaded["filings"] = read_filings(folder / "filings", splits)
     return loaded
@@ -37,9 +37,9 @@ def read_filings(folder: Path, splits: dict[str, list[dict]]) -> dict[str, bytes
     for split, rows in splits.items():
         for line, row in enumerate(rows, start=1):
             name = str(row.get("filing", ""))
-            path = folder / name
             if name not in filings:
-                if not name or Path(name).name != name or not path.is_file():
+                path = filing_path(folder, name)
+                if path is None:
                     raise FinloraError(f"{folder.parent}/{split}: question {line} names filing {name!r}, "
                                        f"which is not in {folder}/",
                                        hint="put each XBRL instance document the questions name in filings/")
