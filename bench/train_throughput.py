@@ -4,15 +4,20 @@ Trainer + peft baseline, on the same model, data and settings.
     python bench/train_throughput.py [--base models/base] [--batch-size 8] [--bits 16] [--rank 8]
 
     # Llama-3.1-8B's architecture, random weights (no download), batch 4 x 512 tokens:
-    python bench/train_throughput.py --shape llama-3.1-8b --bits 4 --rank 4 --batch-size 4 --seq-len 512
+    python bench/train_throughput.py --shape llama-3.1-8b --bits 4 --rank 8 --batch-size 4 --seq-len 512
     python bench/train_throughput.py --shape llama-3.1-8b --layers 2 ...   # the same widths, 2 layers (CPU)
 
+With --shape, `--base` only lends its tokenizer; the random model is built once (on the GPU when
+there is one) into a folder under the temporary directory and reused by later runs.
 Each side runs in its own process (peak memory is a per-process figure), one after the other,
 in this one run; the script prints real tokens per second, peak memory and the ratios.
+Peak memory: on a GPU, `torch.cuda.max_memory_allocated` from the end of model loading to the end
+of training (the weights stay resident, the loader's transients do not count); on a CPU, the
+process's peak RSS.
 Baseline: `Trainer` with a peft LoRA model (bitsandbytes for 4/8 bits, prepared with
 `prepare_model_for_kbit_training`), batches padded to their longest example in random order,
 the model's own loss over full logits with the prompt masked. Same LoRA settings, learning rate,
-batch size, optimizer (AdamW) and examples.
+batch size, optimizer (AdamW), gradient checkpointing setting and examples.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from finlora.sources import sample
 from finlora.tasks import TASKS
 
 TASK_MIX = ["fpb", "tfns", "nwgi", "ner"]
+NON_REENTRANT = {"use_reentrant": False}
 LLAMA_31_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                    num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072,
                    rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=False)
@@ -64,34 +70,45 @@ def build_context_for(text: str) -> str:
     return build_context(TASKS["fpb"].example({"sentence": text, "label": "positive"}))
 
 
-def random_llama(tokenizer_base: Path, layers: int, out: Path) -> Path:
-    """Llama-3.1-8B's architecture with `layers` layers and random weights, as a base folder."""
+def random_llama(tokenizer_base: Path, layers: int) -> Path:
+    """Llama-3.1-8B's architecture with `layers` layers and random bf16 weights, as a base folder;
+    built once into the temporary directory (2.1 GB + 0.44 GB per layer: 16 GB at 32) and reused."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, LlamaConfig
 
+    folder = Path(tempfile.gettempdir()) / f"finlora-bench-llama-3.1-8b-{layers}l"
+    if (folder / "base" / models.BASE_INFO).is_file():
+        return folder / "base"
+    shutil.rmtree(folder, ignore_errors=True)
+    building = folder.with_name(folder.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
     tokenizer = models.load_tokenizer(tokenizer_base)
     config = LlamaConfig(**{**LLAMA_31_8B, "num_hidden_layers": layers}, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config).to(torch.bfloat16)
-    model.save_pretrained(out / "weights")
-    tokenizer.save_pretrained(out / "weights")
-    (out / "base").mkdir()
-    models.materialize_base(str(out / "weights"), out / "base")
-    return out / "base"
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # random init is slow on a CPU
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.save_pretrained(building / "weights")
+    tokenizer.save_pretrained(building / "weights")
+    del model
+    (building / "base").mkdir()
+    models.materialize_base(str(building / "weights"), building / "base")  # hard links
+    building.rename(folder)
+    return folder / "base"
 
 
 def settings(args) -> dict:
     return {"tasks": {"bench": TASK_MIX}, "quant": {"bits": args.bits},
             "lora": {"rank": args.rank, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "k_proj", "v_proj"]},
-            "train": {"lr": 1e-4, "batch_size": args.batch_size, "epochs": 1, "max_seq_len": args.seq_len + 32}}
+            "train": {"lr": 1e-4, "batch_size": args.batch_size, "epochs": 1, "max_seq_len": args.seq_len + 32,
+                      "gradient_checkpointing": args.gradient_checkpointing}}
 
 
 def run_finlora(args, data: list[dict]) -> dict:
     from finlora import training
 
     out = Path(tempfile.mkdtemp())
-    metrics = training.train(parse_params(settings(args)), data, args.base, out / "a", out / "m.json", out / "l")
+    metrics = training.train(parse_params(settings(args)), data, args.base, out / "a", out / "m.json", live_dir=None)
     return {"tokens_per_s": metrics["tokens_per_s"], "peak_memory_gb": models.peak_memory_bytes() / 1e9,
             "steps": metrics["steps"], "padding_efficiency": metrics["padding_efficiency"]}
 
@@ -99,13 +116,14 @@ def run_finlora(args, data: list[dict]) -> dict:
 def run_baseline(args, data: list[dict]) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer, TrainerCallback, TrainingArguments
 
     params = parse_params(settings(args))
     tokenizer = models.load_tokenizer(args.base)
     model = models.load_base(args.base, args.bits)
     if args.bits != 16:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=NON_REENTRANT)
     model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=32, lora_dropout=0.1,
                                              target_modules=["q_proj", "k_proj", "v_proj"], task_type="CAUSAL_LM"))
     encoded = [training_ids(tokenizer, r["context"], r["target"], True) for r in data]
@@ -124,14 +142,22 @@ def run_baseline(args, data: list[dict]) -> dict:
     arguments = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size,
                                   learning_rate=params.train.lr, num_train_epochs=1, report_to=[], save_strategy="no",
                                   logging_strategy="no", use_cpu=not torch.cuda.is_available(),
-                                  dataloader_drop_last=True, seed=42, disable_tqdm=True)
-    trainer = Trainer(model=model, args=arguments, train_dataset=features, data_collator=collate)
+                                  dataloader_drop_last=True, seed=42, disable_tqdm=True,
+                                  gradient_checkpointing=args.gradient_checkpointing,
+                                  gradient_checkpointing_kwargs=NON_REENTRANT)
+
+    class Clock(TrainerCallback):  # starts once the optimizer exists, as finlora's clock does
+        def on_train_begin(self, *_, **__):
+            self.start = time.perf_counter()
+
+    clock = Clock()
+    trainer = Trainer(model=model, args=arguments, train_dataset=features, data_collator=collate, callbacks=[clock])
     loader = trainer.get_train_dataloader()
     real_tokens = sum(int(batch["attention_mask"].sum()) for batch in loader)
     padded = sum(batch["attention_mask"].numel() for batch in loader)
-    start = time.perf_counter()
+    models.reset_peak_memory()
     trainer.train()
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - clock.start
     return {"tokens_per_s": real_tokens / seconds, "peak_memory_gb": models.peak_memory_bytes() / 1e9,
             "steps": trainer.state.global_step, "padding_efficiency": real_tokens / padded}
 
@@ -149,12 +175,11 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=32, help="with --shape: decoder layers (32 is the full model)")
     parser.add_argument("--seq-len", type=int, default=512, help="with --shape: tokens per example")
     parser.add_argument("--steps", type=int, default=8, help="with --shape: optimizer steps")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="on both sides")
     parser.add_argument("--worker", choices=("finlora", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    scratch = None
     if args.shape and not args.worker:  # build the model once; both workers load it from disk
-        scratch = Path(tempfile.mkdtemp(prefix="finlora-bench-"))
-        args.base = random_llama(args.base, args.layers, scratch)
+        args.base = random_llama(args.base, args.layers)
         sys.argv += ["--base", str(args.base)]
     data = (long_records(models.load_tokenizer(args.base), args.steps * args.batch_size, args.seq_len) if args.shape
             else records(args.examples_per_task))
@@ -171,12 +196,11 @@ def main() -> None:
         if output.returncode != 0 or not lines:
             sys.exit(f"{worker} failed:\n{output.stderr[-3000:]}")
         results[worker] = json.loads(lines[-1][len("RESULT "):])
-    if scratch:
-        shutil.rmtree(scratch)
     base, ours = results["baseline"], results["finlora"]
     what = f"{args.shape} ({args.layers} layers, random weights)" if args.shape else models.base_info(args.base)["base"]
-    print(f"{len(data)} examples, batch {args.batch_size}, LoRA r{args.rank} q/k/v, {args.bits}-bit, model {what}, "
-          f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    print(f"{len(data)} examples, batch {args.batch_size}, LoRA r{args.rank} q/k/v, {args.bits}-bit, "
+          f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, model {what}, device {device}")
     print("| | steps | real tokens/s | padding efficiency | peak memory (GB) |\n|---|---|---|---|---|")
     for name, result in (("HF Trainer + peft", base), ("finlora", ours)):
         print(f"| {name} | {result['steps']} | {result['tokens_per_s']:.0f} | {result['padding_efficiency']:.3f} "

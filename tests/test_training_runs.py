@@ -47,8 +47,9 @@ def test_quantised_and_variant_training(tiny_base, tmp_path, bits, lora):
     raw["quant"] = {"bits": bits}
     raw["lora"].update(lora)
     metrics = training.train(parse_params(raw), fpb_records(8), tiny_base, tmp_path / "a", tmp_path / "m.json",
-                             tmp_path / "l")
+                             live_dir=None)
     assert metrics["quant_bits"] == bits and metrics["steps"] == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "m.json"]  # no dvclive logs asked for
     config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert config["use_dora"] == (lora.get("variant") == "dora")
     assert config["use_rslora"] == (lora.get("variant") == "rslora")
@@ -73,6 +74,48 @@ def test_kbit_training_keeps_unquantized_weights_in_the_compute_dtype(tiny_base)
     ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
     model(input_ids=ids, labels=ids).loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def int8_lora_model(base: Path, freed: bool):
+    """The tiny model in int8 with a LoRA adapter and gradient checkpointing; with `freed` False
+    its int8 layers are bitsandbytes' own again, for comparison."""
+    import bitsandbytes as bnb
+    import torch
+
+    from finlora.int8 import FrozenLinear8bitLt
+
+    torch.manual_seed(0)
+    model = models.add_lora(models.load_base(base, 8), parse_params(raw_params()).lora, gradient_checkpointing=True)
+    frozen = [m for m in model.modules() if isinstance(m, FrozenLinear8bitLt)]
+    assert len(frozen) == 2 * 7  # every linear layer of both decoder layers
+    if not freed:
+        for module in frozen:
+            module.__class__ = bnb.nn.Linear8bitLt
+    return model.train(), frozen
+
+
+def test_int8_layers_keep_nothing_of_their_inputs_under_gradient_checkpointing(tiny_base):
+    import gc
+    import weakref
+
+    import torch
+
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21, 25, 29, 33, 37]])
+    kept, gradients = {}, {}
+    for freed in (False, True):
+        model, int8_layers = int8_lora_model(tiny_base, freed)
+        inputs = []
+        for layer in int8_layers:
+            layer.register_forward_pre_hook(lambda _, args: inputs.append(weakref.ref(args[0])))
+        loss = model(input_ids=ids, labels=ids).loss
+        gc.collect()
+        kept[freed] = sum(ref() is not None for ref in inputs)
+        loss.backward()
+        gradients[freed] = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert kept[False] > 0 and kept[True] == 0  # bitsandbytes' own layers keep theirs until backward
+    assert gradients[True].keys() == gradients[False].keys()
+    for name, grad in gradients[True].items():
+        torch.testing.assert_close(grad, gradients[False][name], msg=name)
 
 
 def test_training_leaves_no_shared_memory_behind(tiny_base, tmp_path):

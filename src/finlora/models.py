@@ -216,6 +216,12 @@ def peak_memory_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak on a GPU (a process's peak resident memory on a CPU cannot be reset)."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
 def add_lora(model, lora: LoraParams, gradient_checkpointing: bool = False):
     """Wrap `model` (16-bit, or quantized by bitsandbytes) in a peft LoRA (or DoRA / rsLoRA) adapter.
 
@@ -223,10 +229,15 @@ def add_lora(model, lora: LoraParams, gradient_checkpointing: bool = False):
     every non-quantized weight (embeddings, LM head, norms) to fp32: at Llama-3.1-8B size about
     2 GB more weights, and fp32 activations out of the embedding; the adapter trains the same
     without it, since the norms compute in fp32 internally and the LM head runs on answer
-    positions only (finlora.training)."""
+    positions only (finlora.training). Frozen int8 layers keep nothing of their inputs for the
+    backward pass (finlora.int8)."""
     from peft import LoraConfig, get_peft_model
 
     model.requires_grad_(False)
+    if getattr(model, "is_loaded_in_8bit", False):
+        from finlora.int8 import free_int8_inputs
+
+        free_int8_inputs(model)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()

@@ -174,8 +174,9 @@ def _release_shared_memory() -> None:
 
 
 def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path,
-          metrics_out: Path, live_dir: Path, checkpoint_dir: Path | None = None) -> dict | None:
-    """Train one adapter on `records`; rank 0 writes the adapter, metrics and dvclive logs.
+          metrics_out: Path, live_dir: Path | None, checkpoint_dir: Path | None = None) -> dict | None:
+    """Train one adapter on `records`; rank 0 writes the adapter, metrics and (unless `live_dir`
+    is None) dvclive logs.
 
     With `train.checkpoint_every` > 0 a resumable DeepSpeed checkpoint goes to `checkpoint_dir`
     every N optimizer steps; a rerun with the same data and settings continues from the last one.
@@ -203,6 +204,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
 
     model = models.add_lora(models.load_base(base_dir, params.quant.bits), params.lora,
                             params.train.gradient_checkpointing)
+    models.reset_peak_memory()  # the peak while training, weights resident; not the loader's transients
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.train.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -215,7 +217,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         if checkpoint_dir is not None and params.train.checkpoint_every > 0 else None
     history: list[tuple[float, float]] = checkpoints.resume(engine) if checkpoints else []
     resumed_from = len(history)
-    live = _open_live(live_dir) if rank == 0 else None
+    live = _open_live(live_dir) if rank == 0 and live_dir is not None else None
     for loss, lr in history:  # a resumed run's curve starts where the first run's did
         _log(live, loss, lr)
     progress = _progress(total_steps, rank, initial=len(history))
