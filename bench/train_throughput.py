@@ -91,6 +91,7 @@ def random_llama(tokenizer_base: Path, layers: int) -> Path:
     model.save_pretrained(building / "weights")
     tokenizer.save_pretrained(building / "weights")
     del model
+    torch.cuda.empty_cache()  # the workers measure their own memory; leave them the whole GPU
     (building / "base").mkdir()
     models.materialize_base(str(building / "weights"), building / "base")  # hard links
     building.rename(folder)
