@@ -16,6 +16,7 @@ import math
 import os
 import random
 import shutil
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -223,10 +224,13 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     progress = _progress(total_steps, rank, initial=len(history))
 
     real_tokens = padded_tokens = 0
+    step_seconds = []
     start = time.perf_counter()
     with _out_of_memory_is_an_error(params):
         for step in range(len(history), total_steps):
+            step_start = time.perf_counter()
             real, padded = _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history)
+            step_seconds.append(time.perf_counter() - step_start)  # the step ends on a device sync (its loss)
             real_tokens, padded_tokens = real_tokens + real, padded_tokens + padded
             _log(live, *history[-1])
             progress.update(1)
@@ -259,6 +263,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         "wall_s": round(seconds, 1),
         "device_hours": round(seconds * world / 3600, 4),
         "tokens_per_s": round(summary["real_tokens"] / seconds, 1) if seconds > 0 else 0.0,
+        "steady_tokens_per_s": _steady_tokens_per_s(summary["real_tokens"], step_seconds),
         "padding_efficiency": round(summary["real_tokens"] / max(1, summary["padded_tokens"]), 3),
         "peak_memory_gb": round(summary["peak_memory"] / 1e9, 3),
         "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
@@ -370,6 +375,14 @@ class Checkpoints:
             dist.barrier()
         if not dist.is_initialized() or dist.get_rank() == 0:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _steady_tokens_per_s(real_tokens: float, step_seconds: list[float]) -> float:
+    """Tokens per second of a typical step: the mean tokens of a step over the median step time,
+    so the first step's warm-up (kernel loading, allocator growth) and stray stalls do not count."""
+    if not step_seconds:
+        return 0.0
+    return round(real_tokens / len(step_seconds) / statistics.median(step_seconds), 1)
 
 
 def _reduce_resources(real: int, padded: int, peak: int) -> dict:

@@ -20,7 +20,7 @@ from test_pipeline_e2e import COPY_IGNORE, REPO, dvc_env, sh, stages_run
 pytestmark = pytest.mark.slow
 
 # Measurements of time and memory differ between runs by nature; everything else must not.
-VARYING = {"wall_s", "device_hours", "tokens_per_s", "peak_memory_gb", "seconds_per_example",
+VARYING = {"wall_s", "device_hours", "tokens_per_s", "steady_tokens_per_s", "peak_memory_gb", "seconds_per_example",
            "generated_tokens_per_s", "resumed", "resumed_from_step"}
 
 
