@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from finlora import models
+from finlora import models, training
 from finlora.config import parse_params
 from finlora.prompts import build_context, training_ids
 from finlora.sources import sample
@@ -109,8 +108,6 @@ def settings(args) -> dict:
 
 
 def run_finlora(args, data: list[dict]) -> dict:
-    from finlora import training
-
     out = Path(tempfile.mkdtemp())
     metrics = training.train(parse_params(settings(args)), data, args.base, out / "a", out / "m.json", live_dir=None)
     return {"tokens_per_s": metrics["tokens_per_s"], "steady_tokens_per_s": metrics["steady_tokens_per_s"],
@@ -129,8 +126,9 @@ def run_baseline(args, data: list[dict]) -> dict:
     if args.bits != 16:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing,
                                                 gradient_checkpointing_kwargs=NON_REENTRANT)
-    model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=32, lora_dropout=0.1,
-                                             target_modules=["q_proj", "k_proj", "v_proj"], task_type="CAUSAL_LM"))
+    lora = params.lora
+    model = get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                             target_modules=lora.target_modules, task_type="CAUSAL_LM"))
     encoded = [training_ids(tokenizer, r["context"], r["target"], True) for r in data]
     features = [{"input_ids": ids, "labels": labels} for ids, labels in encoded]
 
@@ -178,8 +176,8 @@ def run_baseline(args, data: list[dict]) -> dict:
     models.reset_peak_memory()
     trainer.train()
     seconds = time.perf_counter() - clock.start
-    steady = real_tokens / len(clock.step_seconds) / statistics.median(clock.step_seconds)
-    return {"tokens_per_s": real_tokens / seconds, "steady_tokens_per_s": steady,
+    return {"tokens_per_s": real_tokens / seconds,
+            "steady_tokens_per_s": training.steady_tokens_per_s(real_tokens, clock.step_seconds),
             "peak_memory_gb": models.peak_memory_bytes() / 1e9, "steps": trainer.state.global_step,
             "padding_efficiency": real_tokens / padded}
 

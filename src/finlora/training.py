@@ -263,7 +263,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         "wall_s": round(seconds, 1),
         "device_hours": round(seconds * world / 3600, 4),
         "tokens_per_s": round(summary["real_tokens"] / seconds, 1) if seconds > 0 else 0.0,
-        "steady_tokens_per_s": _steady_tokens_per_s(summary["real_tokens"], step_seconds),
+        "steady_tokens_per_s": steady_tokens_per_s(summary["real_tokens"], step_seconds),
         "padding_efficiency": round(summary["real_tokens"] / max(1, summary["padded_tokens"]), 3),
         "peak_memory_gb": round(summary["peak_memory"] / 1e9, 3),
         "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
@@ -377,7 +377,7 @@ class Checkpoints:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _steady_tokens_per_s(real_tokens: float, step_seconds: list[float]) -> float:
+def steady_tokens_per_s(real_tokens: float, step_seconds: list[float]) -> float:
     """Tokens per second of a typical step: the mean tokens of a step over the median step time,
     so the first step's warm-up (kernel loading, allocator growth) and stray stalls do not count."""
     if not step_seconds:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
-from finlora.xbrl import filing_path
 from finlora.tasks import TAG, TAG_LIST, VALUE, Task, iob_type
+from finlora.xbrl import filing_path
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
