@@ -6,13 +6,15 @@ Trainer + peft baseline, on the same model, data and settings.
     # Llama-3.1-8B's architecture, random weights (no download), batch 4 x 512 tokens:
     python bench/train_throughput.py --shape llama-3.1-8b --bits 4 --rank 8 --batch-size 4 --seq-len 512
     python bench/train_throughput.py --shape llama-3.1-8b --layers 2 ...   # the same widths, 2 layers (CPU)
+    python bench/train_throughput.py --shape llama-3.1-8b --liger ...      # also finlora with Liger's kernels (CUDA)
 
 With --shape, `--base` only lends its tokenizer; the random model is built once (on the GPU when
 there is one) into a folder under the temporary directory and reused by later runs.
 Each side runs in its own process (peak memory is a per-process figure), one after the other,
 in this one run; the script prints real tokens per second over the whole run and over a median
 step (the mean tokens of a step over the median step time: the first step's warm-up and stray
-stalls left out), peak memory and the ratios.
+stalls left out), peak memory and the ratios; for finlora's rows also the mean loss of the last
+five steps, so a run with Liger's kernels can be checked against one without.
 Peak memory: on a GPU, `torch.cuda.max_memory_allocated` from the end of model loading to the end
 of training (the weights stay resident, the loader's transients do not count); on a CPU, the
 process's peak RSS.
@@ -35,12 +37,14 @@ from pathlib import Path
 
 from finlora import models, training
 from finlora.config import parse_params
+from finlora.errors import exit_on_error
 from finlora.prompts import build_context, training_ids
 from finlora.sources import sample
 from finlora.tasks import TASKS
 
 TASK_MIX = ["fpb", "tfns", "nwgi", "ner"]
 NON_REENTRANT = {"use_reentrant": False}
+WORKERS = ("baseline", "finlora", "finlora-liger")
 LLAMA_31_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                    num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072,
                    rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=False)
@@ -100,18 +104,20 @@ def random_llama(tokenizer_base: Path, layers: int) -> Path:
     return folder / "base"
 
 
-def settings(args) -> dict:
+def settings(args, liger: bool = False) -> dict:
     return {"tasks": {"bench": TASK_MIX}, "quant": {"bits": args.bits},
             "lora": {"rank": args.rank, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "k_proj", "v_proj"]},
             "train": {"lr": 1e-4, "batch_size": args.batch_size, "epochs": 1, "max_seq_len": args.seq_len + 32,
-                      "gradient_checkpointing": args.gradient_checkpointing}}
+                      "gradient_checkpointing": args.gradient_checkpointing, "liger_kernel": liger}}
 
 
 def run_finlora(args, data: list[dict]) -> dict:
+    params = parse_params(settings(args, liger=args.worker == "finlora-liger"))
+    training.check_environment(params, args.base)
     out = Path(tempfile.mkdtemp())
-    metrics = training.train(parse_params(settings(args)), data, args.base, out / "a", out / "m.json", live_dir=None)
+    metrics = training.train(params, data, args.base, out / "a", out / "m.json", live_dir=None)
     return {"tokens_per_s": metrics["tokens_per_s"], "steady_tokens_per_s": metrics["steady_tokens_per_s"],
-            "peak_memory_gb": models.peak_memory_bytes() / 1e9,
+            "peak_memory_gb": models.peak_memory_bytes() / 1e9, "final_loss": metrics["final_loss"],
             "steps": metrics["steps"], "padding_efficiency": metrics["padding_efficiency"]}
 
 
@@ -196,11 +202,14 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=512, help="with --shape: tokens per example")
     parser.add_argument("--steps", type=int, default=8, help="with --shape: optimizer steps")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="on both sides")
-    parser.add_argument("--worker", choices=("finlora", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--liger", action="store_true", help="also run finlora with train.liger_kernel (CUDA)")
+    parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.shape and not args.worker:  # build the model once; both workers load it from disk
         args.base = random_llama(args.base, args.layers)
         sys.argv += ["--base", str(args.base)]
+    if args.liger and not args.worker:  # fail before the baseline's minutes, not after
+        training.check_environment(parse_params(settings(args, liger=True)), args.base)
     data = (long_records(models.load_tokenizer(args.base), args.steps * args.batch_size, args.seq_len) if args.shape
             else records(args.examples_per_task))
     if args.worker:
@@ -209,27 +218,29 @@ def main() -> None:
         return
 
     results = {}
-    for worker in ("baseline", "finlora"):
+    for worker in WORKERS if args.liger else WORKERS[:2]:
         command = [sys.executable, __file__, "--worker", worker, *sys.argv[1:]]
         output = subprocess.run(command, capture_output=True, text=True)
         lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
         if output.returncode != 0 or not lines:
             sys.exit(f"{worker} failed:\n{output.stderr[-3000:]}")
         results[worker] = json.loads(lines[-1][len("RESULT "):])
-    base, ours = results["baseline"], results["finlora"]
+    base = results.pop("baseline")
     what = f"{args.shape} ({args.layers} layers, random weights)" if args.shape else models.base_info(args.base)["base"]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     print(f"{len(data)} examples, batch {args.batch_size}, LoRA r{args.rank} q/k/v, {args.bits}-bit, "
           f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, model {what}, device {device}")
-    print("| | steps | real tokens/s | median-step tokens/s | padding efficiency | peak memory (GB) |\n"
-          "|---|---|---|---|---|---|")
-    for name, result in (("HF Trainer + peft", base), ("finlora", ours)):
+    print("| | steps | real tokens/s | median-step tokens/s | padding efficiency | peak memory (GB) | final loss |\n"
+          "|---|---|---|---|---|---|---|")
+    for name, result in (("HF Trainer + peft", base), *results.items()):
         print(f"| {name} | {result['steps']} | {result['tokens_per_s']:.0f} | {result['steady_tokens_per_s']:.0f} "
-              f"| {result['padding_efficiency']:.3f} | {result['peak_memory_gb']:.2f} |")
-    print(f"tokens/s finlora / baseline = {ours['tokens_per_s'] / base['tokens_per_s']:.2f}x "
-          f"(median step: {ours['steady_tokens_per_s'] / base['steady_tokens_per_s']:.2f}x); "
-          f"peak memory finlora / baseline = {ours['peak_memory_gb'] / base['peak_memory_gb']:.2f}")
+              f"| {result['padding_efficiency']:.3f} | {result['peak_memory_gb']:.2f} "
+              f"| {result.get('final_loss', '-')} |")
+    for name, ours in results.items():
+        print(f"tokens/s {name} / baseline = {ours['tokens_per_s'] / base['tokens_per_s']:.2f}x "
+              f"(median step: {ours['steady_tokens_per_s'] / base['steady_tokens_per_s']:.2f}x); "
+              f"peak memory {name} / baseline = {ours['peak_memory_gb'] / base['peak_memory_gb']:.2f}")
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

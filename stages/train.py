@@ -22,7 +22,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
          local_rank: int = typer.Option(-1, "--local_rank", "--local-rank", help="set by the DeepSpeed launcher")) -> None:
     """Train GROUP's adapter on the train split of all its tasks."""
     params = load_params()
-    training.check_environment(params)
+    training.check_environment(params, base)
     records = [record for task in params.group_tasks(group) for record in read_jsonl(data / task / "train.jsonl")]
     checkpoints = Path(".cache/finlora/train") / "-".join(adapter.parts)  # kept across interrupted runs
     result = training.train(params, records, base, adapter, metrics, live, checkpoints)

@@ -77,4 +77,4 @@ def test_zero_one_adam_with_the_paper_profile_fails_up_front_without_cuda():
     raw = apply(yaml.safe_load((REPO / "params.yaml").read_text()), load_profile("paper-4bit-r4", PROFILES))
     raw["train"]["optimizer"] = "zero_one_adam"
     with pytest.raises(FinloraError, match="needs CUDA GPUs with NCCL"):
-        training.check_environment(parse_params(raw))
+        training.check_environment(parse_params(raw), REPO / "models" / "base")

@@ -70,10 +70,13 @@ def test_training_lowers_the_loss(tiny_base, tmp_path):
     assert metrics["final_loss"] < losses[0]
 
 
-def test_zero_one_adam_on_cpu_fails_before_loading_anything():
-    params = parse_params({"tasks": {"s": ["fpb"]}, "train": {"optimizer": "zero_one_adam"}})
-    with pytest.raises(FinloraError, match="zero_one_adam needs CUDA"):
-        training.check_environment(params)
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("train, message", [({"optimizer": "zero_one_adam"}, "zero_one_adam needs CUDA"),
+                                            ({"liger_kernel": True}, "liger_kernel needs a CUDA GPU")])
+def test_cuda_only_settings_on_cpu_fail_before_loading_anything(train, message, tmp_path):
+    params = parse_params({"tasks": {"s": ["fpb"]}, "train": train})
+    with pytest.raises(FinloraError, match=message):
+        training.check_environment(params, tmp_path)  # an empty folder: no model is read
 
 
 def test_deepspeed_config_follows_params():

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from conftest import run_env
@@ -143,6 +144,22 @@ def test_gradient_checkpointing_gives_the_same_loss(tiny_base, tmp_path):
                        out / "a", out / "m.json", out / "l")
         runs.append((out / "l" / "plots" / "metrics" / "train" / "loss.tsv").read_text())
     assert runs[0] == runs[1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Liger's kernels need a CUDA GPU")
+@pytest.mark.parametrize("bits", [4, 16])
+def test_liger_kernels_train_to_the_same_losses(tiny_base, tmp_path, bits):
+    curves = []
+    for liger in (False, True):  # in this order: Liger's patch stays in the process for Llama models
+        raw = raw_params(liger_kernel=liger)
+        raw["quant"] = {"bits": bits}
+        params = parse_params(raw)
+        training.check_environment(params, tiny_base)
+        out = tmp_path / str(liger)
+        training.train(params, fpb_records(8), tiny_base, out / "a", out / "m.json", out / "l")
+        rows = (out / "l" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]
+        curves.append([float(row.split("\t")[-1]) for row in rows])
+    assert curves[1] == pytest.approx(curves[0], rel=2e-2)
 
 
 def launch(tmp_path: Path, name: str, processes: int, params: dict, base: Path, records: Path):

@@ -94,6 +94,7 @@ class TrainParams:
     num_gpus: int = 1
     hostfile: str = "/job/hostfile"
     gradient_checkpointing: bool = False
+    liger_kernel: bool = False
     checkpoint_every: int = 0
     seed: int = 42
 

@@ -40,8 +40,8 @@ class Encoded:
     labels: list[int]
 
 
-def check_environment(params: Params) -> None:
-    """Fail before any model loads when the settings cannot work on this machine."""
+def check_environment(params: Params, base_dir: Path) -> None:
+    """Fail before any model loads when the settings cannot work on this machine or base model."""
     if params.train.optimizer == "zero_one_adam":
         if not torch.cuda.is_available():
             raise FinloraError(
@@ -55,6 +55,37 @@ def check_environment(params: Params) -> None:
                 "train.optimizer = zero_one_adam: the installed DeepSpeed no longer ships 0/1 Adam",
                 hint="use train.optimizer: adamw, or install a DeepSpeed release that has it",
             ) from None
+    if params.train.liger_kernel:
+        _check_liger_kernel(base_dir)
+
+
+def _check_liger_kernel(base_dir: Path) -> None:
+    if not torch.cuda.is_available():
+        raise FinloraError(
+            "train.liger_kernel needs a CUDA GPU (Liger's kernels are written in Triton); none is available here",
+            hint="set train.liger_kernel: false on this machine",
+        )
+    try:
+        from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+    except ImportError:
+        raise FinloraError("train.liger_kernel: the liger-kernel package is not installed",
+                           hint="pip install liger-kernel==0.8.5, or set train.liger_kernel: false") from None
+    config = Path(models.weights_location(base_dir)) / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type not in MODEL_TYPE_TO_APPLY_LIGER_FN:
+        raise FinloraError(f"train.liger_kernel: Liger has no kernels for model type {model_type!r} ({config})",
+                           hint="set train.liger_kernel: false for this model; Liger covers "
+                           + ", ".join(sorted(MODEL_TYPE_TO_APPLY_LIGER_FN)))
+
+
+def apply_liger_kernel(model) -> None:
+    """Swap in Liger's fused Triton kernels for the model's RMSNorm, SwiGLU and rotary embeddings
+    (for the rest of the process: Liger also patches the model type's module). Its fused
+    cross-entropy stays off: the loss here runs the LM head on answer positions only."""
+    from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+
+    _apply_liger_kernel_to_instance(model, rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+                                    fused_linear_cross_entropy=False)
 
 
 def encode(tokenizer, records: list[dict], max_seq_len: int, chat_template: bool) -> tuple[list[Encoded], int]:
@@ -203,8 +234,10 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
             f"processes x {accumulation} accumulation steps", hint="lower train.batch_size or add data")
     total_steps = len(steps) // accumulation
 
-    model = models.add_lora(models.load_base(base_dir, params.quant.bits), params.lora,
-                            params.train.gradient_checkpointing)
+    base = models.load_base(base_dir, params.quant.bits)
+    if params.train.liger_kernel:
+        apply_liger_kernel(base)
+    model = models.add_lora(base, params.lora, params.train.gradient_checkpointing)
     models.reset_peak_memory()  # the peak while training, weights resident; not the loader's transients
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.train.lr)

@@ -104,11 +104,16 @@ def test_adapter_trained_on_another_base_is_refused_before_loading(tmp_path, tin
     assert not (tmp_path / "metrics").exists()
 
 
-def test_cuda_only_optimizer_on_a_cpu_machine(tmp_path):
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("train, message, hint", [
+    ({"optimizer": "zero_one_adam"}, "zero_one_adam needs CUDA GPUs with NCCL", "train.optimizer: adamw"),
+    ({"liger_kernel": True}, "train.liger_kernel needs a CUDA GPU", "train.liger_kernel: false"),
+])
+def test_cuda_only_option_on_a_cpu_machine(tmp_path, train, message, hint):
     result = run_stage(tmp_path, "train.py", "solo", "--data", "d", "--base", "b", "--adapter", tmp_path / "a",
                        "--metrics", tmp_path / "m.json", "--live", tmp_path / "l", tasks={"solo": ["fpb"]},
-                       train={"optimizer": "zero_one_adam"})
-    assert_clean_failure(result, "zero_one_adam needs CUDA GPUs with NCCL", "train.optimizer: adamw")
+                       train=train)
+    assert_clean_failure(result, message, hint)
     assert not (tmp_path / "a").exists()
 
 
