@@ -54,6 +54,7 @@ def test_quantised_and_variant_training(tiny_base, tmp_path, bits, lora):
     config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert config["use_dora"] == (lora.get("variant") == "dora")
     assert config["use_rslora"] == (lora.get("variant") == "rslora")
+    assert config["target_modules"] == sorted(config["target_modules"])  # not in a set's per-process order
     if lora.get("target_modules") == "all-linear":
         targeted = {name.rsplit(".", 1)[-1] for name in config["target_modules"]}
         assert {"q_proj", "o_proj", "gate_proj", "down_proj"} <= targeted

@@ -279,6 +279,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         with atomic_dir(adapter_out) as tmp:
             engine.module.save_pretrained(tmp)
             _check_adapter(tmp)
+            _sort_target_modules(tmp)
             models.write_adapter_origin(tmp, base_dir)
     if checkpoints:
         checkpoints.clear()
@@ -427,6 +428,17 @@ def _check_adapter(folder: Path) -> None:
     weights = folder / "adapter_model.safetensors"
     if not weights.is_file() or weights.stat().st_size < 1024:
         raise FinloraError(f"{weights}: the saved adapter is empty; nothing was written")
+
+
+def _sort_target_modules(folder: Path) -> None:
+    """peft keeps `target_modules` as a set and writes it in the set's order, which changes from
+    process to process with Python's string hashing; sorted, the same training writes the same
+    bytes, and DVC does not rerun evaluation for an adapter that did not change."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def _open_live(live_dir: Path):

@@ -41,13 +41,14 @@ def new_project(root: Path, tiny_model_dir: Path) -> Path:
 
 
 def results(project: Path) -> dict[str, object]:
-    """Every metrics file with the measurements left out, and the hashes of predictions and adapters."""
+    """Every metrics file with the measurements left out, and the bytes of predictions, prompts and
+    every adapter file (its config too: DVC hashes the whole folder)."""
     found: dict[str, object] = {}
     for path in sorted((project / "metrics").rglob("*.json")):
         found[str(path.relative_to(project))] = _without_measurements(json.loads(path.read_text()))
     for folder in ("data/predictions", "models/adapters", "data/prepared"):
         for path in sorted((project / folder).rglob("*")):
-            if path.is_file() and path.suffix in (".jsonl", ".safetensors"):
+            if path.is_file() and (folder == "models/adapters" or path.suffix == ".jsonl"):
                 found[str(path.relative_to(project))] = path.read_bytes()
     return found
 
