@@ -67,9 +67,10 @@ def _check_liger_kernel(base_dir: Path) -> None:
         )
     try:
         from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
-    except ImportError:
-        raise FinloraError("train.liger_kernel: the liger-kernel package is not installed",
-                           hint="pip install liger-kernel==0.8.5, or set train.liger_kernel: false") from None
+    except ImportError as error:
+        raise FinloraError(f"train.liger_kernel: cannot import Liger's kernels ({error})",
+                           hint="pip install liger-kernel==0.8.5 (it needs triton, which CUDA builds of torch "
+                           "bring), or set train.liger_kernel: false") from None
     config = Path(models.weights_location(base_dir)) / "config.json"
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type not in MODEL_TYPE_TO_APPLY_LIGER_FN:
