@@ -4,10 +4,13 @@ same examples as bench/train_throughput.py, each variant timed over the same bat
     python bench/train_step_parts.py [--base models/base] [--profile]
 
 Variants: the loss over full logits (what a plain Trainer computes) or over answer positions
-only (finlora), on random batches (a plain data loader) or length-grouped ones (finlora), and
-finlora's step through a plain torch loop or through DeepSpeed's engine. Every variant runs over
-all 128 examples (16 batches of 8) after one warm-up step, and prints ms per step and real tokens
-per second. --profile adds torch.profiler's table of where finlora's step goes.
+only (finlora), on random batches (a plain data loader) or length-grouped ones (finlora), with
+each example's end token also fed as an input (as a plain Trainer does) or only as a target
+(finlora), with torch's LoRA dropout masks or finlora's float32 ones (finlora.dropout), and
+finlora's step through a plain torch loop or through DeepSpeed's engine. Every
+variant runs over all 128 examples (16 batches of 8) after one warm-up step, and prints ms per
+step and the examples' tokens per second. --profile adds torch.profiler's table of where
+finlora's step goes.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from finlora import models, training
 from finlora.config import parse_params
+from finlora.dropout import use_uniform_mask_dropout
 from train_throughput import records
 
 
@@ -36,8 +41,15 @@ def main() -> None:
     grouped = [[encoded[i] for i in step[0]] for step in training.micro_batches(encoded, params, 1)]
     shuffled = random.Random(0).sample(encoded, len(encoded))
     plain = [shuffled[i:i + 8] for i in range(0, len(shuffled) - 7, 8)]
-    batches = {name: [training.collate(b, tokenizer.pad_token_id) for b in group]
-               for name, group in (("grouped", grouped), ("random", plain))}
+    pad = tokenizer.pad_token_id
+
+    def end_token_as_input(batch):  # one more position, which collate drops: the whole example is input
+        return [training.Encoded(e.input_ids + [pad], e.labels + [training.IGNORE]) for e in batch]
+
+    batches = {name: [training.collate(b, pad) for b in group]
+               for name, group in (("grouped", grouped),
+                                   ("grouped, end token input", map(end_token_as_input, grouped)),
+                                   ("random, end token input", map(end_token_as_input, plain)))}
 
     training.init_distributed()
     model = models.add_lora(models.load_base(args.base, 16), params.lora)
@@ -47,8 +59,9 @@ def main() -> None:
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=training.deepspeed_config(params, 1))
     engine.train()
 
-    def full_logits(batch):
-        model(**batch).loss.backward()
+    def full_logits(batch):  # the mean cross-entropy a causal LM computes over all its logits
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        F.cross_entropy(logits.flatten(0, 1).float(), batch["targets"].flatten(), ignore_index=training.IGNORE).backward()
         optimizer.step()
         optimizer.zero_grad()
 
@@ -63,20 +76,25 @@ def main() -> None:
         engine.backward(loss / tokens)
         engine.step()
 
-    variants = [("full logits, random batches", full_logits, "random"),
-                ("full logits, grouped batches", full_logits, "grouped"),
-                ("answer only, grouped batches", answer_only, "grouped"),
-                ("answer only, grouped, DeepSpeed engine (finlora)", answer_only_engine, "grouped")]
-    print("| variant | ms per step | real tokens/s |\n|---|---|---|")
-    for name, step, kind in variants:
+    example_tokens = sum(len(e.input_ids) for e in encoded)  # every variant trains on all of them
+
+    def time_variant(name, step, kind):
         timed = batches[kind]
         step(timed[0])  # warm-up
         start = time.perf_counter()
         for batch in timed:
             step(batch)
         seconds = time.perf_counter() - start
-        real = sum(int(batch["attention_mask"].sum()) for batch in timed)
-        print(f"| {name} | {seconds / len(timed) * 1000:.0f} | {real / seconds:.0f} |")
+        print(f"| {name} | {seconds / len(timed) * 1000:.0f} | {example_tokens / seconds:.0f} |")
+
+    print("| variant | ms per step | tokens/s |\n|---|---|---|")
+    time_variant("full logits, random batches, end token input", full_logits, "random, end token input")
+    time_variant("full logits, grouped batches, end token input", full_logits, "grouped, end token input")
+    time_variant("answer only, grouped batches, end token input", answer_only, "grouped, end token input")
+    time_variant("answer only, grouped batches", answer_only, "grouped")
+    use_uniform_mask_dropout(model)
+    time_variant("answer only, grouped batches, float32 dropout masks", answer_only, "grouped")
+    time_variant("the same through DeepSpeed's engine (finlora's step)", answer_only_engine, "grouped")
 
     if args.profile:
         from torch.profiler import profile

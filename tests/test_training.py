@@ -5,6 +5,7 @@ import torch
 
 from finlora import models, training
 from finlora.config import parse_params
+from finlora.dropout import UniformMaskDropout, use_uniform_mask_dropout
 from finlora.errors import FinloraError
 from finlora.prompts import build_context
 from finlora.sources import sample
@@ -21,15 +22,40 @@ def fpb_records(n: int, seed: int = 0) -> list[dict]:
     return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
 
 
-def test_answer_loss_matches_the_full_logits_loss(tiny_base):
+def test_answer_loss_without_the_end_token_as_input_matches_the_full_sequence_loss(tiny_base):
     tokenizer = models.load_tokenizer(tiny_base)
     model = models.load_base(tiny_base)
     encoded, _ = training.encode(tokenizer, fpb_records(4), 512, chat_template=True)
     batch = training.collate(encoded, tokenizer.pad_token_id)
-    reference = model(**batch).loss  # transformers' own shifted, masked cross-entropy
+    assert batch["input_ids"].shape[1] == max(len(e.input_ids) for e in encoded) - 1
     summed, count = training.answer_loss_sum(model, batch)
+    # transformers' own shifted, masked cross-entropy over each whole example, one at a time
+    reference = sum(model(input_ids=torch.tensor([e.input_ids]), labels=torch.tensor([e.labels])).loss
+                    * training.answer_tokens(e) for e in encoded)
     assert count == sum(training.answer_tokens(e) for e in encoded)
-    assert torch.allclose(summed / count, reference, atol=1e-5)
+    assert torch.allclose(summed, reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_uniform_mask_dropout_drops_p_and_scales_the_rest_like_torch(dtype):
+    torch.manual_seed(0)
+    dropout = UniformMaskDropout(0.1)
+    x = torch.ones(1000, 1000, dtype=dtype, requires_grad=True)
+    y = dropout(x)
+    y.sum().backward()
+    assert y.dtype == dtype and abs((y == 0).float().mean().item() - 0.1) < 0.002  # sd 0.0003
+    assert torch.equal(y.unique(), torch.tensor([0, 1 / 0.9], dtype=dtype))
+    assert torch.equal(x.grad, y.detach())  # the gradient is the scaled mask
+    assert dropout.eval()(x) is x
+
+
+def test_lora_dropouts_get_the_uniform_mask_and_nothing_else(tiny_base):
+    model = models.add_lora(models.load_base(tiny_base), tiny_params().lora)
+    others = [type(m) for name, m in model.named_modules() if ".lora_dropout." not in name]
+    assert use_uniform_mask_dropout(model) == 2 * 3  # 2 layers x q, k, v
+    assert [type(m) for name, m in model.named_modules() if ".lora_dropout." not in name] == others
+    without = parse_params({"tasks": {"sentiment": ["fpb"]}, "lora": {"dropout": 0.0}}).lora
+    assert use_uniform_mask_dropout(models.add_lora(models.load_base(tiny_base), without)) == 0
 
 
 def test_length_grouped_batches_cover_every_example_once_with_little_padding():

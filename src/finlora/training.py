@@ -18,6 +18,7 @@ import random
 import shutil
 import statistics
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 
 from finlora import models
 from finlora.config import Params
+from finlora.dropout import use_uniform_mask_dropout
 from finlora.errors import FinloraError
 from finlora.files import atomic_dir, write_json
 from finlora.launch import free_port
@@ -117,16 +119,19 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> li
 
 
 def collate(examples: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(e.input_ids) for e in examples)
+    """A padded batch: every token of each example but the last as input, and as targets the token
+    that follows each input (IGNORE where nothing is learned). The last token (the end token) is
+    a target only: as an input, its prediction would be computed and thrown away."""
+    width = max(len(e.input_ids) for e in examples) - 1
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    targets = torch.full((len(examples), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, example in enumerate(examples):
-        n = len(example.input_ids)
-        ids[row, :n] = torch.tensor(example.input_ids)
-        labels[row, :n] = torch.tensor(example.labels)
+        n = len(example.input_ids) - 1
+        ids[row, :n] = torch.tensor(example.input_ids[:-1])
+        targets[row, :n] = torch.tensor(example.labels[1:])
         mask[row, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {"input_ids": ids, "attention_mask": mask, "targets": targets}
 
 
 def answer_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -139,10 +144,9 @@ def answer_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
     hidden = causal_lm.get_decoder()(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
     ).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE
-    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), int(keep.sum())
+    keep = batch["targets"] != IGNORE
+    logits = causal_lm.get_output_embeddings()(hidden[keep])
+    return F.cross_entropy(logits.float(), batch["targets"][keep], reduction="sum"), int(keep.sum())
 
 
 def answer_tokens(example: Encoded) -> int:
@@ -239,6 +243,8 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     if params.train.liger_kernel:
         apply_liger_kernel(base)
     model = models.add_lora(base, params.lora, params.train.gradient_checkpointing)
+    if not torch.cuda.is_available():
+        use_uniform_mask_dropout(model)
     models.reset_peak_memory()  # the peak while training, weights resident; not the loader's transients
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.train.lr)
@@ -257,15 +263,14 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         _log(live, loss, lr)
     progress = _progress(total_steps, rank, initial=len(history))
 
-    real_tokens = padded_tokens = 0
+    tokens: Counter[str] = Counter()
     step_seconds = []
     start = time.perf_counter()
     with _out_of_memory_is_an_error(params):
         for step in range(len(history), total_steps):
             step_start = time.perf_counter()
-            real, padded = _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history)
+            tokens += _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history)
             step_seconds.append(time.perf_counter() - step_start)  # the step ends on a device sync (its loss)
-            real_tokens, padded_tokens = real_tokens + real, padded_tokens + padded
             _log(live, *history[-1])
             progress.update(1)
             progress.set_postfix(loss=f"{history[-1][0]:.3f}")
@@ -274,7 +279,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     seconds = time.perf_counter() - start
     progress.close()
 
-    summary = _reduce_resources(real_tokens, padded_tokens, models.peak_memory_bytes())
+    summary = _reduce_resources(tokens, models.peak_memory_bytes())
     losses = [loss for loss, _ in history]
     if rank == 0:
         with atomic_dir(adapter_out) as tmp:
@@ -297,9 +302,9 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         "world_size": world,
         "wall_s": round(seconds, 1),
         "device_hours": round(seconds * world / 3600, 4),
-        "tokens_per_s": round(summary["real_tokens"] / seconds, 1) if seconds > 0 else 0.0,
-        "steady_tokens_per_s": steady_tokens_per_s(summary["real_tokens"], step_seconds),
-        "padding_efficiency": round(summary["real_tokens"] / max(1, summary["padded_tokens"]), 3),
+        "tokens_per_s": round(summary["example_tokens"] / seconds, 1) if seconds > 0 else 0.0,
+        "steady_tokens_per_s": steady_tokens_per_s(summary["example_tokens"], step_seconds),
+        "padding_efficiency": round(summary["real_inputs"] / max(1, summary["all_inputs"]), 3),
         "peak_memory_gb": round(summary["peak_memory"] / 1e9, 3),
         "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
         "trainable_params": trainable,
@@ -313,15 +318,18 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     return metrics
 
 
-def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history) -> tuple[int, int]:
-    """One optimizer step over its accumulation window; appends (loss, lr) to `history`."""
+def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history) -> Counter[str]:
+    """One optimizer step over its accumulation window; appends (loss, lr) to `history`. Returns
+    the tokens this rank trained on: the examples' (`example_tokens`, which tokens/s counts) and the
+    batches' input positions (`real_inputs` of `all_inputs`, the rest padding)."""
     accumulation = params.train.grad_accum
     window = steps[step * accumulation:(step + 1) * accumulation]
     window_tokens = sum(answer_tokens(encoded[i]) for micro in window for ranks in micro for i in ranks)
     loss_sum = torch.zeros((), dtype=torch.float64)
-    real = padded = 0
+    tokens: Counter[str] = Counter()
     for micro in window:
-        batch = collate([encoded[i] for i in micro[rank]], tokenizer.pad_token_id)
+        examples = [encoded[i] for i in micro[rank]]
+        batch = collate(examples, tokenizer.pad_token_id)
         batch = {k: v.to(engine.device) for k, v in batch.items()}
         summed, _ = answer_loss_sum(engine.module, batch)
         # DeepSpeed divides by the accumulation steps and averages over ranks; scaling back makes
@@ -329,10 +337,10 @@ def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer
         engine.backward(summed * world * accumulation / window_tokens)
         engine.step()
         loss_sum += summed.detach().double().cpu()
-        real += int(batch["attention_mask"].sum())
-        padded += batch["attention_mask"].numel()
+        tokens += Counter(example_tokens=sum(len(e.input_ids) for e in examples),
+                          real_inputs=int(batch["attention_mask"].sum()), all_inputs=batch["attention_mask"].numel())
     history.append((float(_all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
-    return real, padded
+    return tokens
 
 
 @contextlib.contextmanager
@@ -420,9 +428,10 @@ def steady_tokens_per_s(real_tokens: float, step_seconds: list[float]) -> float:
     return round(real_tokens / len(step_seconds) / statistics.median(step_seconds), 1)
 
 
-def _reduce_resources(real: int, padded: int, peak: int) -> dict:
-    values = _all_reduce(torch.tensor([real, padded, peak], dtype=torch.float64))
-    return {"real_tokens": values[0].item(), "padded_tokens": values[1].item(), "peak_memory": values[2].item()}
+def _reduce_resources(tokens: Counter[str], peak: int) -> dict:
+    names = ["example_tokens", "real_inputs", "all_inputs"]
+    values = _all_reduce(torch.tensor([tokens[name] for name in names] + [peak], dtype=torch.float64))
+    return dict(zip(names + ["peak_memory"], values.tolist()))
 
 
 def _check_adapter(folder: Path) -> None:
