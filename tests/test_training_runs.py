@@ -133,6 +133,25 @@ def test_training_leaves_no_shared_memory_behind(tiny_base, tmp_path):
     assert not [name for name in os.listdir("/dev/shm") if f"_127.0.0.1_{port}_" in name]
 
 
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
+def test_shared_memory_left_by_killed_runs_is_removed_and_buffers_in_use_stay():
+    import mmap
+
+    orphan, held, mapped = (Path(f"{training.SHARED_MEMORY_PREFIX}test_{n}_0") for n in (1, 2, 3))
+    orphan.write_bytes(b"left by a killed run")
+    mapped.write_bytes(bytes(mmap.PAGESIZE))
+    with mapped.open("r+b") as handle:  # mapped, its descriptor closed
+        mapping = mmap.mmap(handle.fileno(), 0)
+    try:
+        with held.open("wb"):  # open, as DeepSpeed keeps its buffer from creation
+            training.remove_orphaned_shared_memory()
+            assert not orphan.exists() and held.exists() and mapped.exists()
+    finally:
+        mapping.close()
+        held.unlink(missing_ok=True)
+        mapped.unlink(missing_ok=True)
+
+
 def test_gradient_checkpointing_gives_the_same_loss(tiny_base, tmp_path):
     runs = []
     for checkpointing in (False, True):
@@ -208,6 +227,8 @@ def test_training_killed_with_sigkill_resumes_from_its_checkpoint(tiny_base, tmp
     subprocess.run(["pkill", "-9", "-f", str(tmp_path / "train_script.py")], check=False)
     process.wait()
     assert marker.is_file() and not (killed / "adapter").exists(), "the run was not killed mid-training"
+    left_by_the_kill = set(Path("/dev/shm").glob(Path(training.SHARED_MEMORY_PREFIX).name + "*"))
+    assert left_by_the_kill  # DeepSpeed's all-reduce buffer, which only a clean exit removes
 
     _, process = launch(tmp_path, "killed", 1, params, tiny_base, records)
     output = process.communicate(timeout=600)[0]
@@ -219,3 +240,4 @@ def test_training_killed_with_sigkill_resumes_from_its_checkpoint(tiny_base, tmp
     a, b = (load_file(run / "adapter" / "adapter_model.safetensors") for run in (reference, killed))
     assert all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
     assert not (killed / "checkpoints").exists()  # removed once training finished
+    assert not [path for path in left_by_the_kill if path.exists()]  # the next training removed it

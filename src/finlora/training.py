@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import glob
 import hashlib
 import json
 import math
@@ -198,16 +199,43 @@ def init_distributed() -> tuple[int, int]:
                           MASTER_PORT=str(free_port()))
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     atexit.register(_release_shared_memory)
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # every local rank's buffer exists by now
+        remove_orphaned_shared_memory()
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+
+
+SHARED_MEMORY_PREFIX = f"/dev/shm/deepspeed_allreduce_buffer_{os.getuid()}_"
 
 
 def _release_shared_memory() -> None:
     """Remove this rank's all-reduce buffer that DeepSpeed's CPU communication op creates in
     /dev/shm and never removes: about 66 MB of RAM per training, named by the rendezvous port,
     so every run on a fresh port would leave another behind."""
-    name = (f"deepspeed_allreduce_buffer_{os.getuid()}_{os.environ['MASTER_ADDR']}_{os.environ['MASTER_PORT']}"
-            f"_{os.environ['RANK']}")
-    Path("/dev/shm", name).unlink(missing_ok=True)
+    Path(f"{SHARED_MEMORY_PREFIX}{os.environ['MASTER_ADDR']}_{os.environ['MASTER_PORT']}_{os.environ['RANK']}"
+         ).unlink(missing_ok=True)
+
+
+def remove_orphaned_shared_memory() -> None:
+    """Remove the all-reduce buffers of this user's runs that were killed before they could
+    remove their own (SIGKILL, the out-of-memory killer): those that no process holds open."""
+    leftovers = set(glob.glob(SHARED_MEMORY_PREFIX + "*"))
+    if leftovers:
+        for path in leftovers - _open_files(SHARED_MEMORY_PREFIX):
+            Path(path).unlink(missing_ok=True)
+
+
+def _open_files(prefix: str) -> set[str]:
+    """The paths starting with `prefix` that a running process holds open or mapped, from /proc.
+    DeepSpeed keeps its buffer's descriptor open from creation, and maps it."""
+    held = set()
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            held.update(target for fd in (process / "fd").iterdir() if (target := os.readlink(fd)).startswith(prefix))
+            held.update(line.split(maxsplit=5)[5] for line in (process / "maps").read_text().splitlines()
+                        if prefix in line)
+        except OSError:  # the process ended meanwhile, or is another user's
+            continue
+    return held
 
 
 def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path,
