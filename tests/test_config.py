@@ -28,7 +28,7 @@ def test_repository_params_are_valid():
     ("lora", "dropout", 1.5, "lora.dropout = 1.5"),
     ("train", "lr", 0, "train.lr = 0.0 is not valid; valid: a number > 0"),
     ("train", "lr", -1e-4, "train.lr"),
-    ("train", "optimizer", "sgd", "adamw | zero_one_adam"),
+    ("train", "optimizer", "zero_one_adam", "unknown key 'train.optimizer'"),
     ("train", "zero_stage", 3, "train.zero_stage"),
     ("quant", "bits", 3, "quant.bits = 3 is not valid; valid: 4 | 8 | 16"),
     ("data", "source", "web", "sample | hub | local"),

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 import yaml
 
 from conftest import REPO, run_env
@@ -69,12 +68,3 @@ def test_profile_command_prints_dvc_overrides(tmp_path):
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(FinloraError, match="paper-4bit-r4, paper-8bit-r8"):
         load_profile("paper-2bit", PROFILES)
-
-
-def test_zero_one_adam_with_the_paper_profile_fails_up_front_without_cuda():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    raw = apply(yaml.safe_load((REPO / "params.yaml").read_text()), load_profile("paper-4bit-r4", PROFILES))
-    raw["train"]["optimizer"] = "zero_one_adam"
-    with pytest.raises(FinloraError, match="needs CUDA GPUs with NCCL"):
-        training.check_environment(parse_params(raw), REPO / "models" / "base")

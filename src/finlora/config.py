@@ -22,7 +22,6 @@ PARAMS_FILE = "params.yaml"
 BUILTIN_MODELS = ("smollm2-135m",)
 SOURCES = ("sample", "hub", "local")
 QUANT_BITS = (4, 8, 16)
-OPTIMIZERS = ("adamw", "zero_one_adam")
 ON_BAD_RECORD = ("error", "skip")
 DEVICE_MAPS = ("none", "auto")
 LORA_VARIANTS = ("lora", "dora", "rslora")
@@ -89,7 +88,6 @@ class TrainParams:
     batch_size: int = 8
     grad_accum: int = 1
     max_seq_len: int = 256
-    optimizer: str = "adamw"
     zero_stage: int = 0
     num_gpus: int = 1
     hostfile: str = "/job/hostfile"
@@ -275,8 +273,6 @@ def _check_values(p: Params, source: str) -> None:
         raise bad("train.checkpoint_every", p.train.checkpoint_every, "0 (no checkpoints) or a number of steps")
     if p.train.max_seq_len < 16:
         raise bad("train.max_seq_len", p.train.max_seq_len, "an integer >= 16")
-    if p.train.optimizer not in OPTIMIZERS:
-        raise bad("train.optimizer", p.train.optimizer, " | ".join(OPTIMIZERS))
     if p.train.zero_stage not in ZERO_STAGES:
         raise bad("train.zero_stage", p.train.zero_stage, " | ".join(map(str, ZERO_STAGES)))
     if p.eval.batch_size < 1:

@@ -45,19 +45,6 @@ class Encoded:
 
 def check_environment(params: Params, base_dir: Path) -> None:
     """Fail before any model loads when the settings cannot work on this machine or base model."""
-    if params.train.optimizer == "zero_one_adam":
-        if not torch.cuda.is_available():
-            raise FinloraError(
-                "train.optimizer = zero_one_adam needs CUDA GPUs with NCCL; none is available here",
-                hint="use train.optimizer: adamw on this machine",
-            )
-        try:
-            from deepspeed.runtime.fp16.onebit.zoadam import ZeroOneAdam  # noqa: F401
-        except ImportError:
-            raise FinloraError(
-                "train.optimizer = zero_one_adam: the installed DeepSpeed no longer ships 0/1 Adam",
-                hint="use train.optimizer: adamw, or install a DeepSpeed release that has it",
-            ) from None
     if params.train.liger_kernel:
         _check_liger_kernel(base_dir)
 

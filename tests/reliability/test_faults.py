@@ -106,7 +106,6 @@ def test_adapter_trained_on_another_base_is_refused_before_loading(tmp_path, tin
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 @pytest.mark.parametrize("train, message, hint", [
-    ({"optimizer": "zero_one_adam"}, "zero_one_adam needs CUDA GPUs with NCCL", "train.optimizer: adamw"),
     ({"liger_kernel": True}, "train.liger_kernel needs a CUDA GPU", "train.liger_kernel: false"),
 ])
 def test_cuda_only_option_on_a_cpu_machine(tmp_path, train, message, hint):
