@@ -64,3 +64,19 @@ def run_env() -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONUNBUFFERED="1")
     env.pop("FINLORA_DEBUG", None)
     return env
+
+
+def greedy_answers(model, tokenizer, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
+    """Reference answers, computed apart from finlora.generation: plain `generate`, one prompt at a
+    time (no batching, padding or shared-prefix cache), first line of the decoded text."""
+    import torch
+
+    answers = []
+    with torch.inference_mode():
+        for ids in prompts:
+            output = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                    max_new_tokens=max_new_tokens, do_sample=False,
+                                    pad_token_id=tokenizer.pad_token_id)
+            text = tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
+            answers.append(text.split("\n", 1)[0].strip())
+    return answers

@@ -1,15 +1,17 @@
 import json
+import re
 import shutil
 
 import pytest
 
-from finlora import evaluation, training
+from conftest import greedy_answers
+from finlora import evaluation, models, training
 from finlora.config import parse_params
 from finlora.errors import FinloraError
 from finlora.files import write_jsonl
-from finlora.prompts import build_context
+from finlora.prompts import build_context, prompt_ids
 from finlora.sources import sample
-from finlora.tasks import TASKS
+from finlora.tasks import SENTIMENT_LABELS as LABELS, TASKS
 
 
 def params(**sections):
@@ -50,9 +52,18 @@ def test_evaluate_writes_predictions_metrics_and_confusion_rows(tmp_path, monkey
     assert {"accuracy", "strict_accuracy", "f1_weighted", "f1_macro", "invalid_rate", "seconds_per_example",
             "generated_tokens_per_s", "peak_memory_gb"} <= set(metrics)
     assert json.loads((out / "metrics" / "fpb.json").read_text()) == metrics
+    rows = predictions(out)
+    golds = [json.loads(line)["target"] for line in (prepared / "fpb" / "test.jsonl").read_text().splitlines()]
+    assert [row["target"] for row in rows] == golds
+    # the scores, recomputed here from the answers: first label word, and the gold word anywhere
+    first_label = [next((w for w in re.findall(r"[a-z]+", row["answer"].lower()) if w in LABELS), None) for row in rows]
+    assert [row["parsed"] for row in rows] == first_label
+    assert metrics["strict_accuracy"] == round(sum(p == g for p, g in zip(first_label, golds)) / 24, 4)
+    assert metrics["accuracy"] == round(sum(g in re.findall(r"[a-z]+", row["answer"].lower())
+                                            for row, g in zip(rows, golds)) / 24, 4)
+    assert metrics["invalid_rate"] == round(first_label.count(None) / 24, 4)
     confusion = json.loads((out / "confusion" / "fpb.json").read_text())
-    assert len(confusion) == 24 and set(confusion[0]) == {"actual", "predicted"}
-    assert len((out / "pred" / "fpb.jsonl").read_text().splitlines()) == 24
+    assert confusion == [{"actual": g, "predicted": p or "invalid"} for g, p in zip(golds, first_label)]
     assert not list((tmp_path / ".cache" / "finlora" / "eval").iterdir())  # progress removed when done
 
 
@@ -107,11 +118,27 @@ def test_prompt_longer_than_the_context_is_an_error_or_skipped(tmp_path, monkeyp
     assert metrics["skipped_too_long"] == 1 and metrics["n"] == 24
 
 
+def predictions(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "pred" / "fpb.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.parametrize("settings", [{"bits": 8}, {"merge_adapter": True}, {"device_map": "auto"}])
-def test_eight_bit_merged_and_split_evaluation_run(tmp_path, monkeypatch, tiny_base, prepared, adapter, settings):
+def test_eight_bit_merged_and_split_evaluation_answer_as_their_model_does(tmp_path, monkeypatch, tiny_base, prepared,
+                                                                           adapter, settings):
+    """Each setting's answers are those of plain one-prompt-at-a-time generation on the model that
+    setting loads; merging and splitting layers change no answer of the plain 16-bit run."""
     monkeypatch.chdir(tmp_path)
-    metrics, _ = run(tmp_path, params(eval=settings), tiny_base, prepared, adapter)
-    assert metrics["n"] == 24
+    p = params(eval=settings)
+    _, out = run(tmp_path, p, tiny_base, prepared, adapter)
+    answers = [row["answer"] for row in predictions(out)]
+    tokenizer = models.load_tokenizer(tiny_base, p.model.chat_template)
+    model = models.load_model(tiny_base, adapter, p.eval.bits, split_layers=p.eval.device_map == "auto",
+                              merge=p.eval.merge_adapter)
+    prompts = [prompt_ids(tokenizer, row["context"], p.model.chat_template) for row in predictions(out)]
+    assert answers == greedy_answers(model, tokenizer, prompts, p.eval.max_new_tokens)
+    if "bits" not in settings:
+        _, plain = run(tmp_path, params(), tiny_base, prepared, adapter, name="plain")
+        assert answers == [row["answer"] for row in predictions(plain)]
 
 
 def test_merging_into_quantized_weights_is_refused_up_front():
@@ -149,9 +176,17 @@ def test_finer_and_xbrl_are_evaluated_with_their_own_scorers(tmp_path, monkeypat
         for metrics in results.values():
             assert {"accuracy", "strict_accuracy", "invalid_rate", "dropped_over_budget"} <= set(metrics)
     finer = json.loads((out / "metrics" / "finer" / "finer.json").read_text())
-    assert finer["n"] > finer["prompts"] and "f1_weighted" in finer  # scored per entity
-    assert (out / "confusion" / "finer" / "finer.json").is_file()
-    assert (out / "confusion" / "xbrl" / "xbrl_tags.json").is_file()
+    finer_rows = [json.loads(line) for line in (out / "pred" / "finer" / "finer.jsonl").read_text().splitlines()]
+    gold_tags = [json.loads(line)["tags"] for line in (prepared / "finer" / "test.jsonl").read_text().splitlines()]
+    assert finer["prompts"] == len(finer_rows) and finer["n"] == sum(map(len, gold_tags)) > finer["prompts"]
+    assert "f1_weighted" in finer  # scored per entity
+    confusion = json.loads((out / "confusion" / "finer" / "finer.json").read_text())
+    assert [row["actual"] for row in confusion] == [tag for tags in gold_tags for tag in tags]
+    tag_confusion = json.loads((out / "confusion" / "xbrl" / "xbrl_tags.json").read_text())
+    assert [row["actual"] for row in tag_confusion] == \
+        [json.loads(line)["target"] for line in (prepared / "xbrl_tags" / "test.jsonl").read_text().splitlines()]
     assert not (out / "confusion" / "xbrl" / "xbrl_value.json").exists()  # numbers have no confusion matrix
     value = json.loads((out / "metrics" / "xbrl" / "xbrl_value.json").read_text())
+    value_rows = [json.loads(line) for line in (out / "pred" / "xbrl" / "xbrl_value.jsonl").read_text().splitlines()]
     assert value["n"] == 6 and "f1_weighted" not in value
+    assert value["accuracy"] == round(sum(row["target"] in row["answer"].replace(",", "") for row in value_rows) / 6, 4)

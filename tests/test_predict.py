@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -7,12 +8,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, run_env
+from conftest import REPO, greedy_answers, run_env
 from finlora import models, training
 from finlora.config import parse_params
 from finlora.errors import FinloraError
 from finlora.predict import export_merged, predict, record_context
-from finlora.prompts import build_context
+from finlora.prompts import build_context, prompt_ids
 from finlora.sources import sample
 from finlora.tasks import TASKS
 
@@ -43,11 +44,18 @@ def test_prompt_for_new_text_matches_the_training_prompt():
         record_context("ner", {"text": "x"})
 
 
-def test_predict_returns_answer_and_label(tiny_base, adapter):
-    results = predict(params(), "fpb", [{"text": "Sales rose 9%."}, {"context": "Input: x\nAnswer: "}],
-                      tiny_base, adapter)
-    assert [set(r) >= {"answer", "label"} for r in results] == [True, True]
-    assert all(r["label"] in (None, "negative", "neutral", "positive") for r in results)
+def test_predict_answers_as_the_adapter_does_and_labels_the_answer(tiny_base, adapter):
+    records = [{"text": "Sales rose 9%."}, {"context": "Input: x\nAnswer: "}, {"text": "Costs fell."}]
+    p = params()
+    results = predict(p, "fpb", records, tiny_base, adapter)
+    tokenizer = models.load_tokenizer(tiny_base, p.model.chat_template)
+    prompts = [prompt_ids(tokenizer, record_context("fpb", r), p.model.chat_template) for r in records]
+    expected = greedy_answers(models.load_model(tiny_base, adapter), tokenizer, prompts, p.eval.max_new_tokens)
+    assert [r["answer"] for r in results] == expected
+    assert [r["label"] for r in results] == [
+        next((w for w in re.findall(r"[a-z]+", a.lower()) if w in ("negative", "neutral", "positive")), None)
+        for a in expected]
+    assert [{k: v for k, v in r.items() if k not in ("answer", "label")} for r in results] == records
 
 
 def test_export_merges_into_a_standalone_model(tmp_path, tiny_base, adapter):

@@ -12,13 +12,13 @@ import typer
 from finlora.config import PARAMS_FILE, load_params
 from finlora.errors import FinloraError, exit_on_error
 from finlora.files import read_jsonl, write_jsonl
-from finlora.tasks import TAG, TAG_LIST, TASKS, VALUE
+from finlora.tasks import TAG, TAG_LIST, TASKS, VALUE, get_task
 
 BASE_DIR = Path("models/base")
 ADAPTERS_DIR = Path("models/adapters")
 
 app = typer.Typer(help="FinLoRA: LoRA/QLoRA fine-tuning for financial NLP, driven by DVC.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command()
@@ -54,6 +54,7 @@ def predict_command(
     from finlora.predict import group_of, predict
 
     params = load_params()
+    get_task(task)
     if (text is None) == (input is None):
         raise FinloraError("give either TEXT or --input FILE")
     records = read_jsonl(input) if input else [{"text": text, "entity": entity, "question": question}]

@@ -125,7 +125,7 @@ def _pin_hub_model(model_id: str, out: Path, trust_remote_code: bool) -> dict:
 def base_info(base_dir: Path) -> dict:
     path = base_dir / BASE_INFO
     if not path.is_file():
-        raise FinloraError(f"{path}: not found", hint="run `dvc repro base_model` first")
+        raise FinloraError(f"{path}: not found", hint="run `dvc repro base_model` (or `dvc pull`) first")
     return json.loads(path.read_text())
 
 

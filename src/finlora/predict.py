@@ -35,6 +35,7 @@ def record_context(task: str, record: dict) -> str:
 def predict(params: Params, task: str, records: list[dict], base_dir: Path, adapter_dir: Path | None) -> list[dict]:
     """Each record with the model's `answer` and the parsed `label` (None when it names none)."""
     contexts = [record_context(task, record) for record in records]
+    models.base_info(base_dir)  # a clear error before transformers takes a missing folder for a Hub id
     tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits)
     prompts = [prompt_ids(tokenizer, context, params.model.chat_template) for context in contexts]
@@ -47,6 +48,7 @@ def predict(params: Params, task: str, records: list[dict], base_dir: Path, adap
 
 def export_merged(base_dir: Path, adapter_dir: Path, out: Path) -> None:
     """Merge the adapter into the 16-bit base and save a folder `from_pretrained` loads alone."""
+    models.base_info(base_dir)
     model = models.load_model(base_dir, adapter_dir, bits=16, merge=True)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)

@@ -45,7 +45,7 @@ class BadRecords:
         except FinloraError as error:
             if self.policy == "error":
                 where = f"{self.path}:{line}" if line else str(self.path)
-                raise FinloraError(f"{where}: {error}",
+                raise FinloraError(f"{where}: {error.args[0]}",
                                    hint=error.hint or "set data.on_bad_record: skip to skip and count such rows") from None
             self.prepared.skipped_bad_records += 1
 

@@ -15,7 +15,9 @@ def experiments(all_commits: bool = False) -> list[dict]:
     try:
         shown = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as error:
-        raise FinloraError(f"`dvc exp show --json` failed: {getattr(error, 'stderr', error)}".strip()) from None
+        said = [line.strip() for line in str(getattr(error, "stderr", None) or error).splitlines() if line.strip()]
+        raise FinloraError(f"`dvc exp show --json` failed: {said[-1] if said else error}",
+                           hint="run finlora sweep inside this project's git + DVC repository") from None
     return collect(json.loads(shown))
 
 
@@ -47,7 +49,8 @@ def _walk(node, found: list[dict]) -> None:
 
 
 def rows(found: list[dict]) -> list[dict]:
-    """One row per experiment and task: rank, bits, accuracy, F1; duplicates (same name) once."""
+    """One row per experiment and task: rank, bits, accuracy, F1 (None for tasks without one, such
+    as XBRL values); duplicates (same name) once."""
     table, seen = [], set()
     for exp in found:
         if exp["name"] in seen:
@@ -58,7 +61,7 @@ def rows(found: list[dict]) -> list[dict]:
                 continue
             table.append({"experiment": exp["name"], "lora_rank": exp["params"]["lora"]["rank"],
                           "quant_bits": exp["params"]["quant"]["bits"], "task": task,
-                          "accuracy": scores["lora"]["accuracy"], "f1_weighted": scores["lora"]["f1_weighted"]})
+                          "accuracy": scores["lora"]["accuracy"], "f1_weighted": scores["lora"].get("f1_weighted")})
     return table
 
 

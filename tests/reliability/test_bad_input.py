@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import REPO, run_env
@@ -27,10 +28,14 @@ def run_stage(workdir, script, *args, preexec_fn=None, **params_overrides):
 
 
 def assert_clean_failure(result, *fragments):
+    """Exit 2 with one error line and at most one hint line, each fragment said once."""
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
+    message = [line for line in result.stderr.splitlines() if line.startswith(("finlora: error:", "  hint:"))]
+    assert len(message) in (1, 2) and message[0].startswith("finlora: error:"), result.stderr
+    assert sum(line.startswith("  hint:") for line in result.stderr.splitlines()) <= 1, result.stderr
     for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
+        assert result.stderr.count(fragment) == 1, result.stderr
 
 
 def write_raw(folder, task, train_lines, test_lines=('{"sentence": "x", "label": "neutral"}',)):
@@ -91,10 +96,19 @@ def test_base_model_path_that_does_not_exist(tmp_path):
     assert not (tmp_path / "base").exists()
 
 
-def test_bad_params_stop_every_stage_before_work(tmp_path):
-    result = run_stage(tmp_path, "train.py", "sentiment", "--data", "d", "--base", "b", "--adapter", "a",
-                       "--metrics", "m.json", "--live", "l", quant={"bits": 3})
+@pytest.mark.parametrize("script, args", [
+    ("download.py", ["sentiment", "raw"]),
+    ("base_model.py", ["base"]),
+    ("preprocess.py", ["sentiment", "raw", "prepared", "--base", "base"]),
+    ("train.py", ["sentiment", "--data", "d", "--base", "b", "--adapter", "a", "--metrics", "m.json", "--live", "l"]),
+    ("evaluate.py", ["sentiment", "--data", "d", "--base", "b", "--predictions", "p", "--metrics", "m",
+                     "--confusion", "c"]),
+    ("report.py", ["--metrics", "metrics", "--raw", "raw", "--report", "r.md", "--summary", "s.json"]),
+])
+def test_bad_params_stop_every_stage_before_work(tmp_path, script, args):
+    result = run_stage(tmp_path, script, *args, quant={"bits": 3})
     assert_clean_failure(result, "quant.bits = 3 is not valid; valid: 4 | 8 | 16")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
 
 
 def test_empty_test_split_is_an_error(tmp_path, tiny_base):

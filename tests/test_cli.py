@@ -1,0 +1,83 @@
+"""Every `finlora` command on the default task set (all nine tasks): it works, or it ends a user
+error with one line and at most one hint, exit 2, no traceback."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_env
+from finlora.sweep import collect, markdown, rows
+from finlora.tasks import TASKS
+
+
+def finlora(workdir, *args):
+    return subprocess.run([sys.executable, "-m", "finlora.cli", *args], cwd=workdir, capture_output=True,
+                          text=True, env=run_env(), timeout=120)
+
+
+def assert_user_error(result, fragment):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("finlora: error:") and fragment in lines[0], result.stderr
+    assert len(lines) <= 2 and all(line.startswith("  hint:") for line in lines[1:]), result.stderr
+
+
+@pytest.fixture
+def fresh_clone(tmp_path):
+    """The project's files as a clone has them before `dvc repro`: no models, no data."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "profiles", tmp_path / "profiles")
+    return tmp_path
+
+
+def test_validate_and_tasks_describe_the_default_nine_tasks(fresh_clone):
+    validated = finlora(fresh_clone, "validate")
+    assert validated.returncode == 0, validated.stderr
+    assert "groups: sentiment (fpb, fiqa, tfns, nwgi), headline (headline), ner (ner), finer (finer), " \
+           "xbrl (xbrl_tags, xbrl_value)" in validated.stdout
+    listed = finlora(fresh_clone, "tasks")
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == list(TASKS)
+
+
+def test_predict_and_export_before_repro_say_to_run_it(fresh_clone):
+    assert_user_error(finlora(fresh_clone, "predict", "--task", "fpb", "Sales rose."), "models/base/finlora_base.json: not found")
+    assert_user_error(finlora(fresh_clone, "export", "sentiment", "out"), "models/base/finlora_base.json: not found")
+    assert not (fresh_clone / "out").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("predict", "--task", "nosuch", "x"), "unknown task 'nosuch'"),
+    (("predict", "--task", "fpb"), "give either TEXT or --input FILE"),
+    (("predict", "--task", "finer", "x"), "finlora predict labels classification tasks"),
+    (("export", "nosuch", "out"), "unknown task group 'nosuch'"),
+    (("profile", "paper-2bit"), "no such profile"),
+    (("sweep",), "`dvc exp show --json` failed"),
+    (("validate", "--params", "missing.yaml"), "missing.yaml: file not found"),
+])
+def test_user_errors_end_in_one_line(fresh_clone, args, fragment):
+    assert_user_error(finlora(fresh_clone, *args), fragment)
+
+
+def test_profile_prints_overrides_for_dvc_exp_run(fresh_clone):
+    result = finlora(fresh_clone, "profile", "paper-4bit-r4")
+    assert result.returncode == 0, result.stderr
+    assert "-S quant.bits=4" in result.stdout and "-S lora.rank=4" in result.stdout
+
+
+def test_sweep_table_covers_every_task_kind_of_the_default_results():
+    """The repository's own results (all nine tasks; XBRL values have no F1) as `dvc exp show`
+    reports them."""
+    summary = json.loads((REPO / "metrics" / "summary.json").read_text())
+    shown = [{"rev": "workspace", "name": "workspace",
+              "data": {"rev": "workspace", "params": {"params.yaml": {"data": {"lora": {"rank": 4}, "quant": {"bits": 16}}}},
+                       "metrics": {"metrics/summary.json": {"data": summary}}}}]
+    table = rows(collect(shown))
+    assert [row["task"] for row in table] == [task for task in summary if task != "train"] == list(TASKS)
+    values = next(row for row in table if row["task"] == "xbrl_value")
+    assert values["f1_weighted"] is None and values["accuracy"] == summary["xbrl_value"]["lora"]["accuracy"]
+    mean = sum(summary[task]["lora"]["accuracy"] for task in TASKS) / len(TASKS)
+    assert markdown(table).splitlines()[2].endswith(f"| {100 * mean:.2f} |")
