@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from finlora import models
-from finlora.config import parse_params
+from finlora.config import with_changes
 from finlora.generation import first_line, generate_answers
 from finlora.prepare import prepare
 from finlora.prompts import build_context, prompt_ids
@@ -38,7 +38,7 @@ def xbrl_prompt_set(tokenizer, per_task: int) -> dict[str, list[list[int]]]:
         for name, content in raw["filings"].items():
             (folder / name).write_bytes(content)
         records = prepare(TASKS[task], raw["splits"]["test"], folder / "test.jsonl",
-                          parse_params({"tasks": {"x": [task]}}), filings=folder).records
+                          with_changes({"tasks": {"x": [task]}}), filings=folder).records
         sets[task] = [prompt_ids(tokenizer, r["context"], chat_template=True) for r in records]
     return sets
 

@@ -23,7 +23,7 @@ import torch
 from finlora import models
 from finlora.config import LoraParams
 
-LORA = LoraParams(rank=8, alpha=32, dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj"])
+LORA = LoraParams(rank=8, alpha=32, dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj"], variant="lora")
 
 
 def bitsandbytes_lora(base: Path):

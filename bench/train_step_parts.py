@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from finlora import models, training
-from finlora.config import parse_params
+from finlora.config import with_changes
 from finlora.dropout import use_uniform_mask_dropout
 from train_throughput import records
 
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print where finlora's step spends its time")
     args = parser.parse_args()
 
-    params = parse_params({"tasks": {"bench": ["fpb"]}, "lora": {"rank": 8}, "train": {"batch_size": 8}})
+    params = with_changes({"tasks": {"bench": ["fpb"]}, "lora": {"rank": 8}, "train": {"batch_size": 8, "lr": 1e-4, "max_seq_len": 256}})
     tokenizer = models.load_tokenizer(args.base, True)
     encoded, _ = training.encode(tokenizer, records(32), 1024, True)
     grouped = [[encoded[i] for i in step[0]] for step in training.micro_batches(encoded, params, 1)]

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from finlora import models, training
-from finlora.config import parse_params
+from finlora.config import with_changes
 from finlora.errors import FinloraError, exit_on_error
 from finlora.prompts import build_context, training_ids
 from finlora.sources import sample
@@ -112,7 +112,7 @@ def settings(args, liger: bool = False) -> dict:
 
 
 def run_finlora(args, data: list[dict]) -> dict:
-    params = parse_params(settings(args, liger=args.worker == "finlora-liger"))
+    params = with_changes(settings(args, liger=args.worker == "finlora-liger"))
     training.check_environment(params, args.base)
     out = Path(tempfile.mkdtemp())
     metrics = training.train(params, data, args.base, out / "a", out / "m.json", live_dir=None)
@@ -126,7 +126,7 @@ def run_baseline(args, data: list[dict]) -> dict:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    params = parse_params(settings(args))
+    params = with_changes(settings(args))
     tokenizer = models.load_tokenizer(args.base)
     model = models.load_base(args.base, args.bits)
     if args.bits != 16:
@@ -191,7 +191,7 @@ def run_baseline(args, data: list[dict]) -> dict:
 def liger_usable(args) -> bool:
     """Whether finlora can train with Liger's kernels here; says why not (checked before its run)."""
     try:
-        training.check_environment(parse_params(settings(args, liger=True)), args.base)
+        training.check_environment(with_changes(settings(args, liger=True)), args.base)
         return True
     except FinloraError as error:
         print(f"finlora-liger skipped: {error}", file=sys.stderr)

@@ -33,7 +33,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
                 (tmp / name / "filings").mkdir(parents=True, exist_ok=True)
                 (tmp / name / "filings" / filing).write_bytes(content)
             counts = {split: len(rows) for split, rows in raw.splits.items()}
-            write_json(tmp / name / "source.json", {**sources.describe(task, params.data), **counts,
+            write_json(tmp / name / "source.json", {**sources.describe(task, params.data, raw), **counts,
                                                     "filings": len(raw.filings), "sha256": file_hashes(tmp / name)})
             print(f"{name}: {counts['train']} train, {counts['test']} test from {params.data.source}"
                   + (f", {len(raw.filings)} filings" if raw.filings else ""))

@@ -80,3 +80,10 @@ def greedy_answers(model, tokenizer, prompts: list[list[int]], max_new_tokens: i
             text = tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
             answers.append(text.split("\n", 1)[0].strip())
     return answers
+
+
+def params_with(changes: dict):
+    """The repository's params.yaml (the one source of defaults) with `changes`."""
+    from finlora.config import with_changes
+
+    return with_changes(changes, REPO / "params.yaml")

@@ -1,11 +1,13 @@
+import dataclasses
 import subprocess
 import sys
+import typing
 
 import pytest
 import yaml
 
-from conftest import REPO, run_env
-from finlora.config import load_params, parse_params
+from conftest import REPO, params_with, run_env
+from finlora.config import Params, load_params, parse_params
 from finlora.errors import FinloraError
 
 
@@ -76,3 +78,31 @@ def test_validate_command_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "lora.rank = 0 is not valid" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_params_yaml_is_the_one_source_of_defaults():
+    """No schema field has a default of its own, so nothing can disagree with params.yaml."""
+    sections = [Params] + [hint for hint in typing.get_type_hints(Params).values() if dataclasses.is_dataclass(hint)]
+    for section in sections:
+        for field in dataclasses.fields(section):
+            assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING, \
+                f"{section.__name__}.{field.name}"
+    raw = default_raw()
+    del raw["train"]["lr"]
+    with pytest.raises(FinloraError, match="params.yaml: missing key 'train.lr'"):
+        parse_params(raw, source="params.yaml")
+
+
+def test_per_task_mappings_may_be_left_out():
+    """`dvc exp run -S ~data.sizes` removes the key: no per-task sizes, not an error."""
+    raw = default_raw()
+    del raw["data"]["sizes"], raw["eval"]["max_new_tokens_by_task"]
+    params = parse_params(raw)
+    assert params.data.split_sizes("ner").train == raw["data"]["train_size"]
+    assert params.eval.new_tokens("finer") == raw["eval"]["max_new_tokens"]
+
+
+def test_changes_replace_keys_of_a_section_and_tasks_whole():
+    params = params_with({"train": {"lr": 0.5}, "tasks": {"solo": ["fpb"]}})
+    assert params.train.lr == 0.5 and params.train.batch_size == default_raw()["train"]["batch_size"]
+    assert params.tasks == {"solo": ["fpb"]}

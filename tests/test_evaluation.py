@@ -4,9 +4,8 @@ import shutil
 
 import pytest
 
-from conftest import greedy_answers
+from conftest import greedy_answers, params_with
 from finlora import evaluation, models, training
-from finlora.config import parse_params
 from finlora.errors import FinloraError
 from finlora.files import write_jsonl
 from finlora.prompts import build_context, prompt_ids
@@ -18,7 +17,7 @@ def params(**sections):
     raw = {"tasks": {"sentiment": ["fpb"]}, "eval": {"batch_size": 2, "max_new_tokens": 3}}
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
-    return parse_params(raw)
+    return params_with(raw)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +153,7 @@ def test_finer_and_xbrl_are_evaluated_with_their_own_scorers(tmp_path, monkeypat
     from finlora.prepare import fits_in, prepare
 
     monkeypatch.chdir(tmp_path)
-    p = parse_params({"tasks": {"finer": ["finer"], "xbrl": ["xbrl_tags", "xbrl_value"]},
+    p = params_with({"tasks": {"finer": ["finer"], "xbrl": ["xbrl_tags", "xbrl_value"]},
                       "eval": {"batch_size": 4, "max_new_tokens": 6}})
     fits = fits_in(AutoTokenizer.from_pretrained(tokenizer_dir), 1024, True)
     prepared = tmp_path / "prepared"

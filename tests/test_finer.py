@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from finlora.config import parse_params
+from conftest import params_with
 from finlora.errors import FinloraError
 from finlora.metrics import score_tag_lists
 from finlora.prepare import BadRecords, Prepared, entities, finer_records, prepare
@@ -16,7 +16,7 @@ TAGS = ["Revenues", "LongTermDebt", "DebtInstrumentFaceAmount"]
 
 
 def params(**overrides):
-    return parse_params({"tasks": {"finer": ["finer"]}, **overrides})
+    return params_with({"tasks": {"finer": ["finer"]}, **overrides})
 
 
 IDS = itertools.count()

@@ -136,3 +136,44 @@ def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
     assert (clone / "models" / "adapters" / "sentiment" / "adapter_model.safetensors").is_file()
     assert "Data and pipelines are up to date" in sh(clone, "dvc", "status").stdout
     assert stages_run(sh(clone, "dvc", "repro").stdout) == set()
+
+
+def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, tiny_model_dir):
+    """FinLoRA's published formats (hand-written fixtures) through every stage on the tiny model; the
+    metrics agree with a re-scoring of the predictions files done here."""
+    workdir = tmp_path_factory.mktemp("released") / "repo"
+    shutil.copytree(REPO, workdir, ignore=COPY_IGNORE)
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["model"]["base"] = str(tiny_model_dir)
+    params["data"].update(source="finlora", local_dir=str(REPO / "tests" / "fixtures" / "finlora"), sizes={})
+    params["train"].update(batch_size=2)
+    params["eval"].update(max_new_tokens=3, max_new_tokens_by_task={})
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(workdir, "git", "init", "-q")
+    sh(workdir, "git", "add", "-A")
+    sh(workdir, "git", "commit", "-qm", "FinLoRA's files")
+    result = sh(workdir, "dvc", "repro")
+    assert {f"evaluate@{group}" for group in params["tasks"]} <= stages_run(result.stdout)
+    summary = json.loads((workdir / "metrics" / "summary.json").read_text())
+    for group, tasks in params["tasks"].items():
+        for task in tasks:
+            for model in ("base", "lora"):
+                rows = [json.loads(line) for line in
+                        (workdir / "data" / "predictions" / model / group / f"{task}.jsonl").read_text().splitlines()]
+                golds = [tag for row in rows for tag in row["gold"]] if task == "finer" else [row["gold"] for row in rows]
+                parsed = [tag for row in rows for tag in row["parsed"]] if task == "finer" else [row["parsed"] for row in rows]
+                if task == "xbrl_value":
+                    strict = sum(p is not None and float(p) == float(g) for p, g in zip(parsed, golds))
+                elif task in ("finer", "xbrl_tags"):
+                    strict = sum(p.lower().removeprefix("us-gaap:") == g.lower().removeprefix("us-gaap:")
+                                 for p, g in zip(parsed, golds) if p is not None)
+                else:
+                    strict = sum(p == g for p, g in zip(parsed, golds))
+                assert summary[task][model]["strict_accuracy"] == round(strict / len(golds), 4), (task, model)
+    nwgi = [json.loads(line) for line in
+            (workdir / "data" / "predictions" / "lora" / "sentiment" / "nwgi.jsonl").read_text().splitlines()]
+    assert [(row["target"], row["gold"]) for row in nwgi] == [
+        ("strong positive", "positive"), ("moderately negative", "negative"), ("moderately positive", "positive")]
+    source = json.loads((workdir / "data" / "raw" / "sentiment" / "fiqa" / "source.json").read_text())
+    assert source["source"] == "finlora" and source["train_file"] is None and source["train"] == 3
+    assert "data source `finlora`" in (workdir / "metrics" / "report.md").read_text()

@@ -8,9 +8,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, greedy_answers, run_env
+from conftest import REPO, greedy_answers, params_with, run_env
 from finlora import models, training
-from finlora.config import parse_params
 from finlora.errors import FinloraError
 from finlora.predict import export_merged, predict, record_context
 from finlora.prompts import build_context, prompt_ids
@@ -19,7 +18,7 @@ from finlora.tasks import TASKS
 
 
 def params():
-    return parse_params({"tasks": {"sentiment": ["fpb"], "ner": ["ner"]}, "eval": {"max_new_tokens": 3}})
+    return params_with({"tasks": {"sentiment": ["fpb"], "ner": ["ner"]}, "eval": {"max_new_tokens": 3}})
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def adapter(tmp_path_factory, tiny_base):
     out = tmp_path_factory.mktemp("adapter")
     rows = sample.generate("fpb", 8, 1, seed=2)["splits"]["train"]
     records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
-    training.train(parse_params({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4}}), records, tiny_base,
+    training.train(params_with({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4}}), records, tiny_base,
                    out / "a", out / "m.json", out / "live")
     return out / "a"
 

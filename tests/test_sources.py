@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from finlora.config import DataParams
+from conftest import params_with
 from finlora.errors import FinloraError
 from finlora.sources import fetch, hub, local, sample, subsample
 from finlora.tasks import TASKS
@@ -64,7 +64,7 @@ def test_local_files_in_the_datasets_own_schema(tmp_path):
     folder.mkdir()
     (folder / "train.csv").write_text("text,label\n$A beats,1\n$B misses,0\n$C holds,2\n")
     (folder / "test.jsonl").write_text(json.dumps({"text": "$D rallies", "label": 1}) + "\n")
-    data = DataParams(source="local", local_dir=str(tmp_path), train_size=2, test_size=5)
+    data = params_with({"data": {"source": "local", "local_dir": str(tmp_path), "train_size": 2, "test_size": 5}}).data
     splits = fetch(TASKS["tfns"], data).splits
     assert len(splits["train"]) == 2 and len(splits["test"]) == 1
     assert TASKS["tfns"].example(splits["test"][0]).answer == "positive"

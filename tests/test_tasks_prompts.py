@@ -28,8 +28,8 @@ def test_labels_come_from_names_not_positions():
     assert tfns.example({"text": "t", "label": "Bullish"}).answer == "positive"
     assert TASKS["tfns"].example({"text": "t", "label": 1}).instruction.startswith("What is the sentiment of this tweet?")
     nwgi = TASKS["nwgi"]
-    levels = {"strong negative": "negative", "moderately negative": "negative", "mildly negative": "neutral",
-              "neutral": "neutral", "mildly positive": "neutral", "moderately positive": "positive",
+    levels = {"strong negative": "negative", "moderately negative": "negative", "mildly negative": "negative",
+              "neutral": "neutral", "mildly positive": "positive", "moderately positive": "positive",
               "strong positive": "positive"}
     for level, label in levels.items():
         assert nwgi.example({"news": "n", "label": level}).answer == label

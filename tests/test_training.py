@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
+from conftest import params_with
 from finlora import models, training
-from finlora.config import parse_params
 from finlora.dropout import UniformMaskDropout, use_uniform_mask_dropout
 from finlora.errors import FinloraError
 from finlora.prompts import build_context
@@ -13,7 +13,7 @@ from finlora.tasks import TASKS
 
 
 def tiny_params(**train):
-    return parse_params({"tasks": {"sentiment": ["fpb"]},
+    return params_with({"tasks": {"sentiment": ["fpb"]},
                          "train": {"lr": 1e-2, "batch_size": 4, **train}, "lora": {"rank": 4}})
 
 
@@ -54,7 +54,7 @@ def test_lora_dropouts_get_the_uniform_mask_and_nothing_else(tiny_base):
     others = [type(m) for name, m in model.named_modules() if ".lora_dropout." not in name]
     assert use_uniform_mask_dropout(model) == 2 * 3  # 2 layers x q, k, v
     assert [type(m) for name, m in model.named_modules() if ".lora_dropout." not in name] == others
-    without = parse_params({"tasks": {"sentiment": ["fpb"]}, "lora": {"dropout": 0.0}}).lora
+    without = params_with({"tasks": {"sentiment": ["fpb"]}, "lora": {"dropout": 0.0}}).lora
     assert use_uniform_mask_dropout(models.add_lora(models.load_base(tiny_base), without)) == 0
 
 
@@ -99,13 +99,13 @@ def test_training_lowers_the_loss(tiny_base, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 @pytest.mark.parametrize("train, message", [({"liger_kernel": True}, "liger_kernel needs a CUDA GPU")])
 def test_cuda_only_settings_on_cpu_fail_before_loading_anything(train, message, tmp_path):
-    params = parse_params({"tasks": {"s": ["fpb"]}, "train": train})
+    params = params_with({"tasks": {"s": ["fpb"]}, "train": train})
     with pytest.raises(FinloraError, match=message):
         training.check_environment(params, tmp_path)  # an empty folder: no model is read
 
 
 def test_deepspeed_config_follows_params():
-    params = parse_params({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4, "grad_accum": 2, "zero_stage": 2}})
+    params = params_with({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4, "grad_accum": 2, "zero_stage": 2}})
     config = training.deepspeed_config(params, world_size=2)
     assert config["train_batch_size"] == 16 and config["zero_optimization"] == {"stage": 2}
     assert config["gradient_accumulation_steps"] == 2

@@ -11,9 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import run_env
+from conftest import REPO, params_with, run_env
 from finlora import models, training
-from finlora.config import parse_params
 from finlora.files import write_jsonl
 from finlora.launch import free_port
 from finlora.prompts import build_context
@@ -24,10 +23,10 @@ SCRIPT = '''
 import json, sys
 from pathlib import Path
 from finlora import training
-from finlora.config import parse_params
+from finlora.config import with_changes
 from finlora.files import read_jsonl
 args = json.loads(sys.argv[-1])
-training.train(parse_params(args["params"]), read_jsonl(args["records"]), Path(args["base"]), Path(args["out"]) / "adapter",
+training.train(with_changes(args["params"], args["params_file"]), read_jsonl(args["records"]), Path(args["base"]), Path(args["out"]) / "adapter",
                Path(args["out"]) / "metrics.json", Path(args["out"]) / "live", Path(args["out"]) / "checkpoints")
 '''
 
@@ -47,7 +46,7 @@ def test_quantised_and_variant_training(tiny_base, tmp_path, bits, lora):
     raw = raw_params()
     raw["quant"] = {"bits": bits}
     raw["lora"].update(lora)
-    metrics = training.train(parse_params(raw), fpb_records(8), tiny_base, tmp_path / "a", tmp_path / "m.json",
+    metrics = training.train(params_with(raw), fpb_records(8), tiny_base, tmp_path / "a", tmp_path / "m.json",
                              live_dir=None)
     assert metrics["quant_bits"] == bits and metrics["steps"] == 2
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "m.json"]  # no dvclive logs asked for
@@ -67,7 +66,7 @@ def test_kbit_training_keeps_unquantized_weights_in_the_compute_dtype(tiny_base)
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=torch.bfloat16)
     base = AutoModelForCausalLM.from_pretrained(tiny_base, dtype=torch.bfloat16, quantization_config=quant)
-    model = models.add_lora(base, parse_params(raw_params()).lora, gradient_checkpointing=True)
+    model = models.add_lora(base, params_with(raw_params()).lora, gradient_checkpointing=True)
     inner = model.get_base_model()
     assert inner.model.embed_tokens.weight.dtype == torch.bfloat16
     assert inner.model.norm.weight.dtype == torch.bfloat16
@@ -85,7 +84,7 @@ def int8_lora_model(base: Path, freed: bool):
     from finlora.int8 import FrozenLinear8bitLt
 
     torch.manual_seed(0)
-    model = models.add_lora(models.load_base(base, 8), parse_params(raw_params()).lora, gradient_checkpointing=True)
+    model = models.add_lora(models.load_base(base, 8), params_with(raw_params()).lora, gradient_checkpointing=True)
     frozen = [m for m in model.modules() if isinstance(m, FrozenLinear8bitLt)]
     assert len(frozen) == 2 * 7  # every linear layer of both decoder layers
     if not freed:
@@ -126,7 +125,7 @@ def test_training_leaves_no_shared_memory_behind(tiny_base, tmp_path):
     script.write_text(SCRIPT)
     port = str(free_port())
     env = dict(run_env(), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-    args = json.dumps({"params": raw_params(), "records": str(records), "base": str(tiny_base), "out": str(tmp_path)})
+    args = json.dumps({"params": raw_params(), "params_file": str(REPO / "params.yaml"), "records": str(records), "base": str(tiny_base), "out": str(tmp_path)})
     result = subprocess.run([sys.executable, str(script), args], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
@@ -156,7 +155,7 @@ def test_gradient_checkpointing_gives_the_same_loss(tiny_base, tmp_path):
     runs = []
     for checkpointing in (False, True):
         out = tmp_path / str(checkpointing)
-        training.train(parse_params(raw_params(gradient_checkpointing=checkpointing)), fpb_records(8), tiny_base,
+        training.train(params_with(raw_params(gradient_checkpointing=checkpointing)), fpb_records(8), tiny_base,
                        out / "a", out / "m.json", out / "l")
         runs.append((out / "l" / "plots" / "metrics" / "train" / "loss.tsv").read_text())
     assert runs[0] == runs[1]
@@ -169,7 +168,7 @@ def test_liger_kernels_train_to_the_same_losses(tiny_base, tmp_path, bits):
     for liger in (False, True):  # in this order: Liger's patch stays in the process for Llama models
         raw = raw_params(liger_kernel=liger)
         raw["quant"] = {"bits": bits}
-        params = parse_params(raw)
+        params = params_with(raw)
         training.check_environment(params, tiny_base)
         out = tmp_path / str(liger)
         training.train(params, fpb_records(8), tiny_base, out / "a", out / "m.json", out / "live")
@@ -181,7 +180,7 @@ def launch(tmp_path: Path, name: str, processes: int, params: dict, base: Path, 
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     out = tmp_path / name
-    args = json.dumps({"params": params, "records": str(records), "base": str(base), "out": str(out)})
+    args = json.dumps({"params": params, "params_file": str(REPO / "params.yaml"), "records": str(records), "base": str(base), "out": str(out)})
     command = [str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", str(processes),
                "--master_port", str(free_port()), str(script), args]
     return out, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=run_env())

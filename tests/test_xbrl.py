@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import params_with
 from finlora import xbrl
-from finlora.config import parse_params
 from finlora.errors import FinloraError
 from finlora.metrics import parse_number, score_tags, score_values
 from finlora.prepare import prepare
@@ -20,7 +20,7 @@ REAL_FORMAT = FIXTURES / "brkl-20230930.xml"
 
 
 def params(**overrides):
-    return parse_params({"tasks": {"xbrl": ["xbrl_tags", "xbrl_value"]}, **overrides})
+    return params_with({"tasks": {"xbrl": ["xbrl_tags", "xbrl_value"]}, **overrides})
 
 
 def question(**fields):
@@ -153,11 +153,10 @@ def test_value_scoring_is_numeric_and_exact():
 
 def test_xbrl_extraction_has_no_hub_source():
     with pytest.raises(FinloraError, match="task xbrl_tags with data.source hub"):
-        parse_params({"tasks": {"xbrl": ["xbrl_tags"]}, "data": {"source": "hub"}})
+        params_with({"tasks": {"xbrl": ["xbrl_tags"]}, "data": {"source": "hub"}})
 
 
 def test_local_questions_name_filings_in_the_filings_folder(tmp_path):
-    from finlora.config import DataParams
     from finlora.sources import fetch
 
     folder = tmp_path / "xbrl_value"
@@ -165,7 +164,7 @@ def test_local_questions_name_filings_in_the_filings_folder(tmp_path):
     (folder / "filings" / REAL_FORMAT.name).write_bytes(REAL_FORMAT.read_bytes())
     (folder / "train.jsonl").write_text(json.dumps(question()) + "\n")
     (folder / "test.jsonl").write_text(json.dumps(question(filing="other.xml")) + "\n")
-    data = DataParams(source="local", local_dir=str(tmp_path))
+    data = params_with({"data": {"source": "local", "local_dir": str(tmp_path)}}).data
     with pytest.raises(FinloraError, match="names filing 'other.xml', which is not in"):
         fetch(TASKS["xbrl_value"], data)
     (folder / "test.jsonl").write_text(json.dumps(question(fiscal_year=2022, answer="8871000000")) + "\n")

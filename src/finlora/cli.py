@@ -84,6 +84,20 @@ def export(
     typer.echo(f"merged model -> {out}")
 
 
+@app.command("write-sample")
+def write_sample_command(
+    out: Path = typer.Argument(help="folder to write train/ and test/ into (FinLoRA's data/ layout)"),
+    train: int = typer.Option(16, min=1, help="training examples per task (FiNER: sentences)"),
+    test: int = typer.Option(8, min=1, help="test examples per task (FiNER: sentences)"),
+) -> None:
+    """Write the offline sample data as FinLoRA's released files, for data.source: finlora."""
+    from finlora.sources.sample_released import write_sample
+
+    written = write_sample(out, load_params(), train, test)
+    typer.echo(f"{sum(written.values())} records in {len(written)} files -> {out}; use them with\n"
+               f"dvc exp run -S data.source=finlora -S data.local_dir={out}")
+
+
 @app.command()
 def profile(name: str = typer.Argument(help="a file in profiles/ without .yaml, e.g. paper-4bit-r4")) -> None:
     """Print a profile as `-S key=value` overrides: dvc exp run $(finlora profile NAME)."""

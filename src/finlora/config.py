@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from finlora.tasks import TASKS
 
 PARAMS_FILE = "params.yaml"
 BUILTIN_MODELS = ("smollm2-135m",)
-SOURCES = ("sample", "hub", "local")
+SOURCES = ("sample", "hub", "local", "finlora")
 QUANT_BITS = (4, 8, 16)
 ON_BAD_RECORD = ("error", "skip")
 DEVICE_MAPS = ("none", "auto")
@@ -28,11 +28,39 @@ LORA_VARIANTS = ("lora", "dora", "rslora")
 ZERO_STAGES = (0, 1, 2)
 
 
+def invalid(key: str, value: Any, valid: str) -> FinloraError:
+    return FinloraError(f"{key} = {value!r} is not valid; valid: {valid}")
+
+
+def check_at_least(key: str, value: int, minimum: int, valid: str | None = None) -> None:
+    if value < minimum:
+        raise invalid(key, value, valid or f"an integer >= {minimum}")
+
+
+def check_choice(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise invalid(key, value, " | ".join(map(str, choices)))
+
+
+# Each section states its keys (no defaults: params.yaml is the one place they are set) and checks
+# its own values; `Params.check` checks what spans sections.
+
 @dataclass(frozen=True)
 class ModelParams:
-    base: str = "smollm2-135m"
-    chat_template: bool = True
-    trust_remote_code: bool = False
+    base: str
+    chat_template: bool
+    trust_remote_code: bool
+
+    def check(self) -> None:
+        """A builtin name, an existing local folder, or something shaped like a Hub id (org/name)."""
+        if self.base in BUILTIN_MODELS or Path(self.base).is_dir():
+            return
+        if self.base.startswith((".", "/", "~")) or self.base.count("/") != 1:
+            raise FinloraError(
+                f"model.base = {self.base!r}: no such folder",
+                hint=f"use a builtin ({', '.join(BUILTIN_MODELS)}), a Hub id like org/name, "
+                "or an existing local model folder",
+            )
 
 
 @dataclass(frozen=True)
@@ -43,85 +71,145 @@ class SplitSizes:
 
 @dataclass(frozen=True)
 class DataParams:
-    source: str = "sample"
-    local_dir: str = "data/local"
-    train_size: int = 64
-    test_size: int = 32
-    sizes: dict[str, SplitSizes] = field(default_factory=dict)
-    seed: int = 42
-    on_bad_record: str = "error"
+    source: str
+    local_dir: str
+    train_size: int
+    test_size: int
+    sizes: dict[str, SplitSizes]  # may be left out: no per-task sizes
+    seed: int
+    on_bad_record: str
+    carved_test_fraction: float
 
     def split_sizes(self, task: str) -> SplitSizes:
         return self.sizes.get(task, SplitSizes(self.train_size, self.test_size))
 
+    def check(self) -> None:
+        check_choice("data.source", self.source, SOURCES)
+        check_at_least("data.train_size", self.train_size, 1)
+        check_at_least("data.test_size", self.test_size, 1)
+        check_choice("data.on_bad_record", self.on_bad_record, ON_BAD_RECORD)
+        if not 0 < self.carved_test_fraction < 1:
+            raise invalid("data.carved_test_fraction", self.carved_test_fraction, "a number in (0, 1)")
+        for task, sizes in self.sizes.items():
+            if task not in TASKS:
+                raise invalid(f"data.sizes.{task}", task, f"a known task: {', '.join(TASKS)}")
+            if sizes.train < 1 or sizes.test < 1:
+                raise invalid(f"data.sizes.{task}", dataclasses.asdict(sizes), "train and test >= 1")
+
 
 @dataclass(frozen=True)
 class FinerParams:
-    entities_per_sentence: int = 3
-    questions_per_prompt: int = 4
+    entities_per_sentence: int
+    questions_per_prompt: int
+
+    def check(self) -> None:
+        check_at_least("finer.entities_per_sentence", self.entities_per_sentence, 1)
+        check_at_least("finer.questions_per_prompt", self.questions_per_prompt, 1)
 
 
 @dataclass(frozen=True)
 class XbrlParams:
-    text_value_chars: int = 100
-    max_prompt_chars: int = 24000
+    text_value_chars: int
+    max_prompt_chars: int
+
+    def check(self) -> None:
+        check_at_least("xbrl.text_value_chars", self.text_value_chars, 1)
+        check_at_least("xbrl.max_prompt_chars", self.max_prompt_chars, 1)
 
 
 @dataclass(frozen=True)
 class LoraParams:
-    rank: int = 4
-    alpha: int = 32
-    dropout: float = 0.1
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj"])
-    variant: str = "lora"
+    rank: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]
+    variant: str
+
+    def check(self) -> None:
+        check_at_least("lora.rank", self.rank, 1)
+        check_at_least("lora.alpha", self.alpha, 1)
+        if not 0 <= self.dropout < 1:
+            raise invalid("lora.dropout", self.dropout, "a number in [0, 1)")
+        if not self.target_modules:
+            raise invalid("lora.target_modules", self.target_modules,
+                          "a non-empty list such as [q_proj, v_proj], or all-linear")
+        check_choice("lora.variant", self.variant, LORA_VARIANTS)
 
 
 @dataclass(frozen=True)
 class QuantParams:
-    bits: int = 16
+    bits: int
+
+    def check(self) -> None:
+        check_choice("quant.bits", self.bits, QUANT_BITS)
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    lr: float = 1e-4
-    epochs: int = 1
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_seq_len: int = 256
-    zero_stage: int = 0
-    num_gpus: int = 1
-    hostfile: str = "/job/hostfile"
-    gradient_checkpointing: bool = False
-    liger_kernel: bool = False
-    checkpoint_every: int = 0
-    seed: int = 42
+    lr: float
+    epochs: int
+    batch_size: int
+    grad_accum: int
+    max_seq_len: int
+    zero_stage: int
+    num_gpus: int
+    hostfile: str
+    gradient_checkpointing: bool
+    liger_kernel: bool
+    checkpoint_every: int
+    seed: int
+
+    def check(self) -> None:
+        if self.lr <= 0:
+            raise invalid("train.lr", self.lr, "a number > 0")
+        for key in ("epochs", "batch_size", "grad_accum", "num_gpus"):
+            check_at_least(f"train.{key}", getattr(self, key), 1)
+        check_at_least("train.checkpoint_every", self.checkpoint_every, 0, "0 (no checkpoints) or a number of steps")
+        check_at_least("train.max_seq_len", self.max_seq_len, 16)
+        check_choice("train.zero_stage", self.zero_stage, ZERO_STAGES)
 
 
 @dataclass(frozen=True)
 class EvalParams:
-    batch_size: int = 16
-    max_new_tokens: int = 8
-    max_new_tokens_by_task: dict[str, int] = field(default_factory=dict)
-    limit: int = 0
-    bits: int = 16
-    merge_adapter: bool = False
-    device_map: str = "none"
+    batch_size: int
+    max_new_tokens: int
+    max_new_tokens_by_task: dict[str, int]  # may be left out: every task gets max_new_tokens
+    limit: int
+    bits: int
+    merge_adapter: bool
+    device_map: str
 
     def new_tokens(self, task: str) -> int:
         return self.max_new_tokens_by_task.get(task, self.max_new_tokens)
 
+    def check(self) -> None:
+        check_at_least("eval.batch_size", self.batch_size, 1)
+        check_at_least("eval.max_new_tokens", self.max_new_tokens, 1)
+        for task, tokens in self.max_new_tokens_by_task.items():
+            if task not in TASKS:
+                raise invalid(f"eval.max_new_tokens_by_task.{task}", task, f"a known task: {', '.join(TASKS)}")
+            check_at_least(f"eval.max_new_tokens_by_task.{task}", tokens, 1)
+        check_at_least("eval.limit", self.limit, 0, "0 (all test examples) or a positive integer")
+        check_choice("eval.bits", self.bits, QUANT_BITS)
+        if self.merge_adapter and self.bits != 16:
+            raise FinloraError(
+                f"eval.merge_adapter with eval.bits {self.bits} is not supported: merging into "
+                "quantized weights rounds the adapter away",
+                hint="evaluate the adapter unmerged (merge_adapter: false, as the paper does) or use eval.bits 16")
+        check_choice("eval.device_map", self.device_map, DEVICE_MAPS)
+
 
 @dataclass(frozen=True)
 class Params:
-    model: ModelParams = field(default_factory=ModelParams)
-    data: DataParams = field(default_factory=DataParams)
-    tasks: dict[str, list[str]] = field(default_factory=dict)
-    finer: FinerParams = field(default_factory=FinerParams)
-    xbrl: XbrlParams = field(default_factory=XbrlParams)
-    lora: LoraParams = field(default_factory=LoraParams)
-    quant: QuantParams = field(default_factory=QuantParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    eval: EvalParams = field(default_factory=EvalParams)
+    model: ModelParams
+    data: DataParams
+    tasks: dict[str, list[str]]
+    finer: FinerParams
+    xbrl: XbrlParams
+    lora: LoraParams
+    quant: QuantParams
+    train: TrainParams
+    eval: EvalParams
 
     def group_tasks(self, group: str) -> list[str]:
         if group not in self.tasks:
@@ -134,6 +222,31 @@ class Params:
     @property
     def all_tasks(self) -> list[str]:
         return [task for tasks in self.tasks.values() for task in tasks]
+
+    def check(self) -> None:
+        for section in (self.model, self.data, self.finer, self.xbrl, self.lora, self.quant, self.train, self.eval):
+            section.check()
+        self._check_tasks()
+
+    def _check_tasks(self) -> None:
+        if not self.tasks:
+            raise invalid("tasks", self.tasks, "at least one group, e.g. {sentiment: [fpb]}")
+        seen: set[str] = set()
+        for group, tasks in self.tasks.items():
+            if not tasks:
+                raise invalid(f"tasks.{group}", tasks, "a non-empty list of tasks")
+            for task in tasks:
+                if task not in TASKS:
+                    raise invalid(f"tasks.{group}", task, f"tasks from {', '.join(TASKS)}")
+                if task in seen:
+                    raise invalid(f"tasks.{group}", task, "each task in one group only")
+                seen.add(task)
+                if self.data.source == "hub" and TASKS[task].hub is None:
+                    raise FinloraError(
+                        f"task {task} with data.source hub: the XBRL extraction questions and filings "
+                        "have no loadable Hub data set",
+                        hint=f"use data.source local (questions and filings under {self.data.local_dir}/{task}/) "
+                        "or sample")
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -151,8 +264,21 @@ def parse_params(raw: Any, source: str = PARAMS_FILE) -> Params:
     if isinstance(raw, dict) and isinstance(raw.get("lora"), dict) and raw["lora"].get("target_modules") == "all-linear":
         raw = {**raw, "lora": {**raw["lora"], "target_modules": ["all-linear"]}}
     params = _build(Params, raw, key="", source=source)
-    _check_values(params, source)
+    try:
+        params.check()
+    except FinloraError as error:
+        raise FinloraError(f"{source}: {error.args[0]}", hint=error.hint) from None
     return params
+
+
+def with_changes(changes: dict, path: str | Path = PARAMS_FILE) -> Params:
+    """The params of `path` with some keys changed: each section's given keys replace its own,
+    `tasks` is replaced whole. How tests and benchmarks say only what differs from params.yaml."""
+    raw = yaml.safe_load(Path(path).read_text())
+    for section, values in changes.items():
+        replace_whole = section == "tasks" or not isinstance(raw.get(section), dict)
+        raw[section] = values if replace_whole else {**raw[section], **values}
+    return parse_params(raw, source=f"{path} with {changes}")
 
 
 def _build(cls: type, raw: Any, key: str, source: str) -> Any:
@@ -168,7 +294,13 @@ def _build(cls: type, raw: Any, key: str, source: str) -> Any:
             hint=f"valid keys{' in ' + key if key else ''}: {', '.join(fields)}",
         )
     hints = typing.get_type_hints(cls)
-    values = {name: _coerce(hints[name], raw[name], _join(key, name), source) for name in raw}
+    optional = {name for name in fields if typing.get_origin(hints[name]) is dict}
+    missing = [name for name in fields if name not in raw and name not in optional]
+    if missing:
+        raise FinloraError(f"{source}: missing key '{_join(key, missing[0])}'",
+                           hint=f"the repository's {PARAMS_FILE} lists every key with its default value")
+    values = {name: _coerce(hints[name], raw[name], _join(key, name), source) if name in raw else {}
+              for name in fields}
     return cls(**values)
 
 
@@ -209,102 +341,3 @@ def _type_name(kind: type) -> str:
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
-
-
-def _check_values(p: Params, source: str) -> None:
-    def bad(key: str, value: Any, valid: str) -> FinloraError:
-        return FinloraError(f"{source}: {key} = {value!r} is not valid; valid: {valid}")
-
-    _check_model_base(p.model.base, source)
-    if p.data.source not in SOURCES:
-        raise bad("data.source", p.data.source, " | ".join(SOURCES))
-    for key, value in [("data.train_size", p.data.train_size), ("data.test_size", p.data.test_size)]:
-        if value < 1:
-            raise bad(key, value, "an integer >= 1")
-    if p.data.on_bad_record not in ON_BAD_RECORD:
-        raise bad("data.on_bad_record", p.data.on_bad_record, " | ".join(ON_BAD_RECORD))
-    for task, sizes in p.data.sizes.items():
-        if task not in TASKS:
-            raise bad(f"data.sizes.{task}", task, f"a known task: {', '.join(TASKS)}")
-        if sizes.train < 1 or sizes.test < 1:
-            raise bad(f"data.sizes.{task}", dataclasses.asdict(sizes), "train and test >= 1")
-    if not p.tasks:
-        raise bad("tasks", p.tasks, "at least one group, e.g. {sentiment: [fpb]}")
-    seen: set[str] = set()
-    for group, tasks in p.tasks.items():
-        if not tasks:
-            raise bad(f"tasks.{group}", tasks, "a non-empty list of tasks")
-        for task in tasks:
-            if task not in TASKS:
-                raise bad(f"tasks.{group}", task, f"tasks from {', '.join(TASKS)}")
-            if task in seen:
-                raise bad(f"tasks.{group}", task, "each task in one group only")
-            seen.add(task)
-            if p.data.source == "hub" and TASKS[task].hub is None:
-                raise FinloraError(
-                    f"{source}: task {task} with data.source hub: the XBRL extraction questions and filings "
-                    "have no loadable Hub data set",
-                    hint=f"use data.source local (questions and filings under {p.data.local_dir}/{task}/) "
-                    "or sample")
-    for key, value in [("finer.entities_per_sentence", p.finer.entities_per_sentence),
-                       ("finer.questions_per_prompt", p.finer.questions_per_prompt),
-                       ("xbrl.text_value_chars", p.xbrl.text_value_chars),
-                       ("xbrl.max_prompt_chars", p.xbrl.max_prompt_chars)]:
-        if value < 1:
-            raise bad(key, value, "an integer >= 1")
-    if p.lora.rank < 1:
-        raise bad("lora.rank", p.lora.rank, "an integer >= 1")
-    if p.lora.alpha < 1:
-        raise bad("lora.alpha", p.lora.alpha, "an integer >= 1")
-    if not 0 <= p.lora.dropout < 1:
-        raise bad("lora.dropout", p.lora.dropout, "a number in [0, 1)")
-    if not p.lora.target_modules:
-        raise bad("lora.target_modules", p.lora.target_modules, "a non-empty list such as [q_proj, v_proj], or all-linear")
-    if p.lora.variant not in LORA_VARIANTS:
-        raise bad("lora.variant", p.lora.variant, " | ".join(LORA_VARIANTS))
-    if p.quant.bits not in QUANT_BITS:
-        raise bad("quant.bits", p.quant.bits, " | ".join(map(str, QUANT_BITS)))
-    if p.train.lr <= 0:
-        raise bad("train.lr", p.train.lr, "a number > 0")
-    for key in ("epochs", "batch_size", "grad_accum", "num_gpus"):
-        if getattr(p.train, key) < 1:
-            raise bad(f"train.{key}", getattr(p.train, key), "an integer >= 1")
-    if p.train.checkpoint_every < 0:
-        raise bad("train.checkpoint_every", p.train.checkpoint_every, "0 (no checkpoints) or a number of steps")
-    if p.train.max_seq_len < 16:
-        raise bad("train.max_seq_len", p.train.max_seq_len, "an integer >= 16")
-    if p.train.zero_stage not in ZERO_STAGES:
-        raise bad("train.zero_stage", p.train.zero_stage, " | ".join(map(str, ZERO_STAGES)))
-    if p.eval.batch_size < 1:
-        raise bad("eval.batch_size", p.eval.batch_size, "an integer >= 1")
-    if p.eval.max_new_tokens < 1:
-        raise bad("eval.max_new_tokens", p.eval.max_new_tokens, "an integer >= 1")
-    for task, tokens in p.eval.max_new_tokens_by_task.items():
-        if task not in TASKS:
-            raise bad(f"eval.max_new_tokens_by_task.{task}", task, f"a known task: {', '.join(TASKS)}")
-        if tokens < 1:
-            raise bad(f"eval.max_new_tokens_by_task.{task}", tokens, "an integer >= 1")
-    if p.eval.limit < 0:
-        raise bad("eval.limit", p.eval.limit, "0 (all test examples) or a positive integer")
-    if p.eval.bits not in QUANT_BITS:
-        raise bad("eval.bits", p.eval.bits, " | ".join(map(str, QUANT_BITS)))
-    if p.eval.merge_adapter and p.eval.bits != 16:
-        raise FinloraError(
-            f"{source}: eval.merge_adapter with eval.bits {p.eval.bits} is not supported: merging into "
-            "quantized weights rounds the adapter away",
-            hint="evaluate the adapter unmerged (merge_adapter: false, as the paper does) or use eval.bits 16")
-    if p.eval.device_map not in DEVICE_MAPS:
-        raise bad("eval.device_map", p.eval.device_map, " | ".join(DEVICE_MAPS))
-
-
-def _check_model_base(base: str, source: str) -> None:
-    """A builtin name, an existing local folder, or something shaped like a Hub id (org/name)."""
-    if base in BUILTIN_MODELS or Path(base).is_dir():
-        return
-    looks_local = base.startswith((".", "/", "~")) or base.count("/") != 1
-    if looks_local:
-        raise FinloraError(
-            f"{source}: model.base = {base!r}: no such folder",
-            hint=f"use a builtin ({', '.join(BUILTIN_MODELS)}), a Hub id like org/name, "
-            "or an existing local model folder",
-        )

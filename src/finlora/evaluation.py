@@ -52,8 +52,8 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
             resumed=len(prompts) - progress.generated,
         )
         write_jsonl(predictions_dir / f"{task}.jsonl", [
-            {"context": r["context"], "target": r["target"], "answer": a, "parsed": None if p == INVALID else p}
-            for r, a, p in zip(records, answers, scored.parsed)
+            {"context": r["context"], "target": r["target"], "gold": g, "answer": a, "parsed": None if p == INVALID else p}
+            for r, g, a, p in zip(records, scored.golds, answers, scored.parsed)
         ])
         write_json(metrics_dir / f"{task}.json", metrics)
         if scored.confusion is not None:

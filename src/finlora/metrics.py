@@ -25,14 +25,15 @@ class Scored:
     metrics: dict
     parsed: list  # per record: the parsed answer (a list of tags for FiNER); INVALID where none
     confusion: list[dict] | None  # {actual, predicted} rows, for answers from a closed set
+    golds: list  # per record: what its answer is scored against (an NWGI level's label; FiNER's tags)
 
 
 def score_task(task: Task, records: list[dict], answers: list[str], tag_names: list[str] | None = None) -> Scored:
     if not records:
         raise ValueError("no examples to score")
     golds = [record["target"] for record in records]
-    if task.answer == LABEL:
-        return score_labels(answers, golds, task.labels)
+    if task.answer == LABEL:  # an NWGI level is scored as its three-level `label`
+        return score_labels(answers, [record.get("label", record["target"]) for record in records], task.labels)
     if task.answer == TAG_LIST:
         return score_tag_lists(answers, [record["tags"] for record in records], tag_names)
     if task.answer == TAG:
@@ -60,7 +61,7 @@ def contains(answer: str, gold: str) -> bool:
 def score_labels(answers: list[str], golds: list[str], labels: tuple[str, ...]) -> Scored:
     parsed = [parse_label(a, labels) or INVALID for a in answers]
     contained = [contains(a, g) for a, g in zip(answers, golds)]
-    return Scored(classification(golds, parsed, contained, list(labels)), parsed, confusion_rows(golds, parsed))
+    return Scored(classification(golds, parsed, contained, list(labels)), parsed, confusion_rows(golds, parsed), golds)
 
 
 def classification(golds: list[str], parsed: list[str], contained: list[bool], labels: list[str]) -> dict:
@@ -114,7 +115,7 @@ def score_tag_lists(answers: list[str], gold_lists: list[list[str]], tag_names: 
         per_record.append(record)
     metrics = classification(golds, parsed, contained, sorted(set(golds)))
     metrics["prompts"] = len(answers)
-    return Scored(metrics, per_record, confusion_rows(golds, parsed))
+    return Scored(metrics, per_record, confusion_rows(golds, parsed), gold_lists)
 
 
 def score_tags(answers: list[str], golds: list[str]) -> Scored:
@@ -123,7 +124,8 @@ def score_tags(answers: list[str], golds: list[str]) -> Scored:
     canonical = {normalize_tag(g): g for g in golds}
     parsed = [canonical.get(normalize_tag(p), p) if p != INVALID else p for p in parsed]
     contained = [normalize_tag(g) in normalize_tag(a) for a, g in zip(answers, golds)]
-    return Scored(classification(golds, parsed, contained, sorted(set(golds))), parsed, confusion_rows(golds, parsed))
+    return Scored(classification(golds, parsed, contained, sorted(set(golds))), parsed, confusion_rows(golds, parsed),
+                  golds)
 
 
 def first_line(answer: str) -> str:
@@ -157,4 +159,4 @@ def score_values(answers: list[str], golds: list[str]) -> Scored:
     contained = sum(g.replace(",", "") in a.replace(",", "") for a, g in zip(answers, golds))
     metrics = {"n": n, "accuracy": round(contained / n, 4), "strict_accuracy": round(strict / n, 4),
                "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
-    return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], None)
+    return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], None, golds)

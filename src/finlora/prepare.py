@@ -17,7 +17,8 @@ from finlora import xbrl
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.prompts import build_context, finer_context, finer_question, training_ids, xbrl_context, xbrl_question
-from finlora.tasks import LABEL, TAG_LIST, Task, iob_type
+from finlora.released import is_released, released_record
+from finlora.tasks import LABEL, TAG, TAG_LIST, VALUE, Task, iob_type
 
 
 @dataclass
@@ -56,7 +57,9 @@ def prepare(task: Task, rows: list[dict], path: Path, params: Params, tag_names:
     and `fits` (does a prompt + answer fit train.max_seq_len); XBRL needs the filings folder."""
     prepared = Prepared()
     bad = BadRecords(path, params.data.on_bad_record, prepared)
-    if task.answer == LABEL:
+    if rows and is_released(rows[0]):
+        for_each_row(rows, bad, lambda row: add_within_budget(released_record(task, row), prepared, params, task))
+    elif task.answer == LABEL:
         for_each_row(rows, bad, lambda row: prepared.records.append(label_record(task, row)))
     elif task.answer == TAG_LIST:
         questions: list[tuple[str, str]] = []
@@ -65,15 +68,17 @@ def prepare(task: Task, rows: list[dict], path: Path, params: Params, tag_names:
         prepared.records = finer_records(questions, tag_names, params.finer.questions_per_prompt, fits, bad)
     else:
         documents = Filings(filings)
-
-        def add_question(row: dict) -> None:
-            record = xbrl_record(task, row, documents, params.xbrl.text_value_chars)
-            if len(record["context"]) > params.xbrl.max_prompt_chars:
-                prepared.dropped_over_budget += 1
-            else:
-                prepared.records.append(record)
-        for_each_row(rows, bad, add_question)
+        for_each_row(rows, bad, lambda row: add_within_budget(
+            xbrl_record(task, row, documents, params.xbrl.text_value_chars), prepared, params, task))
     return prepared
+
+
+def add_within_budget(record: dict, prepared: Prepared, params: Params, task: Task) -> None:
+    """XBRL prompts longer than xbrl.max_prompt_chars are dropped and counted, never cut."""
+    if task.answer in (TAG, VALUE) and len(record["context"]) > params.xbrl.max_prompt_chars:
+        prepared.dropped_over_budget += 1
+    else:
+        prepared.records.append(record)
 
 
 def for_each_row(rows: list[dict], bad: BadRecords, use: Callable[[dict], None]) -> None:
@@ -90,13 +95,6 @@ def for_each_row(rows: list[dict], bad: BadRecords, use: Callable[[dict], None])
 
 
 def label_record(task: Task, row: dict) -> dict:
-    """One prompt record; rows already in FinLoRA's {"context", "target"} form pass through."""
-    if "context" in row and "target" in row:
-        target = str(row["target"]).strip().lower()
-        if target not in task.labels:
-            raise FinloraError(f"target {row['target']!r} is not a {task.name} label",
-                               hint=f"valid labels: {', '.join(task.labels)}")
-        return {"context": row["context"], "target": target}
     example = task.example(row)
     return {"context": build_context(example), "target": example.answer}
 

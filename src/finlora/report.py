@@ -103,6 +103,10 @@ def _origin(source: dict) -> str:
         return f"{source['dataset']} ({source.get('config') or 'default'}) at {source.get('commit') or source['revision']}"
     if source["source"] == "local":
         return source["folder"]
+    if source["source"] == "finlora":
+        files = [Path(name).name for name in (source.get("train_file"), source["test_file"]) if name]
+        carved = f"; {source['carved']}" if source.get("carved") else ""
+        return f"FinLoRA files {' + '.join(files)} in {source['folder']}{carved}"
     return f"{source['generator']}, seed {source['seed']}"
 
 

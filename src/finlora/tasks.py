@@ -30,6 +30,23 @@ class Example:
 
 
 @dataclass(frozen=True)
+class ReleasedFiles:
+    """FinLoRA's released files of a task under its data/train and data/test folders: the first
+    name found is read. A name in `shared` holds several tasks' records (XBRL extraction trains
+    tags and values from one file), told apart by the form of their targets."""
+
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    shared: tuple[str, ...] = ()
+
+
+def released(task: str, train: tuple[str, ...] = (), test: tuple[str, ...] = (),
+             shared: tuple[str, ...] = ()) -> ReleasedFiles:
+    """`<task>_train.jsonl` and `<task>_test.jsonl` after the names given; shared files last."""
+    return ReleasedFiles(train + (f"{task}_train.jsonl",) + shared, test + (f"{task}_test.jsonl",), shared)
+
+
+@dataclass(frozen=True)
 class HubDataset:
     """Where the public data lives. `splits` maps our split name to the Hub's; a split that
     is missing there (FPB has no test split) is carved from train with `test_fraction`."""
@@ -60,6 +77,7 @@ class Task:
     hub: HubDataset | None  # None: no public data set in a loadable form (XBRL extraction)
     fields: tuple[str, ...]  # columns a raw row must have (the data set's own schema)
     label_field: str  # the column holding the label (ints become names at download)
+    released: ReleasedFiles | None = None  # FinLoRA's file names (data.source finlora)
     to_example: Callable[[dict], Example] | None = None  # classification tasks only
     answer: str = LABEL
     description: str = ""
@@ -84,10 +102,10 @@ class Task:
         return example
 
 
-def sentiment_instruction(subject: str = "news") -> str:
+def sentiment_instruction(subject: str = "news", labels: tuple[str, ...] = SENTIMENT_LABELS) -> str:
     return (
         f"What is the sentiment of this {subject}? "
-        f"Please choose an answer from {{{'/'.join(SENTIMENT_LABELS)}}}."
+        f"Please choose an answer from {{{'/'.join(labels)}}}."
     )
 
 
@@ -129,13 +147,14 @@ def _mapped(label_map: dict[str, str], value: object) -> str:
 # TFNS stores bare integer ids; its dataset card names them 0 Bearish, 1 Bullish, 2 Neutral.
 TFNS_ID_NAMES = ("Bearish", "Bullish", "Neutral")
 TFNS_LABELS = {"Bearish": "negative", "Bullish": "positive", "Neutral": "neutral"}
-# NWGI's seven levels collapse to three as FinGPT's benchmark does: mild moves count as neutral.
+# NWGI's seven levels collapse to three by their direction, as FinLoRA's evaluation code scores them
+# (a mild move is still a move; FinGPT's older table counted mild levels as neutral).
 NWGI_LABELS = {
     "strong negative": "negative",
     "moderately negative": "negative",
-    "mildly negative": "neutral",
+    "mildly negative": "negative",
     "neutral": "neutral",
-    "mildly positive": "neutral",
+    "mildly positive": "positive",
     "moderately positive": "positive",
     "strong positive": "positive",
 }
@@ -192,14 +211,14 @@ TASKS: dict[str, Task] = {
         Task(
             "fpb", "sentiment", "FPB", SENTIMENT_LABELS,
             HubDataset("financial_phrasebank", "sentences_50agree", splits={"train": "train"}),
-            fields=("sentence", "label"), label_field="label", to_example=_fpb,
+            fields=("sentence", "label"), label_field="label", to_example=_fpb, released=released("fpb"),
             description="Financial PhraseBank news sentences",
         ),
         Task(
             "fiqa", "sentiment", "FiQA", SENTIMENT_LABELS,
             HubDataset("pauri32/fiqa-2018"),
             fields=("sentence", "sentiment_score", "format"), label_field="sentiment_score",
-            to_example=_fiqa, description="FiQA-2018 task 1 headlines and posts, scores binned",
+            to_example=_fiqa, released=released("fiqa"), description="FiQA-2018 task 1 headlines and posts, scores binned",
         ),
         Task(
             "tfns", "sentiment", "TFNS", SENTIMENT_LABELS,
@@ -207,41 +226,48 @@ TASKS: dict[str, Task] = {
                 "zeroshot/twitter-financial-news-sentiment",
                 splits={"train": "train", "test": "validation"},
             ),
-            fields=("text", "label"), label_field="label", to_example=_tfns,
+            fields=("text", "label"), label_field="label", to_example=_tfns, released=released("tfns"),
             description="Twitter financial news sentiment",
         ),
         Task(
             "nwgi", "sentiment", "NWGI", SENTIMENT_LABELS,
             HubDataset("oliverwang15/news_with_gpt_instructions"),
-            fields=("news", "label"), label_field="label", to_example=_nwgi,
+            fields=("news", "label"), label_field="label", to_example=_nwgi, released=released("nwgi"),
             description="News with GPT instructions, 7 levels scored as 3",
         ),
         Task(
             "headline", "headline", "Headline", HEADLINE_LABELS,
             HubDataset("FinGPT/fingpt-headline"),
             fields=("instruction", "input", "output"), label_field="output",
-            to_example=_instruction_record, description="Gold-price headline yes/no questions",
+            to_example=_instruction_record, released=released("headline"),
+            description="Gold-price headline yes/no questions",
         ),
         Task(
             "ner", "ner", "NER", NER_LABELS,
             HubDataset("FinGPT/fingpt-ner-cls"),
             fields=("instruction", "input", "output"), label_field="output",
-            to_example=_instruction_record, description="Entity type of one named entity",
+            to_example=_instruction_record,
+            released=released("ner", train=("ner-train.jsonl",), test=("ner-test.jsonl",)),
+            description="Entity type of one named entity",
         ),
         Task(
             "finer", "xbrl tagging", "FiNER", (),
             HubDataset("nlpaueb/finer-139"),
             fields=("tokens", "ner_tags"), label_field="ner_tags", answer=TAG_LIST,
+            released=released("finer", train=("finer_train_batched.jsonl",), test=("finer_test_batched.jsonl",)),
             description="FiNER-139: the US-GAAP tag of each highlighted numeric entity",
         ),
         Task(
             "xbrl_tags", "xbrl extraction", "Tags", (), None,
             fields=XBRL_QUESTION_FIELDS, label_field="answer", answer=TAG,
+            released=released("xbrl_tags", train=("xbrl_xbrl_tags_train.jsonl",),
+                              test=("xbrl_xbrl_tags_test.jsonl",), shared=("xbrl_extract_train.jsonl",)),
             description="the us-gaap element of a described concept in a filing",
         ),
         Task(
             "xbrl_value", "xbrl extraction", "Values", (), None,
             fields=XBRL_QUESTION_FIELDS, label_field="answer", answer=VALUE,
+            released=released("xbrl_value", shared=("xbrl_extract_train.jsonl",)),
             description="the value of a described concept in a filing",
         ),
     ]

@@ -10,11 +10,10 @@ import signal
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, params_with
 from test_bad_input import assert_clean_failure, run_stage, write_raw
 
 from finlora import training
-from finlora.config import parse_params
 from finlora.errors import FinloraError
 from finlora.prompts import build_context
 from finlora.sources import sample
@@ -120,7 +119,7 @@ def test_out_of_memory_ends_with_advice_and_no_adapter(tiny_base, tmp_path, monk
     def exhausted(model, batch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    params = parse_params({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4}})
+    params = params_with({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4}})
     rows = sample.generate("fpb", 8, 1, 0)["splits"]["train"]
     records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
     monkeypatch.setattr(training, "answer_loss_sum", exhausted)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from finlora.config import DataParams
 from finlora.errors import FinloraError
-from finlora.sources import hub, local, sample
+from finlora.sources import hub, local, released, sample
 from finlora.tasks import Task
 
 
@@ -19,6 +19,7 @@ class RawData:
     splits: dict[str, list[dict]]
     tag_names: list[str] | None = None  # FiNER: entity types, from the data set's ClassLabel names
     filings: dict[str, bytes] = field(default_factory=dict)  # XBRL: file name -> instance document
+    origin: dict = field(default_factory=dict)  # where exactly the rows came from, for source.json
 
 
 def fetch(task: Task, data: DataParams) -> RawData:
@@ -26,7 +27,12 @@ def fetch(task: Task, data: DataParams) -> RawData:
     sizes = data.split_sizes(task.name)
     if data.source == "sample":
         return RawData(**sample.generate(task.name, sizes.train, sizes.test, data.seed))
-    loaded = hub.load(task, data.seed) if data.source == "hub" else local.load(task, Path(data.local_dir))
+    if data.source == "finlora":
+        loaded = released.load(task, Path(data.local_dir), data.seed, data.carved_test_fraction, data.on_bad_record)
+    elif data.source == "hub":
+        loaded = hub.load(task, data.seed)
+    else:
+        loaded = local.load(task, Path(data.local_dir))
     raw = RawData(**loaded)
     for split, rows in raw.splits.items():
         if not rows:
@@ -47,9 +53,11 @@ def subsample(rows: list[dict], size: int, seed: int) -> list[dict]:
     return [rows[i] for i in chosen]
 
 
-def describe(task: Task, data: DataParams) -> dict:
+def describe(task: Task, data: DataParams, raw: RawData) -> dict:
     """Provenance recorded next to the raw data."""
-    if data.source == "hub":
+    if data.source == "finlora":
+        origin = {"folder": data.local_dir, **raw.origin}
+    elif data.source == "hub":
         origin = {"dataset": task.hub.path, "config": task.hub.config, "revision": task.hub.revision,
                   "commit": hub.resolved_commit(task)}
     elif data.source == "local":

@@ -1,7 +1,8 @@
 """Data sets in local files: <local_dir>/<task>/{train,test}.{jsonl,csv,parquet}.
 
 A file holds either rows in the data set's own schema (the columns `Task.fields` names) or
-records already in FinLoRA's {"context", "target"} form. FiNER rows carry tag names ("B-Revenues");
+records already in FinLoRA's {"context", "target"} form (any task; FiNER's tag names are then read
+from its prompts). FiNER rows carry tag names ("B-Revenues");
 the tag list is the set of tags the files use. XBRL questions name filings kept in
 <local_dir>/<task>/filings/.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
+from finlora.released import is_released, tag_names
 from finlora.tasks import TAG, TAG_LIST, VALUE, Task, iob_type
 from finlora.xbrl import filing_path
 
@@ -23,6 +25,11 @@ def load(task: Task, local_dir: Path) -> dict:
     folder = local_dir / task.name
     splits = {split: read_rows(find_file(folder, split)) for split in ("train", "test")}
     loaded: dict = {"splits": splits}
+    rows = splits["train"] + splits["test"]
+    if rows and is_released(rows[0]):  # FinLoRA's prompt records: no filings or token rows behind them
+        if task.answer == TAG_LIST:
+            loaded["tag_names"] = tag_names(rows)
+        return loaded
     if task.answer == TAG_LIST:
         tags = {iob_type(tag) for rows in splits.values() for row in rows for tag in row.get(task.label_field) or []}
         loaded["tag_names"] = sorted(tags - {None})
