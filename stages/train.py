@@ -11,6 +11,7 @@ from finlora import training
 from finlora.config import load_params
 from finlora.errors import exit_on_error
 from finlora.files import read_jsonl
+from finlora.mixing import mix
 
 
 def main(group: str = typer.Argument(help="task group from params.yaml `tasks`"),
@@ -23,7 +24,8 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
     """Train GROUP's adapter on the train split of all its tasks."""
     params = load_params()
     training.check_environment(params, base)
-    records = [record for task in params.group_tasks(group) for record in read_jsonl(data / task / "train.jsonl")]
+    by_task = {task: read_jsonl(data / task / "train.jsonl") for task in params.group_tasks(group)}
+    records = mix(by_task, params.train.sampling, params.train.sampling_temperature, params.train.seed)
     checkpoints = Path(".cache/finlora/train") / "-".join(adapter.parts)  # kept across interrupted runs
     result = training.train(params, records, base, adapter, metrics, live, checkpoints)
     if result is not None:

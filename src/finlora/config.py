@@ -26,6 +26,7 @@ ON_BAD_RECORD = ("error", "skip")
 DEVICE_MAPS = ("none", "auto")
 LORA_VARIANTS = ("lora", "dora", "rslora")
 ZERO_STAGES = (0, 1, 2)
+SAMPLING_POLICIES = ("proportional", "balanced", "temperature")  # finlora.mixing
 
 
 def invalid(key: str, value: Any, valid: str) -> FinloraError:
@@ -158,6 +159,8 @@ class TrainParams:
     liger_kernel: bool
     checkpoint_every: int
     seed: int
+    sampling: str
+    sampling_temperature: float
 
     def check(self) -> None:
         if self.lr <= 0:
@@ -167,6 +170,10 @@ class TrainParams:
         check_at_least("train.checkpoint_every", self.checkpoint_every, 0, "0 (no checkpoints) or a number of steps")
         check_at_least("train.max_seq_len", self.max_seq_len, 16)
         check_choice("train.zero_stage", self.zero_stage, ZERO_STAGES)
+        check_choice("train.sampling", self.sampling, SAMPLING_POLICIES)
+        if self.sampling_temperature < 1:
+            raise invalid("train.sampling_temperature", self.sampling_temperature,
+                          "a number >= 1 (1: proportional; larger: closer to balanced)")
 
 
 @dataclass(frozen=True)

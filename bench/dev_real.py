@@ -1,0 +1,159 @@
+"""The development loop on real data: FinLoRA's released files (by default the development share
+in ../shared/data/finlora-dev) through the pipeline's own code, download -> preprocess -> train ->
+evaluate, for the embedded model. Prints per task the base model, the fine-tuned model (each seed
+and the mean) and the majority class of the training split, accuracy and weighted F1, with times.
+
+    python bench/dev_real.py                                   # params.yaml's settings, one seed
+    python bench/dev_real.py --groups sentiment --seeds 1 2 3 -S lora.rank=8 -S train.lr=5e-4
+
+Settings come from params.yaml with `-S key=value` changes, as `dvc exp run -S` takes them. Data
+sizes default to 400 train / 200 test per task at most. Results go to --out as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from finlora import models, sources
+from finlora.config import with_changes
+from finlora.evaluation import evaluate
+from finlora.files import read_jsonl, write_json, write_jsonl
+from finlora.mixing import mix
+from finlora.prepare import fits_in, prepare
+from finlora.tasks import LABEL, get_task
+from finlora.training import train
+
+DEV_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "finlora-dev"
+GROUPS = {"sentiment": ["fpb", "fiqa", "tfns", "nwgi"], "ner": ["ner"], "finer": ["finer"],
+          "xbrl": ["xbrl_tags", "xbrl_value"]}  # headline: FinLoRA's development share has none
+
+
+def changes_from(settings: list[str]) -> dict:
+    """`-S a.b=value` settings as params changes (values read as YAML: numbers, lists, booleans)."""
+    changes: dict = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        section, _, name = key.partition(".")
+        changes.setdefault(section, {})[name] = yaml.safe_load(value)
+    return changes
+
+
+def prepare_group(params, group: str, work: Path, base: Path) -> None:
+    """download + preprocess of one group's tasks into work/prepared/<task>/, as the stages do."""
+    tokenizer = models.load_tokenizer(base, params.model.chat_template)
+    fits = fits_in(tokenizer, params.train.max_seq_len, params.model.chat_template)
+    for name in params.tasks[group]:
+        task = get_task(name)
+        raw = sources.fetch(task, params.data)
+        folder = work / "prepared" / name
+        if raw.tag_names is not None:
+            write_json(folder / "tags.json", raw.tag_names)
+        stats = {}
+        for split, rows in raw.splits.items():
+            prepared = prepare(task, rows, Path(name) / split, params, raw.tag_names, None, fits)
+            write_jsonl(folder / f"{split}.jsonl", prepared.records)
+            stats[split] = prepared.stats()
+        write_json(folder / "stats.json", stats)
+
+
+def majority(work: Path, task: str) -> float | None:
+    """Accuracy of always answering the training split's most common label (classification only)."""
+    if get_task(task).answer != LABEL:
+        return None
+    gold = lambda record: record.get("label", record["target"])  # noqa: E731
+    common = Counter(map(gold, read_jsonl(work / "prepared" / task / "train.jsonl"))).most_common(1)[0][0]
+    test = read_jsonl(work / "prepared" / task / "test.jsonl")
+    return sum(gold(record) == common for record in test) / len(test)
+
+
+def run(args) -> dict:
+    changes = changes_from(args.set)
+    changes["data"] = {"source": "finlora", "local_dir": str(args.data), "train_size": args.train_size,
+                       "test_size": args.test_size, "sizes": {}, **changes.get("data", {})}
+    changes["tasks"] = {group: GROUPS[group] for group in args.groups}
+    params = with_changes(changes)
+    work = args.out
+    base = Path(".cache/finlora/dev/base")
+    if not base.is_dir():
+        models.materialize_base(params.model.base, base)
+    results: dict = {"settings": args.set, "seeds": args.seeds, "tasks": {}}
+    for group, tasks in params.tasks.items():
+        prepare_group(params, group, work, base)
+        start = time.perf_counter()
+        scores = evaluate(params, tasks, base, None, work / "prepared", work / "pred" / "base", work / "eval" / "base",
+                          work / "confusion" / "base", progress_key=f"dev-base-{group}")
+        base_seconds = time.perf_counter() - start
+        for task in tasks:
+            results["tasks"][task] = {"base": scores[task], "majority": majority(work, task), "lora": [],
+                                      "base_eval_s": round(base_seconds, 1)}
+        for seed in args.seeds:
+            seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seed": seed}})
+            records = mix({task: read_jsonl(work / "prepared" / task / "train.jsonl") for task in tasks},
+                          seeded.train.sampling, seeded.train.sampling_temperature, seed)
+            adapter = work / "adapters" / f"{group}-{seed}"
+            trained = train(seeded, records, base, adapter, work / "train" / f"{group}-{seed}.json", None)
+            start = time.perf_counter()
+            scores = evaluate(seeded, tasks, base, adapter, work / "prepared", work / "pred" / f"lora-{seed}",
+                              work / "eval" / f"lora-{seed}", work / "confusion" / f"lora-{seed}",
+                              progress_key=f"dev-lora-{group}-{seed}")
+            for task in tasks:
+                results["tasks"][task]["lora"].append({"seed": seed, **scores[task], "train_s": trained["wall_s"],
+                                                       "eval_s": round(time.perf_counter() - start, 1)})
+        write_json(work / "results.json", results)
+    return results
+
+
+def table(results: dict) -> str:
+    """Markdown: accuracy % (weighted F1) of base, each seed, their mean, and the majority class."""
+    seeds = results["seeds"]
+    lines = ["| task | base | " + " | ".join(f"LoRA seed {s}" for s in seeds) + " | LoRA mean (sd) | majority | gain "
+             "| train s | eval s |", "|---" * (len(seeds) + 7) + "|"]
+    for task, entry in results["tasks"].items():
+        accuracy = [100 * run["strict_accuracy"] for run in entry["lora"]]
+        mean = statistics.mean(accuracy)
+        spread = f" ({statistics.stdev(accuracy):.1f})" if len(accuracy) > 1 else ""
+        majority_cell = f"{100 * entry['majority']:.1f}" if entry["majority"] is not None else ""
+        lines.append(
+            f"| {task} | {cell(entry['base'])} | " + " | ".join(cell(run) for run in entry["lora"])
+            + f" | {mean:.1f}{spread} | {majority_cell} | {mean - 100 * entry['base']['strict_accuracy']:+.1f} "
+            f"| {statistics.mean(run['train_s'] for run in entry['lora']):.0f} "
+            f"| {statistics.mean(run['eval_s'] for run in entry['lora']):.0f} |")
+    return "\n".join(lines)
+
+
+def cell(scores: dict) -> str:
+    f1 = f" ({scores['f1_weighted']:.3f})" if "f1_weighted" in scores else ""
+    return f"{100 * scores['strict_accuracy']:.1f}{f1}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEV_DATA, help="FinLoRA data folder (default: %(default)s)")
+    parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="training seeds (train.seed)")
+    parser.add_argument("--train-size", type=int, default=400)
+    parser.add_argument("--test-size", type=int, default=200)
+    parser.add_argument("-S", "--set", action="append", default=[], help="params change, e.g. lora.rank=8")
+    parser.add_argument("--out", type=Path, default=Path(".cache/finlora/dev/run"))
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"{args.data}: not found; give --data a FinLoRA data folder")
+    start = time.perf_counter()
+    results = run(args)
+    print(table(results))
+    print(f"\nsettings: {' '.join(args.set) or 'params.yaml'}; {time.perf_counter() - start:.0f} s in all; "
+          f"strict accuracy %, weighted F1 in brackets -> {args.out / 'results.json'}")
+    print(json.dumps({task: [run["strict_accuracy"] for run in entry["lora"]]
+                      for task, entry in results["tasks"].items()}))
+
+
+if __name__ == "__main__":
+    main()
