@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -79,8 +80,11 @@ def run(args) -> dict:
     changes["data"] = {"source": "finlora", "local_dir": str(args.data), "train_size": args.train_size,
                        "test_size": args.test_size, "sizes": {}, **changes.get("data", {})}
     changes["tasks"] = {group: GROUPS[group] for group in args.groups}
-    params = with_changes(changes)
     work = args.out
+    work.mkdir(parents=True, exist_ok=True)
+    snapshot = work / "params.yaml"  # the settings as the run started, whatever params.yaml becomes meanwhile
+    shutil.copy("params.yaml", snapshot)
+    params = with_changes(changes, snapshot)
     base = Path(".cache/finlora/dev/base")
     if not base.is_dir():
         models.materialize_base(params.model.base, base)
@@ -95,7 +99,7 @@ def run(args) -> dict:
             results["tasks"][task] = {"base": scores[task], "majority": majority(work, task), "lora": [],
                                       "base_eval_s": round(base_seconds, 1)}
         for seed in args.seeds:
-            seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seed": seed}})
+            seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seed": seed}}, snapshot)
             records = mix({task: read_jsonl(work / "prepared" / task / "train.jsonl") for task in tasks},
                           seeded.train.sampling, seeded.train.sampling_temperature, seed)
             adapter = work / "adapters" / f"{group}-{seed}"

@@ -34,7 +34,8 @@ def test_hub_rows_get_label_names_from_the_classlabel_feature():
     rows = {"sentence": [f"s{i}" for i in range(8)], "label": [0, 1, 2, 2, 1, 0, 2, 2]}
     loaded = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)})
     splits = hub.splits_from_hub(TASKS["fpb"], loaded, seed=42)
-    assert len(splits["test"]) == 2 and len(splits["train"]) == 6  # FinLoRA's 25 % test split
+    finlora_test = loaded["train"].train_test_split(seed=42)["test"]  # FinLoRA's own call
+    assert [row["sentence"] for row in splits["test"]] == finlora_test["sentence"] and len(splits["train"]) == 6
     by_text = {row["sentence"]: row["label"] for row in splits["train"] + splits["test"]}
     assert by_text == {f"s{i}": ["negative", "neutral", "positive"][v] for i, v in enumerate(rows["label"])}
 
@@ -53,10 +54,46 @@ def test_tfns_hub_schema_with_bare_int_labels():
 
 def test_hub_offline_fails_with_a_clear_message():
     with pytest.raises(FinloraError) as error:
-        hub.load(TASKS["tfns"], seed=0)
+        hub.load(TASKS["fpb"], seed=0)
     message = str(error.value)
-    assert "cannot load 'zeroshot/twitter-financial-news-sentiment'" in message
-    assert "data.source: sample" in message
+    assert "cannot reach 'financial_phrasebank' revision refs/convert/parquet (its parquet conversion)" in message
+    assert "data.source: finlora" in message and "sample" in message
+
+
+def test_fiqa_test_split_is_drawn_as_finlora_draws_it():
+    import datasets
+
+    parts = {name: datasets.Dataset.from_dict({"sentence": [f"{name}{i}" for i in range(n)],
+                                               "sentiment_score": [0.5] * n, "format": ["post"] * n})
+             for name, n in (("train", 40), ("validation", 10), ("test", 12))}
+    splits = hub.splits_from_hub(TASKS["fiqa"], datasets.DatasetDict(parts), seed=42)
+    pooled = datasets.concatenate_datasets([parts["train"], parts["validation"], parts["test"]])
+    expected = pooled.train_test_split(0.226, seed=42)  # FinLoRA's evaluation code
+    assert [r["sentence"] for r in splits["test"]] == expected["test"]["sentence"]
+    assert len(splits["train"]) + len(splits["test"]) == 62
+
+
+def test_a_loading_script_data_set_is_read_from_its_parquet_copy(tmp_path, monkeypatch):
+    """The Hub's parquet conversion lays a config's splits out as <config>/<split>/NNNN.parquet,
+    with the ClassLabel features in the files' metadata."""
+    import dataclasses
+
+    import datasets
+
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "neutral", "positive"])})
+    rows = datasets.Dataset.from_dict({"sentence": [f"s{i}" for i in range(12)], "label": [i % 3 for i in range(12)]},
+                                      features=features)
+    (tmp_path / "sentences_50agree" / "train").mkdir(parents=True)
+    rows.to_parquet(tmp_path / "sentences_50agree" / "train" / "0000.parquet")
+    task = dataclasses.replace(TASKS["fpb"], hub=dataclasses.replace(TASKS["fpb"].hub, path=str(tmp_path)))
+    monkeypatch.setattr(hub, "resolve_commit", lambda task, revision: "0123abc")
+    loaded = hub.load(task, seed=42)
+    assert loaded["origin"] == {"dataset": str(tmp_path), "config": "sentences_50agree",
+                                "revision": "refs/convert/parquet", "commit": "0123abc", "parquet_copy": True}
+    assert len(loaded["splits"]["test"]) == 3
+    names = ["negative", "neutral", "positive"]
+    assert all(row["label"] == names[int(row["sentence"][1:]) % 3] for row in loaded["splits"]["train"])
 
 
 def test_local_files_in_the_datasets_own_schema(tmp_path):

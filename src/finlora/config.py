@@ -24,6 +24,7 @@ SOURCES = ("sample", "hub", "local", "finlora")
 QUANT_BITS = (4, 8, 16)
 ON_BAD_RECORD = ("error", "skip")
 DEVICE_MAPS = ("none", "auto")
+PROTOCOLS = ("strict", "finlora")
 LORA_VARIANTS = ("lora", "dora", "rslora")
 ZERO_STAGES = (0, 1, 2)
 SAMPLING_POLICIES = ("proportional", "balanced", "temperature")  # finlora.mixing
@@ -185,8 +186,11 @@ class EvalParams:
     bits: int
     merge_adapter: bool
     device_map: str
+    protocol: str
 
     def new_tokens(self, task: str) -> int:
+        if self.protocol == "finlora":
+            return TASKS[task].finlora_new_tokens
         return self.max_new_tokens_by_task.get(task, self.max_new_tokens)
 
     def check(self) -> None:
@@ -204,6 +208,7 @@ class EvalParams:
                 "quantized weights rounds the adapter away",
                 hint="evaluate the adapter unmerged (merge_adapter: false, as the paper does) or use eval.bits 16")
         check_choice("eval.device_map", self.device_map, DEVICE_MAPS)
+        check_choice("eval.protocol", self.protocol, PROTOCOLS)
 
 
 @dataclass(frozen=True)
@@ -234,6 +239,11 @@ class Params:
         for section in (self.model, self.data, self.finer, self.xbrl, self.lora, self.quant, self.train, self.eval):
             section.check()
         self._check_tasks()
+        if self.eval.protocol == "finlora" and self.model.chat_template:
+            raise FinloraError("eval.protocol finlora with model.chat_template true: FinLoRA's code prompts the "
+                               "model with the raw prompt, no chat template",
+                               hint="set model.chat_template: false (training and evaluation then use the raw "
+                               "prompt) or eval.protocol: strict")
 
     def _check_tasks(self) -> None:
         if not self.tasks:

@@ -18,7 +18,7 @@ from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.metrics import INVALID, score_task
+from finlora.metrics import INVALID, finlora_scores, score_task
 from finlora.prompts import prompt_ids
 from finlora.tasks import get_task
 
@@ -42,7 +42,9 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         answers, new_tokens = _answers(params, model, tokenizer, task, prompts, progress)
         seconds = time.perf_counter() - start
         scored = score_task(get_task(task), records, answers, tag_names(prepared_dir / task))
-        metrics = {**scored.metrics, **prepare_stats(prepared_dir / task)}
+        metrics = {**scored.metrics, "protocol": params.eval.protocol, **prepare_stats(prepared_dir / task)}
+        if params.eval.protocol == "finlora":  # FinLoRA's accuracy and F1; strict_accuracy stays ours
+            metrics.update(finlora_scores(get_task(task), records, answers))
         generated = max(1, progress.generated)
         metrics.update(
             skipped_too_long=skipped,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from finlora.tasks import LABEL, TAG, TAG_LIST, Task
+from finlora.tasks import LABEL, TAG, TAG_LIST, VALUE, Task
 
 INVALID = "invalid"
 SCALES = {"thousand": Decimal(10) ** 3, "million": Decimal(10) ** 6, "billion": Decimal(10) ** 9,
@@ -160,3 +160,46 @@ def score_values(answers: list[str], golds: list[str]) -> Scored:
     metrics = {"n": n, "accuracy": round(contained / n, 4), "strict_accuracy": round(strict / n, 4),
                "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
     return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], None, golds)
+
+
+# --- FinLoRA's evaluation code (eval.protocol: finlora) ------------------------------------------
+
+def finlora_direction(text: str) -> str:
+    """How FinLoRA's code reads a sentiment answer or gold label: positive if the text says
+    "positive" (or "Positive"), else negative likewise, else neutral. An answer naming no label
+    counts as neutral, and one naming both counts as positive."""
+    if "positive" in text or "Positive" in text:
+        return "positive"
+    return "negative" if "negative" in text or "Negative" in text else "neutral"
+
+
+def finlora_scores(task: Task, records: list[dict], answers: list[str]) -> dict:
+    """Accuracy and weighted F1 as FinLoRA's evaluation code computes them. Sentiment tasks
+    compare directions (NWGI's seven levels included); other tasks count an answer correct when
+    it contains the gold answer (case ignored), and F1 compares the gold answer, where contained,
+    or the raw answer; FiNER answers are split on commas and aligned with the gold tags."""
+    from sklearn.metrics import f1_score
+
+    if task.family == "sentiment":
+        golds = [finlora_direction(record["target"]) for record in records]
+        responses = [finlora_direction(answer) for answer in answers]
+        correct = [response == gold for response, gold in zip(responses, golds)]
+    else:
+        pairs = [pair for record, answer in zip(records, answers) for pair in _finlora_pairs(task, record, answer)]
+        golds = [gold for gold, _ in pairs]
+        correct = [gold.lower() in answer.lower() for gold, answer in pairs]
+        responses = [gold if ok else answer for (gold, answer), ok in zip(pairs, correct)]
+    scores = {"accuracy": round(sum(correct) / len(correct), 4)}
+    if task.answer != VALUE:
+        scores["f1_weighted"] = round(float(f1_score(golds, responses, average="weighted", zero_division=0)), 4)
+    return scores
+
+
+def _finlora_pairs(task: Task, record: dict, answer: str) -> list[tuple[str, str]]:
+    """(gold, answer) pairs: one per record, or one per FiNER entity (answer parts cut or padded
+    with empty strings to the number of gold tags)."""
+    if task.answer != TAG_LIST:
+        return [(str(record["target"]), answer)]
+    golds = [part.strip().replace("\n", "") for part in str(record["target"]).split(",")]
+    parts = [part.strip().replace("\n", "") for part in answer.split(",")]
+    return list(zip(golds, (parts + [""] * len(golds))[:len(golds)]))

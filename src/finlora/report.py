@@ -10,6 +10,30 @@ from finlora.files import read_json
 from finlora.tasks import get_task
 
 MODELS = ("base", "lora")
+PAPER_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+# FinLoRA's Table 3 for Llama-3.1-8B-Instruct: accuracy % and weighted F1 (None: not given), by
+# "base" and by (quant bits, LoRA rank) of the paper's two adapter settings.
+PAPER_TABLE3: dict = {
+    "base": {"fpb": (68.73, .677), "fiqa": (46.55, .557), "tfns": (69.97, .683), "nwgi": (46.58, .412),
+             "ner": (48.89, .569), "headline": (45.34, .558), "xbrl_tags": (79.37, None),
+             "xbrl_value": (55.26, None), "finer": (2.85, None)},
+    (4, 4): {"fpb": (86.30, .860), "fiqa": (73.09, .781), "tfns": (88.27, .882), "nwgi": (80.95, .803),
+             "ner": (96.63, .966), "headline": (88.03, .886), "xbrl_tags": (95.00, None),
+             "xbrl_value": (96.05, None), "finer": (70.45, None)},
+    (8, 8): {"fpb": (82.84, .830), "fiqa": (80.36, .818), "tfns": (84.05, .844), "nwgi": (83.96, .849),
+             "ner": (98.05, .981), "headline": (84.66, .852), "xbrl_tags": (94.37, None),
+             "xbrl_value": (97.36, None), "finer": (75.21, None)},
+}
+PROTOCOL_TEXT = {
+    "strict": "Accuracy: the gold answer is contained in the answer (whole words); strict accuracy counts only "
+              "answers whose first label is the gold one; invalid answers name no label at all. FiNER is "
+              "scored per entity; Tags by normalised element name; Values as numbers (strict: numerically "
+              "equal; no F1).",
+    "finlora": "Accuracy and F1 as FinLoRA's evaluation code computes them: raw prompts, its answer lengths, "
+               "sentiment answers read by direction (an answer naming no label counts as neutral), other "
+               "answers correct when they contain the gold answer, FiNER per entity. Strict accuracy is ours: "
+               "the first label of the answer must be the gold one.",
+}
 # What `dvc metrics show/diff` compare; the per-task and per-group files keep everything else.
 SUMMARY_EVAL_KEYS = ("accuracy", "strict_accuracy", "f1_weighted", "invalid_rate")
 SUMMARY_TRAIN_KEYS = ("final_loss", "wall_s", "tokens_per_s", "peak_memory_gb", "adapter_bytes",
@@ -61,21 +85,28 @@ def render(params: Params, summary: dict, sources: dict[str, dict]) -> str:
     if params.data.source == "sample":
         lines.append("These numbers come from the project's generated sample data, not the paper's data sets: "
                      "compare them with each other, not with the paper.")
+    paper = paper_setting(params)
     lines += ["", "## Accuracy / weighted F1 (Table 3)", "",
-              "Accuracy as in the paper (the gold label is contained in the answer); strict accuracy counts "
-              "only answers whose first label is the gold one; invalid answers name no label at all. "
-              "FiNER is scored per entity; Tags by normalised element name; Values as numbers (strict: "
-              "numerically equal; no F1).", "",
+              f"Evaluation protocol `{params.eval.protocol}`. {PROTOCOL_TEXT[params.eval.protocol]}", "",
               "| model | " + " | ".join(get_task(t).column for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     for model, label in (("base", "base"), ("lora", adapter_label(params))):
         cells = [_accuracy_f1(summary[t][model]) for t in tasks]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if paper:
+            published = PAPER_TABLE3["base" if model == "base" else paper]
+            lines.append(f"| {label}, paper | " + " | ".join(_paper_cell(published.get(t)) for t in tasks) + " |")
+            lines.append(f"| {label}, ours - paper (points) | " + " | ".join(
+                f"{100 * summary[t][model]['accuracy'] - published[t][0]:+.2f}" if t in published else ""
+                for t in tasks) + " |")
         strict = [f"{100 * summary[t][model]['strict_accuracy']:.2f}" for t in tasks]
         lines.append(f"| {label}, strict accuracy | " + " | ".join(strict) + " |")
         invalid = [f"{100 * summary[t][model]['invalid_rate']:.2f}" for t in tasks]
         lines.append(f"| {label}, invalid answers (%) | " + " | ".join(invalid) + " |")
     gains = [f"{100 * summary[t]['gain']['accuracy']:+.2f}" for t in tasks]
+    mean_gain = 100 * sum(summary[t]["gain"]["accuracy"] for t in tasks) / len(tasks)
     lines += ["| accuracy gain (points) | " + " | ".join(gains) + " |", "",
+              f"Average accuracy gain over the base model: {mean_gain:+.2f} points over {len(tasks)} tasks"
+              + (f" (paper, same tasks: {_paper_gain(paper, tasks):+.2f})." if paper else "."), "",
               "## Resources (Tables 4/5)", "",
               "| group | tasks | batch per device x devices | peak memory (GB) | device-hours | train wall (s) "
               "| tokens/s | adapter (MB) | eval s/example |",
@@ -98,9 +129,28 @@ def render(params: Params, summary: dict, sources: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paper_setting(params: Params) -> tuple[int, int] | None:
+    """The paper's (bits, rank) setting this run matches (its model, quantisation and rank), if any."""
+    setting = (params.quant.bits, params.lora.rank)
+    return setting if params.model.base == PAPER_MODEL and setting in PAPER_TABLE3 else None
+
+
+def _paper_cell(published: tuple[float, float | None] | None) -> str:
+    if published is None:
+        return ""
+    accuracy, f1 = published
+    return f"{accuracy:.2f}" + (f" / {f1:.3f}" if f1 is not None else "")
+
+
+def _paper_gain(setting: tuple[int, int], tasks: list[str]) -> float:
+    known = [t for t in tasks if t in PAPER_TABLE3[setting]]
+    return sum(PAPER_TABLE3[setting][t][0] - PAPER_TABLE3["base"][t][0] for t in known) / max(1, len(known))
+
+
 def _origin(source: dict) -> str:
     if source["source"] == "hub":
-        return f"{source['dataset']} ({source.get('config') or 'default'}) at {source.get('commit') or source['revision']}"
+        copy = ", parquet copy" if source.get("parquet_copy") else ""
+        return f"{source['dataset']} ({source.get('config') or 'default'}{copy}) at {source['commit']}"
     if source["source"] == "local":
         return source["folder"]
     if source["source"] == "finlora":

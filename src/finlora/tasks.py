@@ -46,16 +46,24 @@ def released(task: str, train: tuple[str, ...] = (), test: tuple[str, ...] = (),
     return ReleasedFiles(train + (f"{task}_train.jsonl",) + shared, test + (f"{task}_test.jsonl",), shared)
 
 
+PARQUET_REVISION = "refs/convert/parquet"
+
+
 @dataclass(frozen=True)
 class HubDataset:
-    """Where the public data lives. `splits` maps our split name to the Hub's; a split that
-    is missing there (FPB has no test split) is carved from train with `test_fraction`."""
+    """Where the public data lives. `splits` maps our split name to the Hub's. With `pool`, those
+    Hub splits are joined and split again as FinLoRA's code splits them (`datasets`'
+    train_test_split with `test_fraction` and data.seed): FPB, which has no test split, and FiQA.
+    `parquet`: the data set is published with a loading script, which `datasets` 4 and later
+    refuse; read the Hub's own parquet conversion of it instead (revision refs/convert/parquet)."""
 
     path: str
     config: str | None = None
     revision: str = "main"
     splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
+    pool: tuple[str, ...] = ()
     test_fraction: float = 0.25
+    parquet: bool = False
 
 
 def iob_type(tag: str) -> str | None:
@@ -81,6 +89,7 @@ class Task:
     to_example: Callable[[dict], Example] | None = None  # classification tasks only
     answer: str = LABEL
     description: str = ""
+    finlora_new_tokens: int = 10  # the answer length FinLoRA's evaluation code generates (eval.protocol finlora)
 
     def check_fields(self, row: dict) -> None:
         missing = [name for name in self.fields if name not in row]
@@ -210,15 +219,16 @@ TASKS: dict[str, Task] = {
     for task in [
         Task(
             "fpb", "sentiment", "FPB", SENTIMENT_LABELS,
-            HubDataset("financial_phrasebank", "sentences_50agree", splits={"train": "train"}),
+            HubDataset("financial_phrasebank", "sentences_50agree", pool=("train",), parquet=True),
             fields=("sentence", "label"), label_field="label", to_example=_fpb, released=released("fpb"),
-            description="Financial PhraseBank news sentences",
+            description="Financial PhraseBank news sentences", finlora_new_tokens=5,
         ),
         Task(
             "fiqa", "sentiment", "FiQA", SENTIMENT_LABELS,
-            HubDataset("pauri32/fiqa-2018"),
+            HubDataset("pauri32/fiqa-2018", pool=("train", "validation", "test"), test_fraction=0.226),
             fields=("sentence", "sentiment_score", "format"), label_field="sentiment_score",
-            to_example=_fiqa, released=released("fiqa"), description="FiQA-2018 task 1 headlines and posts, scores binned",
+            to_example=_fiqa, released=released("fiqa"), finlora_new_tokens=5,
+            description="FiQA-2018 task 1 headlines and posts, scores binned",
         ),
         Task(
             "tfns", "sentiment", "TFNS", SENTIMENT_LABELS,
@@ -227,13 +237,13 @@ TASKS: dict[str, Task] = {
                 splits={"train": "train", "test": "validation"},
             ),
             fields=("text", "label"), label_field="label", to_example=_tfns, released=released("tfns"),
-            description="Twitter financial news sentiment",
+            description="Twitter financial news sentiment", finlora_new_tokens=5,
         ),
         Task(
             "nwgi", "sentiment", "NWGI", SENTIMENT_LABELS,
             HubDataset("oliverwang15/news_with_gpt_instructions"),
             fields=("news", "label"), label_field="label", to_example=_nwgi, released=released("nwgi"),
-            description="News with GPT instructions, 7 levels scored as 3",
+            description="News with GPT instructions, 7 levels scored as 3", finlora_new_tokens=5,
         ),
         Task(
             "headline", "headline", "Headline", HEADLINE_LABELS,
@@ -252,10 +262,11 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             "finer", "xbrl tagging", "FiNER", (),
-            HubDataset("nlpaueb/finer-139"),
+            HubDataset("nlpaueb/finer-139", parquet=True),
             fields=("tokens", "ner_tags"), label_field="ner_tags", answer=TAG_LIST,
             released=released("finer", train=("finer_train_batched.jsonl",), test=("finer_test_batched.jsonl",)),
             description="FiNER-139: the US-GAAP tag of each highlighted numeric entity",
+            finlora_new_tokens=100,
         ),
         Task(
             "xbrl_tags", "xbrl extraction", "Tags", (), None,
@@ -268,7 +279,7 @@ TASKS: dict[str, Task] = {
             "xbrl_value", "xbrl extraction", "Values", (), None,
             fields=XBRL_QUESTION_FIELDS, label_field="answer", answer=VALUE,
             released=released("xbrl_value", shared=("xbrl_extract_train.jsonl",)),
-            description="the value of a described concept in a filing",
+            description="the value of a described concept in a filing", finlora_new_tokens=20,
         ),
     ]
 }

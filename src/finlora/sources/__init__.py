@@ -55,11 +55,8 @@ def subsample(rows: list[dict], size: int, seed: int) -> list[dict]:
 
 def describe(task: Task, data: DataParams, raw: RawData) -> dict:
     """Provenance recorded next to the raw data."""
-    if data.source == "finlora":
-        origin = {"folder": data.local_dir, **raw.origin}
-    elif data.source == "hub":
-        origin = {"dataset": task.hub.path, "config": task.hub.config, "revision": task.hub.revision,
-                  "commit": hub.resolved_commit(task)}
+    if data.source in ("finlora", "hub"):
+        origin = {"folder": data.local_dir, **raw.origin} if data.source == "finlora" else raw.origin
     elif data.source == "local":
         origin = {"folder": str(Path(data.local_dir) / task.name)}
     else:

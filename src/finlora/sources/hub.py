@@ -1,4 +1,8 @@
-"""Public data from the Hugging Face Hub through `datasets.load_dataset`, at a pinned revision.
+"""Public data from the Hugging Face Hub through `datasets.load_dataset`, pinned to a commit.
+
+The requested revision is resolved to its commit first, and the data are read at that commit,
+which source.json records. Data sets published with a loading script (FPB, FiNER-139) are read
+from the Hub's parquet conversion of them, which `datasets` 4 and later can load.
 
 ClassLabel ids become their names here, from the data set's own features (FiNER's per-token tags
 included), so nothing downstream maps a label by position (TFNS, which stores bare ids, is named
@@ -7,49 +11,55 @@ in its task's row adapter).
 
 from __future__ import annotations
 
-import random
-
 from finlora.errors import FinloraError
-from finlora.tasks import TAG_LIST, Task, iob_type
+from finlora.tasks import PARQUET_REVISION, TAG_LIST, Task, iob_type
+
+OFFLINE_HINT = ("check the network and HF_TOKEN; or use FinLoRA's released files (data.source: finlora), "
+                "your own files (local) or the offline sample data (sample)")
 
 
 def load(task: Task, seed: int) -> dict:
-    """{"splits": ..., "tag_names": ...} for `finlora.sources.RawData`."""
+    """{"splits", "tag_names", "origin"} for `finlora.sources.RawData`."""
     hub = task.hub
+    revision = PARQUET_REVISION if hub.parquet else hub.revision
+    commit = resolve_commit(task, revision)
     try:
         import datasets
 
-        loaded = datasets.load_dataset(hub.path, hub.config, revision=hub.revision)
-    except Exception as error:  # network, auth, missing repo: all mean "cannot get the data"
+        where = {"data_dir": hub.config} if hub.parquet else {"name": hub.config}
+        loaded = datasets.load_dataset(hub.path, **where, revision=commit)
+    except Exception as error:  # network, auth, missing files: all mean "cannot get the data"
         raise FinloraError(
-            f"task {task.name}: cannot load '{hub.path}' (revision {hub.revision}) from the "
-            f"Hugging Face Hub: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
-            hint="check the network and HF_TOKEN, or set data.source: sample (offline) or local",
-        ) from None
-    return {"splits": splits_from_hub(task, loaded, seed), "tag_names": tag_names(task, loaded)}
+            f"task {task.name}: cannot load '{hub.path}' at {commit} from the Hugging Face Hub: "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", hint=OFFLINE_HINT) from None
+    origin = {"dataset": hub.path, "config": hub.config, "revision": revision, "commit": commit,
+              "parquet_copy": hub.parquet}
+    return {"splits": splits_from_hub(task, loaded, seed), "tag_names": tag_names(task, loaded), "origin": origin}
 
 
-def resolved_commit(task: Task) -> str | None:
-    """The commit that `task.hub.revision` pointed at when the data were loaded (provenance)."""
+def resolve_commit(task: Task, revision: str) -> str:
+    """The commit `revision` of the task's data set points at now."""
     try:
         from huggingface_hub import HfApi
 
-        return HfApi().dataset_info(task.hub.path, revision=task.hub.revision).sha
-    except Exception:
-        return None
+        return HfApi().dataset_info(task.hub.path, revision=revision).sha
+    except Exception as error:
+        copy = " (its parquet conversion)" if revision == PARQUET_REVISION else ""
+        raise FinloraError(f"task {task.name}: cannot reach '{task.hub.path}' revision {revision}{copy} on the "
+                           f"Hugging Face Hub ({type(error).__name__})", hint=OFFLINE_HINT) from None
 
 
 def splits_from_hub(task: Task, loaded, seed: int) -> dict[str, list[dict]]:
-    """Our train/test splits from a `datasets.DatasetDict`, labels as names."""
-    splits = {ours: rows_with_label_names(task, loaded[theirs]) for ours, theirs in task.hub.splits.items()}
-    if "test" not in splits:  # FPB ships one split: carve a seeded test fraction from it
-        rows = splits["train"]
-        order = list(range(len(rows)))
-        random.Random(seed).shuffle(order)
-        n_test = int(len(rows) * task.hub.test_fraction)
-        splits = {"train": [rows[i] for i in sorted(order[n_test:])],
-                  "test": [rows[i] for i in sorted(order[:n_test])]}
-    return splits
+    """Our train/test splits from a `datasets.DatasetDict`, labels as names; a pooled data set is
+    split as FinLoRA's evaluation code splits it."""
+    hub = task.hub
+    if hub.pool:
+        import datasets
+
+        pooled = datasets.concatenate_datasets([loaded[name] for name in hub.pool])
+        loaded = pooled.train_test_split(test_size=hub.test_fraction, seed=seed)
+        return {split: rows_with_label_names(task, loaded[split]) for split in ("train", "test")}
+    return {ours: rows_with_label_names(task, loaded[theirs]) for ours, theirs in hub.splits.items()}
 
 
 def tag_names(task: Task, loaded) -> list[str] | None:
