@@ -90,7 +90,7 @@ def run(args) -> dict:
         models.materialize_base(params.model.base, base)
     results: dict = {"settings": args.set, "seeds": args.seeds, "tasks": {}}
     for group, tasks in params.tasks.items():
-        prepare_group(params, group, work, base)
+        prepare_group(params.for_group(group), group, work, base)
         start = time.perf_counter()
         scores = evaluate(params, tasks, base, None, work / "prepared", work / "pred" / "base", work / "eval" / "base",
                           work / "confusion" / "base", progress_key=f"dev-base-{group}")
@@ -103,7 +103,7 @@ def run(args) -> dict:
             records = mix({task: read_jsonl(work / "prepared" / task / "train.jsonl") for task in tasks},
                           seeded.train.sampling, seeded.train.sampling_temperature, seed)
             adapter = work / "adapters" / f"{group}-{seed}"
-            trained = train(seeded, records, base, adapter, work / "train" / f"{group}-{seed}.json", None)
+            trained = train(seeded.for_group(group), records, base, adapter, work / "train" / f"{group}-{seed}.json", None)
             start = time.perf_counter()
             scores = evaluate(seeded, tasks, base, adapter, work / "prepared", work / "pred" / f"lora-{seed}",
                               work / "eval" / f"lora-{seed}", work / "confusion" / f"lora-{seed}",

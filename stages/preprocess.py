@@ -17,7 +17,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
          out: Path = typer.Argument(help="folder to write <task>/{train,test}.jsonl into"),
          base: Optional[Path] = typer.Option(None, help="base model folder; its tokenizer sizes FiNER prompts")) -> None:
     """Build the prompts of every task of GROUP; stats.json counts skipped and dropped rows."""
-    params = load_params()
+    params = load_params().for_group(group)  # FiNER prompts fit the group's train.max_seq_len
     with atomic_dir(out) as tmp:
         for name in params.group_tasks(group):
             task = get_task(name)

@@ -22,7 +22,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
          live: Path = typer.Option(..., help="dvclive folder for per-step loss and learning rate"),
          local_rank: int = typer.Option(-1, "--local_rank", "--local-rank", help="set by the DeepSpeed launcher")) -> None:
     """Train GROUP's adapter on the train split of all its tasks."""
-    params = load_params()
+    params = load_params().for_group(group)
     training.check_environment(params, base)
     by_task = {task: read_jsonl(data / task / "train.jsonl") for task in params.group_tasks(group)}
     records = mix(by_task, params.train.sampling, params.train.sampling_temperature, params.train.seed)

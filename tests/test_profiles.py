@@ -12,6 +12,7 @@ from finlora import models, training
 from finlora.config import parse_params
 from finlora.errors import FinloraError
 from finlora.profiles import apply, load_profile, overrides
+from finlora.tasks import TASKS
 
 PROFILES = REPO / "profiles"
 
@@ -24,7 +25,11 @@ def paper_params(name):
 @pytest.mark.parametrize("name, bits, rank", [("paper-4bit-r4", 4, 4), ("paper-8bit-r8", 8, 8)])
 def test_paper_profiles_build_the_papers_configs(name, bits, rank):
     params = paper_params(name)
-    assert params.model.base == "meta-llama/Llama-3.1-8B-Instruct" and params.data.source == "hub"
+    assert params.model.base == "meta-llama/Llama-3.1-8B-Instruct" and params.data.source == "finlora"
+    assert params.all_tasks == list(TASKS) and params.eval.protocol == "finlora" and not params.model.chat_template
+    xbrl = training.deepspeed_config(params.for_group("xbrl"), world_size=params.train.num_gpus)
+    assert (params.for_group("xbrl").train.epochs, xbrl["train_micro_batch_size_per_gpu"],
+            xbrl["gradient_accumulation_steps"]) == (1, 2, 2)  # the paper's XBRL schedule
     assert (params.lora.rank, params.lora.alpha, params.lora.dropout) == (rank, 32, 0.1)
     assert params.lora.target_modules == ["q_proj", "k_proj", "v_proj"]
     assert (params.train.lr, params.train.epochs, params.train.num_gpus, params.eval.bits) == (1e-4, 4, 4, 8)
@@ -38,10 +43,17 @@ def test_paper_profiles_build_the_papers_configs(name, bits, rank):
         assert quant.load_in_8bit and not quant.load_in_4bit
 
 
+def test_the_70b_profile_splits_evaluation_over_the_gpus():
+    params = paper_params("paper-70b-4bit-r4")
+    assert params.model.base == "meta-llama/Llama-3.1-70B-Instruct" and params.quant.bits == 4
+    assert (params.eval.bits, params.eval.device_map, params.train.gradient_checkpointing) == (8, "auto", True)
+    assert params.train.batch_size * params.train.grad_accum == 16
+
+
 def test_overrides_round_trip_to_the_same_params():
     profile = load_profile("paper-4bit-r4", PROFILES)
     removed = [o for o in overrides(profile) if o.startswith("~")]
-    assert removed == ["~data.sizes", "~tasks.xbrl"]  # emptied or removed, not merged into the defaults
+    assert removed == ["~data.sizes"]  # emptied, not merged into the defaults
     flat = dict(o.split("=", 1) for o in overrides(profile) if not o.startswith("~"))
     assert flat["lora.target_modules"] == '["q_proj","k_proj","v_proj"]' and flat["train.lr"] == "0.0001"
     rebuilt: dict = {}
@@ -51,7 +63,7 @@ def test_overrides_round_trip_to_the_same_params():
         for parent in parents:
             node = node.setdefault(parent, {})
         node[leaf] = yaml.safe_load(value)
-    del profile["data"]["sizes"], profile["tasks"]
+    del profile["data"]["sizes"]
     assert rebuilt == profile
 
 
@@ -66,5 +78,5 @@ def test_profile_command_prints_dvc_overrides(tmp_path):
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(FinloraError, match="paper-4bit-r4, paper-8bit-r8"):
+    with pytest.raises(FinloraError, match="paper-4bit-r4, paper-70b-4bit-r4, paper-8bit-r8"):
         load_profile("paper-2bit", PROFILES)

@@ -7,6 +7,7 @@ one-line message naming the key and the valid values, before any data or model i
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ PROTOCOLS = ("strict", "finlora")
 LORA_VARIANTS = ("lora", "dora", "rslora")
 ZERO_STAGES = (0, 1, 2)
 SAMPLING_POLICIES = ("proportional", "balanced", "temperature")  # finlora.mixing
+GROUP_TRAIN_KEYS = ("lr", "epochs", "batch_size", "grad_accum", "max_seq_len")  # train.by_group
 
 
 def invalid(key: str, value: Any, valid: str) -> FinloraError:
@@ -162,17 +164,37 @@ class TrainParams:
     seed: int
     sampling: str
     sampling_temperature: float
+    by_group: dict[str, dict[str, float]]  # may be left out: every group trains with the settings above
 
     def check(self) -> None:
-        if self.lr <= 0:
-            raise invalid("train.lr", self.lr, "a number > 0")
+        for group, changes in self.by_group.items():
+            unknown = sorted(set(changes) - set(GROUP_TRAIN_KEYS))
+            if unknown:
+                raise invalid(f"train.by_group.{group}.{unknown[0]}", changes[unknown[0]],
+                              f"a key among {', '.join(GROUP_TRAIN_KEYS)}")
+            replaced = self.for_group(group)
+            replaced.check_values(f"train.by_group.{group}.")
+        self.check_values("train.")
+
+    def for_group(self, group: str) -> "TrainParams":
+        """These settings with the group's own (train.by_group) in place of the shared ones."""
+        changes = self.by_group.get(group, {})
+        for key, value in changes.items():
+            if key != "lr" and not float(value).is_integer():
+                raise invalid(f"train.by_group.{group}.{key}", value, "an integer")
+        return dataclasses.replace(self, by_group={}, **{key: value if key == "lr" else int(value)
+                                                         for key, value in changes.items()})
+
+    def check_values(self, prefix: str) -> None:
+        if not 0 < self.lr < math.inf:  # also refuses nan
+            raise invalid(f"{prefix}lr", self.lr, "a number > 0")
         for key in ("epochs", "batch_size", "grad_accum", "num_gpus"):
-            check_at_least(f"train.{key}", getattr(self, key), 1)
-        check_at_least("train.checkpoint_every", self.checkpoint_every, 0, "0 (no checkpoints) or a number of steps")
-        check_at_least("train.max_seq_len", self.max_seq_len, 16)
+            check_at_least(f"{prefix}{key}", getattr(self, key), 1)
+        check_at_least(f"{prefix}checkpoint_every", self.checkpoint_every, 0, "0 (no checkpoints) or a number of steps")
+        check_at_least(f"{prefix}max_seq_len", self.max_seq_len, 16)
         check_choice("train.zero_stage", self.zero_stage, ZERO_STAGES)
         check_choice("train.sampling", self.sampling, SAMPLING_POLICIES)
-        if self.sampling_temperature < 1:
+        if not 1 <= self.sampling_temperature < math.inf:
             raise invalid("train.sampling_temperature", self.sampling_temperature,
                           "a number >= 1 (1: proportional; larger: closer to balanced)")
 
@@ -231,6 +253,11 @@ class Params:
             )
         return self.tasks[group]
 
+    def for_group(self, group: str) -> "Params":
+        """The settings `group` trains with: its train.by_group changes in place of the shared ones."""
+        self.group_tasks(group)
+        return dataclasses.replace(self, train=self.train.for_group(group))
+
     @property
     def all_tasks(self) -> list[str]:
         return [task for tasks in self.tasks.values() for task in tasks]
@@ -248,6 +275,9 @@ class Params:
     def _check_tasks(self) -> None:
         if not self.tasks:
             raise invalid("tasks", self.tasks, "at least one group, e.g. {sentiment: [fpb]}")
+        for group in self.train.by_group:
+            if group not in self.tasks:
+                raise invalid(f"train.by_group.{group}", group, f"a task group of tasks: {', '.join(self.tasks)}")
         seen: set[str] = set()
         for group, tasks in self.tasks.items():
             if not tasks:
