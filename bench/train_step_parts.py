@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from finlora import models, training
+from finlora import launch, models, training
 from finlora.config import with_changes
 from finlora.dropout import use_uniform_mask_dropout
 from train_throughput import records
@@ -51,7 +51,7 @@ def main() -> None:
                                    ("grouped, end token input", map(end_token_as_input, grouped)),
                                    ("random, end token input", map(end_token_as_input, plain)))}
 
-    training.init_distributed()
+    launch.init_distributed()
     model = models.add_lora(models.load_base(args.base, 16), params.lora)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     import deepspeed

@@ -6,18 +6,25 @@ import typer
 
 from finlora.config import load_params
 from finlora.errors import exit_on_error
-from finlora.files import write_json, write_text
-from finlora.report import collect, provenance, render, summarize
+from finlora.files import atomic_dir, write_json, write_text
+from finlora.report import collect, plot_files, provenance, render, significance, summarize
 
 
 def main(metrics: Path = typer.Option(Path("metrics"), help="folder holding eval/ and train/ metrics"),
          report: Path = typer.Option(Path("metrics/report.md"), help="markdown report to write"),
          summary: Path = typer.Option(Path("metrics/summary.json"), help="summary metrics JSON to write"),
-         raw: Path = typer.Option(Path("data/raw"), help="raw data folder: each task's source.json (provenance)")) -> None:
-    """Write the paper-style tables and the summary metrics file."""
+         raw: Path = typer.Option(Path("data/raw"), help="raw data folder: each task's source.json (provenance)"),
+         plots: Path = typer.Option(Path("metrics/plots"), help="folder to gather the plots' data into"),
+         predictions: Path = typer.Option(Path("data/predictions"),
+                                          help="predictions of base and adapter: is each gain real?")) -> None:
+    """Write the paper-style tables, the summary metrics file and the plots' data."""
     params = load_params()
     results = collect(params, metrics)
-    text = render(params, results, provenance(params, raw))
+    text = render(params, results, provenance(params, raw), significance(params, predictions))
+    with atomic_dir(plots) as tmp:
+        for name, content in plot_files(params, metrics).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(content)
     write_json(summary, summarize(results))
     write_text(report, text)
     print(text)

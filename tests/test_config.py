@@ -126,3 +126,12 @@ def test_a_group_trains_with_its_own_settings_where_it_has_them():
 def test_bad_group_settings_are_named(by_group, message):
     with pytest.raises(FinloraError, match=message.replace(".", r"\.")):
         params_with({"train": {"by_group": by_group}})
+
+
+def test_the_hostfile_is_none_for_this_machine_or_an_existing_file(tmp_path):
+    assert params_with({}).train.hostfile == "none"
+    with pytest.raises(FinloraError, match="train.hostfile = '/job/hostfile' is not valid; valid: none"):
+        params_with({"train": {"hostfile": "/job/hostfile"}})
+    hosts = tmp_path / "hosts"
+    hosts.write_text("node1 slots=8\nnode2 slots=8\n")
+    assert params_with({"train": {"hostfile": str(hosts)}}).train.hostfile == str(hosts)

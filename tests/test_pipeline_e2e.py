@@ -41,6 +41,15 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def assert_plots_load(workdir: Path, *command: str) -> str:
+    """`dvc plots show` or `diff` renders every plot: nothing "failed to load". Returns the JSON."""
+    rendered = sh(workdir, "dvc", "plots", *command, "-o", str(workdir.parent / "rendered"))
+    assert "failed to load" not in (rendered.stdout + rendered.stderr).lower(), rendered.stdout + rendered.stderr
+    shown = sh(workdir, "dvc", "plots", *command, "--json").stdout
+    assert '"errors"' not in shown, shown[-2000:]
+    return shown
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_model_dir) -> Path:
     workdir = tmp_path_factory.mktemp("project") / "repo"
@@ -74,9 +83,13 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     assert json.loads((project / "metrics" / "train" / "sentiment.json").read_text())["examples"] == 16
     report = (project / "metrics" / "report.md").read_text()
     assert "| base |" in report and "LoRA r4, 16-bit" in report and "sample data" in report and "Values" in report
+    assert "## Is the gain real?" in report and "| xbrl_value | 4 |" in report
     assert (project / "data" / "raw" / "xbrl" / "xbrl_value" / "filings").is_dir()
     predictions = (project / "data" / "predictions" / "lora" / "xbrl" / "xbrl_value.jsonl").read_text().splitlines()
     assert len(predictions) == 4 and {"context", "target", "answer", "parsed"} <= set(json.loads(predictions[0]))
+    shown = assert_plots_load(project, "show")
+    # the groups of this project's params.yaml, which dvc.yaml does not name, get their curves
+    assert "metrics/plots/train/xbrl/loss.tsv" in shown and "metrics/plots/confusion/lora/tfns.json" in shown
 
 
 def test_second_repro_does_nothing(project):
@@ -100,6 +113,7 @@ def test_lora_rank_experiment_reruns_only_what_depends_on_lora(project):
     assert "xbrl_value.lora.strict_accuracy" in changes
     assert changes["train.sentiment.lora_rank"] == {"old": 4, "new": 8, "diff": 4}
     assert changes["train.sentiment.trainable_params"]["new"] == 2 * changes["train.sentiment.trainable_params"]["old"]
+    assert_plots_load(project, "diff", "HEAD")
 
 
 def experiments(project: Path) -> list[dict]:
@@ -119,9 +133,13 @@ def test_queued_experiments_finish_with_separate_results(project):
             break
         time.sleep(5)
     assert "Failed" not in status, status
-    ranks = {e["params"]["lora"]["rank"]: e["summary"]["train"]["sentiment"]["lora_rank"] for e in experiments(project)
-             if e["params"]["lora"]["rank"] in (2, 16)}
-    assert ranks == {2: 2, 16: 16}
+    found = {e["params"]["lora"]["rank"]: e for e in experiments(project) if e["params"]["lora"]["rank"] in (2, 16)}
+    assert {rank: e["summary"]["train"]["sentiment"]["lora_rank"] for rank, e in found.items()} == {2: 2, 16: 16}
+    compared = sh(project, sys.executable, "-m", "finlora.cli", "compare", found[2]["name"], found[16]["name"]).stdout
+    rows = {line.split("|")[1].strip(): line for line in compared.splitlines() if line.startswith("| ") and "---" not in line}
+    assert set(rows) == {"task", "fpb", "tfns", "xbrl_value"}
+    fpb = found[16]["summary"]["fpb"]["lora"]["strict_accuracy"] - found[2]["summary"]["fpb"]["lora"]["strict_accuracy"]
+    assert f"| {100 * fpb:+.1f} |" in rows["fpb"]  # B - A from the experiments' own predictions
 
 
 def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
@@ -135,6 +153,7 @@ def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
     sh(clone, "dvc", "pull")
     assert (clone / "models" / "adapters" / "sentiment" / "adapter_model.safetensors").is_file()
     assert "Data and pipelines are up to date" in sh(clone, "dvc", "status").stdout
+    assert_plots_load(clone, "show")
     assert stages_run(sh(clone, "dvc", "repro").stdout) == set()
 
 

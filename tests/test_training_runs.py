@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from conftest import REPO, params_with, run_env
 from finlora import models, training
 from finlora.files import write_jsonl
-from finlora.launch import free_port
+from finlora.launch import SHARED_MEMORY_PREFIX, free_port, remove_orphaned_shared_memory
 from finlora.prompts import build_context
 from finlora.sources import sample
 from finlora.tasks import TASKS
@@ -136,14 +136,14 @@ def test_training_leaves_no_shared_memory_behind(tiny_base, tmp_path):
 def test_shared_memory_left_by_killed_runs_is_removed_and_buffers_in_use_stay():
     import mmap
 
-    orphan, held, mapped = (Path(f"{training.SHARED_MEMORY_PREFIX}test_{n}_0") for n in (1, 2, 3))
+    orphan, held, mapped = (Path(f"{SHARED_MEMORY_PREFIX}test_{n}_0") for n in (1, 2, 3))
     orphan.write_bytes(b"left by a killed run")
     mapped.write_bytes(bytes(mmap.PAGESIZE))
     with mapped.open("r+b") as handle:  # mapped, its descriptor closed
         mapping = mmap.mmap(handle.fileno(), 0)
     try:
         with held.open("wb"):  # open, as DeepSpeed keeps its buffer from creation
-            training.remove_orphaned_shared_memory()
+            remove_orphaned_shared_memory()
             assert not orphan.exists() and held.exists() and mapped.exists()
     finally:
         mapping.close()
@@ -226,7 +226,7 @@ def test_training_killed_with_sigkill_resumes_from_its_checkpoint(tiny_base, tmp
     subprocess.run(["pkill", "-9", "-f", str(tmp_path / "train_script.py")], check=False)
     process.wait()
     assert marker.is_file() and not (killed / "adapter").exists(), "the run was not killed mid-training"
-    left_by_the_kill = set(Path("/dev/shm").glob(Path(training.SHARED_MEMORY_PREFIX).name + "*"))
+    left_by_the_kill = set(Path("/dev/shm").glob(Path(SHARED_MEMORY_PREFIX).name + "*"))
     assert left_by_the_kill  # DeepSpeed's all-reduce buffer, which only a clean exit removes
 
     _, process = launch(tmp_path, "killed", 1, params, tiny_base, records)

@@ -111,6 +111,18 @@ def profile(name: str = typer.Argument(help="a file in profiles/ without .yaml, 
     typer.echo(" ".join(f"-S {override}" for override in overrides(settings)))
 
 
+@app.command("compare")
+def compare_command(
+    run_a: str = typer.Argument(help="A: a commit, an experiment, workspace, or base (the base model; base@REV)"),
+    run_b: str = typer.Argument(help="B: the same kinds as A"),
+) -> None:
+    """Is B better than A? Per task: B - A in strict accuracy with a paired bootstrap 95 % interval
+    and McNemar's exact test, on the same test examples."""
+    from finlora.compare import compare, table
+
+    typer.echo(table(compare(load_params(), run_a, run_b), run_a, run_b), nl=False)
+
+
 @app.command()
 def sweep(csv: Path = typer.Option(Path("sweep.csv"), help="CSV to write: one row per experiment and task"),
           all_commits: bool = typer.Option(False, help="include experiments based on older commits")) -> None:

@@ -193,6 +193,9 @@ class TrainParams:
         check_at_least(f"{prefix}checkpoint_every", self.checkpoint_every, 0, "0 (no checkpoints) or a number of steps")
         check_at_least(f"{prefix}max_seq_len", self.max_seq_len, 16)
         check_choice("train.zero_stage", self.zero_stage, ZERO_STAGES)
+        if self.hostfile != "none" and not Path(self.hostfile).is_file():
+            raise invalid("train.hostfile", self.hostfile, "none (this machine only) or an existing DeepSpeed "
+                          "hostfile, one 'host slots=N' line per machine")
         check_choice("train.sampling", self.sampling, SAMPLING_POLICIES)
         if not 1 <= self.sampling_temperature < math.inf:
             raise invalid("train.sampling_temperature", self.sampling_temperature,

@@ -54,8 +54,9 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
             resumed=len(prompts) - progress.generated,
         )
         write_jsonl(predictions_dir / f"{task}.jsonl", [
-            {"context": r["context"], "target": r["target"], "gold": g, "answer": a, "parsed": None if p == INVALID else p}
-            for r, g, a, p in zip(records, scored.golds, answers, scored.parsed)
+            {"context": r["context"], "target": r["target"], "gold": g, "answer": a,
+             "parsed": None if p == INVALID else p, "correct": c}
+            for r, g, a, p, c in zip(records, scored.golds, answers, scored.parsed, scored.correct)
         ])
         write_json(metrics_dir / f"{task}.json", metrics)
         if scored.confusion is not None:

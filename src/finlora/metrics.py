@@ -27,6 +27,16 @@ class Scored:
     confusion: list[dict] | None  # {actual, predicted} rows, for answers from a closed set
     golds: list  # per record: what its answer is scored against (an NWGI level's label; FiNER's tags)
 
+    @property
+    def correct(self) -> list:
+        """Per record, whether the answer is strictly right (FiNER: a list, one per entity); what
+        strict_accuracy counts, and what `finlora compare` pairs across two runs."""
+        if self.parsed and isinstance(self.parsed[0], list):
+            return [[p == g for p, g in zip(parsed, golds)] for parsed, golds in zip(self.parsed, self.golds)]
+        if self.confusion is None:  # numbers: parsed is the number read, as text
+            return [p != INVALID and Decimal(p) == parse_number(g) for p, g in zip(self.parsed, self.golds)]
+        return [p == g for p, g in zip(self.parsed, self.golds)]
+
 
 def score_task(task: Task, records: list[dict], answers: list[str], tag_names: list[str] | None = None) -> Scored:
     if not records:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from finlora.config import Params
-from finlora.files import read_json
+from finlora.compare import Comparison, compare_runs, correctness
+from finlora.compare import table as compare_table
+from finlora.files import read_json, read_jsonl
 from finlora.tasks import get_task
 
 MODELS = ("base", "lora")
@@ -58,6 +60,23 @@ def collect(params: Params, metrics_dir: Path) -> dict:
     return results
 
 
+def plot_files(params: Params, metrics_dir: Path) -> dict[str, bytes]:
+    """The plots' data, gathered under one folder that holds nothing else (a plotted output folder
+    of a stage also holds the .gitignore files DVC writes beside its cached outputs, which DVC's
+    plots then fail to load): confusion/<model>/<task>.json and train/<group>/<curve>.tsv, for
+    the task groups params.yaml has now."""
+    files = {}
+    for group, tasks in params.tasks.items():
+        for model in MODELS:
+            for task in tasks:
+                confusion = metrics_dir / "confusion" / model / group / f"{task}.json"
+                if confusion.is_file():  # numbers (XBRL values) have no confusion matrix
+                    files[f"confusion/{model}/{task}.json"] = confusion.read_bytes()
+        for curve in sorted((metrics_dir / "train" / group / "plots" / "metrics").rglob("*.tsv")):
+            files[f"train/{group}/{curve.name}"] = curve.read_bytes()
+    return files
+
+
 def summarize(results: dict) -> dict:
     """metrics/summary.json: the readable subset, keyed task.model.metric and train.group.metric."""
     summary = {
@@ -73,7 +92,16 @@ def adapter_label(params: Params) -> str:
     return f"LoRA r{params.lora.rank}, {params.quant.bits}-bit"
 
 
-def render(params: Params, summary: dict, sources: dict[str, dict]) -> str:
+def significance(params: Params, predictions_dir: Path) -> list[Comparison]:
+    """Adapter against base per task, paired over the same test examples (finlora.compare)."""
+    def correct(model: str, group: str, task: str) -> list[bool]:
+        return correctness(read_jsonl(predictions_dir / model / group / f"{task}.jsonl"))
+
+    return [compare_runs(correct("base", group, task), correct("lora", group, task), task)
+            for group, tasks in params.tasks.items() for task in tasks]
+
+
+def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[Comparison] = ()) -> str:
     tasks = params.all_tasks
     lines = [
         "# FinLoRA results",
@@ -106,8 +134,10 @@ def render(params: Params, summary: dict, sources: dict[str, dict]) -> str:
     mean_gain = 100 * sum(summary[t]["gain"]["accuracy"] for t in tasks) / len(tasks)
     lines += ["| accuracy gain (points) | " + " | ".join(gains) + " |", "",
               f"Average accuracy gain over the base model: {mean_gain:+.2f} points over {len(tasks)} tasks"
-              + (f" (paper, same tasks: {_paper_gain(paper, tasks):+.2f})." if paper else "."), "",
-              "## Resources (Tables 4/5)", "",
+              + (f" (paper, same tasks: {_paper_gain(paper, tasks):+.2f})." if paper else "."), ""]
+    if tests:
+        lines += ["## Is the gain real?", "", compare_table(list(tests), "base", adapter_label(params))]
+    lines += ["## Resources (Tables 4/5)", "",
               "| group | tasks | batch per device x devices | peak memory (GB) | device-hours | train wall (s) "
               "| tokens/s | adapter (MB) | eval s/example |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -150,7 +180,7 @@ def _paper_gain(setting: tuple[int, int], tasks: list[str]) -> float:
 def _origin(source: dict) -> str:
     if source["source"] == "hub":
         copy = ", parquet copy" if source.get("parquet_copy") else ""
-        return f"{source['dataset']} ({source.get('config') or 'default'}{copy}) at {source['commit']}"
+        return f"{source['dataset']} ({source.get('config') or 'default'}{copy}) at {source.get('commit') or source['revision']}"
     if source["source"] == "local":
         return source["folder"]
     if source["source"] == "finlora":

@@ -1,0 +1,124 @@
+"""Is a difference real? Two runs' answers to the same test examples, paired per example.
+
+A run is `REV` (the adapter's predictions at a commit, an experiment or `workspace`) or `base`
+(the base model's; `base@REV` at another revision). Per task: the difference in strict accuracy
+(B - A), a paired bootstrap 95 % interval of it, and McNemar's exact test on the examples the
+two runs disagree on. Predictions are read through DVC, so an experiment's cached outputs serve.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from finlora.config import Params
+from finlora.errors import FinloraError
+
+BOOTSTRAP_SAMPLES = 10_000
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Comparison:
+    task: str
+    n: int
+    accuracy_a: float
+    accuracy_b: float
+    low: float  # bootstrap 95 % interval of accuracy_b - accuracy_a
+    high: float
+    only_a: int  # examples A gets right and B wrong
+    only_b: int
+    p_value: float  # McNemar, exact
+
+    @property
+    def difference(self) -> float:
+        return self.accuracy_b - self.accuracy_a
+
+    @property
+    def verdict(self) -> str:
+        if self.p_value >= ALPHA:
+            return "cannot tell apart"
+        return "B better" if self.difference > 0 else "A better"
+
+
+def paired_bootstrap(a: list[bool], b: list[bool], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of mean(b) - mean(a), resampling examples (pairs kept together)."""
+    import numpy as np
+
+    a_, b_ = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(a_), size=(samples, len(a_)))
+    differences = b_[picks].mean(axis=1) - a_[picks].mean(axis=1)
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def mcnemar(a: list[bool], b: list[bool]) -> tuple[int, int, float]:
+    """(A right B wrong, A wrong B right, exact two-sided p): a binomial test on the disagreements."""
+    from scipy.stats import binom
+
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    disagreements = only_a + only_b
+    if disagreements == 0:
+        return 0, 0, 1.0
+    return only_a, only_b, float(min(1.0, 2 * binom.cdf(min(only_a, only_b), disagreements, 0.5)))
+
+
+def compare_runs(a: list[bool], b: list[bool], task: str) -> Comparison:
+    low, high = paired_bootstrap(a, b)
+    only_a, only_b, p = mcnemar(a, b)
+    return Comparison(task, len(a), sum(a) / len(a), sum(b) / len(b), low, high, only_a, only_b, p)
+
+
+def predictions(run: str, group: str, task: str) -> list[dict]:
+    """The prediction rows of `run` for one task, read through DVC."""
+    import dvc.api
+
+    model, _, rev = run.partition("@") if run.startswith("base") else ("lora", "", run)
+    path = f"data/predictions/{model}/{group}/{task}.jsonl"
+    try:
+        text = dvc.api.read(path, rev=None if rev in ("", "workspace") else rev)
+    except Exception as error:  # an unknown revision, outputs never computed or not in the cache
+        raise FinloraError(f"{run}: cannot read {path} ({type(error).__name__})",
+                           hint="name a commit, an experiment (dvc exp show), workspace, or base; "
+                           "run dvc repro or dvc pull first") from None
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def correctness(rows: list[dict]) -> list[bool]:
+    """Per example (per entity for FiNER) strict correctness, as evaluation wrote it."""
+    flat: list[bool] = []
+    for row in rows:
+        if "correct" not in row:
+            raise FinloraError("predictions without per-example correctness (written before this version)",
+                               hint="rerun the evaluate stages: dvc repro --force-downstream evaluate")
+        flat += row["correct"] if isinstance(row["correct"], list) else [row["correct"]]
+    return flat
+
+
+def compare(params: Params, run_a: str, run_b: str) -> list[Comparison]:
+    """One comparison per task of params.yaml's groups."""
+    results = []
+    for group, tasks in params.tasks.items():
+        for task in tasks:
+            rows_a, rows_b = predictions(run_a, group, task), predictions(run_b, group, task)
+            if [r["context"] for r in rows_a] != [r["context"] for r in rows_b]:
+                raise FinloraError(f"task {task}: {run_a} and {run_b} were tested on different examples",
+                                   hint="compare runs on the same data and eval.limit")
+            results.append(compare_runs(correctness(rows_a), correctness(rows_b), task))
+    return results
+
+
+def table(results: list[Comparison], run_a: str, run_b: str) -> str:
+    lines = [f"A = {run_a}, B = {run_b}; strict accuracy %, B - A with a paired bootstrap 95 % interval; "
+             f"McNemar's exact test on the examples they disagree on.", "",
+             "| task | n | A | B | B - A | 95 % interval | A only / B only right | p | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in results:
+        lines.append(f"| {c.task} | {c.n} | {100 * c.accuracy_a:.1f} | {100 * c.accuracy_b:.1f} "
+                     f"| {100 * c.difference:+.1f} | {100 * c.low:+.1f} to {100 * c.high:+.1f} "
+                     f"| {c.only_a} / {c.only_b} | {c.p_value:.3g} | {c.verdict} |")
+    tied = [c.task for c in results if c.verdict == "cannot tell apart"]
+    if tied:
+        lines += ["", f"The test data cannot tell the two runs apart on: {', '.join(tied)} (p >= {ALPHA})."]
+    return "\n".join(lines) + "\n"
