@@ -135,3 +135,20 @@ def test_the_hostfile_is_none_for_this_machine_or_an_existing_file(tmp_path):
     hosts = tmp_path / "hosts"
     hosts.write_text("node1 slots=8\nnode2 slots=8\n")
     assert params_with({"train": {"hostfile": str(hosts)}}).train.hostfile == str(hosts)
+
+
+@pytest.mark.parametrize("alpha, rank, expected", [("2r", 8, 16), ("r", 4, 4), ("0.5r", 16, 8), (32, 8, 32)])
+def test_alpha_may_be_given_relative_to_the_rank(alpha, rank, expected):
+    assert params_with({"lora": {"alpha": alpha, "rank": rank}}).lora.alpha == expected
+
+
+@pytest.mark.parametrize("alpha", ["0.5r", "xr", "r2"])
+def test_an_alpha_that_is_not_a_whole_multiple_is_named(alpha):
+    with pytest.raises(FinloraError, match="lora.alpha"):
+        params_with({"lora": {"alpha": alpha, "rank": 3}})
+
+
+@pytest.mark.parametrize("name, modules", [("attention", ["q_proj", "k_proj", "v_proj", "o_proj"]),
+                                           ("qkv", ["q_proj", "k_proj", "v_proj"]), ("all-linear", ["all-linear"])])
+def test_target_sets_by_name(name, modules):
+    assert params_with({"lora": {"target_modules": name}}).lora.target_modules == modules

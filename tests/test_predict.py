@@ -87,22 +87,3 @@ def test_predict_command_in_a_project(tmp_path, tiny_base, adapter):
     missing = subprocess.run(command[:-2] + ["--task", "ner", "Oslo is cold."], cwd=tmp_path,
                              capture_output=True, text=True, env=run_env())
     assert missing.returncode == 2 and "needs the entity" in missing.stderr
-
-
-def test_sweep_rows_and_table_from_exp_show_json():
-    from finlora.sweep import collect, markdown, rows
-
-    def exp(name, rank, bits, accuracy):
-        summary = {"fpb": {"lora": {"accuracy": accuracy, "f1_weighted": accuracy}}, "train": {}}
-        return {"name": name, "data": {"params": {"params.yaml": {"data": {"lora": {"rank": rank},
-                                                                           "quant": {"bits": bits}}}},
-                                       "metrics": {"metrics/summary.json": {"data": summary}}}}
-
-    shown = [{"rev": "workspace", **exp("workspace", 4, 16, 0.9)},
-             {"experiments": [{"revs": [exp("exp-a", 8, 16, 0.95), exp("exp-b", 8, 4, 0.85)]},
-                              {"executor": {"state": "running"}, "revs": [exp("exp-c", 16, 4, 0.9)]}]}]
-    table = rows(collect(shown))
-    assert [(r["experiment"], r["lora_rank"], r["quant_bits"], r["accuracy"]) for r in table] == \
-        [("workspace", 4, 16, 0.9), ("exp-a", 8, 16, 0.95), ("exp-b", 8, 4, 0.85)]
-    text = markdown(table)
-    assert text.splitlines()[2].startswith("| exp-b | 8 | 4 | 85.00 |")

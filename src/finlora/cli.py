@@ -125,21 +125,28 @@ def compare_command(
 
 @app.command()
 def sweep(csv: Path = typer.Option(Path("sweep.csv"), help="CSV to write: one row per experiment and task"),
+          plots: Path = typer.Option(Path("sweep"), help="folder for the plot data: accuracy and trainable "
+                                                         "parameters against lora.rank"),
           all_commits: bool = typer.Option(False, help="include experiments based on older commits")) -> None:
-    """Compare experiments: adapter accuracy per task against LoRA rank and bits.
+    """Compare experiments: each task's adapter accuracy against the params the experiments vary.
 
-    Prints a table and writes a CSV; draw it with
-    dvc plots show sweep.csv --template scatter -x lora_rank -y accuracy
+    Prints a table, writes a CSV, and where lora.rank varies the data of the LoRA vs QLoRA study's
+    plots, one file per quantisation and target set; draw them with the printed commands.
     """
     import pandas as pd
 
-    from finlora.sweep import experiments, markdown, rows
+    from finlora.files import write_text
+    from finlora.sweep import experiments, markdown, rows, varied, write_plot_data
 
-    table = rows(experiments(all_commits))
+    found = experiments(all_commits)
+    table = rows(found)
     if not table:
         raise FinloraError("no experiment with metrics yet", hint="run dvc repro or dvc exp run first")
-    pd.DataFrame(table).to_csv(csv, index=False)
-    typer.echo(markdown(table) + f"\n{len(table)} rows -> {csv}")
+    write_text(csv, pd.DataFrame(table).to_csv(index=False))
+    typer.echo(markdown(table, varied(found)) + f"\n{len(table)} rows -> {csv}")
+    for path in write_plot_data(table, plots):
+        x, y = ("lora.rank", "trainable_params") if path.stem == "trainable-params" else ("lora.rank", "accuracy")
+        typer.echo(f"dvc plots show {path} --template scatter -x {x} -y {y}")
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ QUANT_BITS = (4, 8, 16)
 ON_BAD_RECORD = ("error", "skip")
 DEVICE_MAPS = ("none", "auto")
 PROTOCOLS = ("strict", "finlora")
+TARGET_SETS = {"all-linear": ["all-linear"], "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+               "qkv": ["q_proj", "k_proj", "v_proj"]}  # lora.target_modules by name
 LORA_VARIANTS = ("lora", "dora", "rslora")
 ZERO_STAGES = (0, 1, 2)
 SAMPLING_POLICIES = ("proportional", "balanced", "temperature")  # finlora.mixing
@@ -136,7 +138,7 @@ class LoraParams:
             raise invalid("lora.dropout", self.dropout, "a number in [0, 1)")
         if not self.target_modules:
             raise invalid("lora.target_modules", self.target_modules,
-                          "a non-empty list such as [q_proj, v_proj], or all-linear")
+                          f"a non-empty list such as [q_proj, v_proj], or one of {', '.join(TARGET_SETS)}")
         check_choice("lora.variant", self.variant, LORA_VARIANTS)
 
 
@@ -311,14 +313,33 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
 
 
 def parse_params(raw: Any, source: str = PARAMS_FILE) -> Params:
-    if isinstance(raw, dict) and isinstance(raw.get("lora"), dict) and raw["lora"].get("target_modules") == "all-linear":
-        raw = {**raw, "lora": {**raw["lora"], "target_modules": ["all-linear"]}}
+    if isinstance(raw, dict) and isinstance(raw.get("lora"), dict):
+        raw = {**raw, "lora": _lora_shorthands(raw["lora"], source)}
     params = _build(Params, raw, key="", source=source)
     try:
         params.check()
     except FinloraError as error:
         raise FinloraError(f"{source}: {error.args[0]}", hint=error.hint) from None
     return params
+
+
+def _lora_shorthands(lora: dict, source: str) -> dict:
+    """A named target set (`all-linear`, `attention`, `qkv`) for its modules, and an alpha relative
+    to the rank (`2r`: twice the rank, as the LoRA vs QLoRA study sweeps it) for its value."""
+    lora = dict(lora)
+    if isinstance(lora.get("target_modules"), str) and lora["target_modules"] in TARGET_SETS:
+        lora["target_modules"] = TARGET_SETS[lora["target_modules"]]
+    alpha = lora.get("alpha")
+    if isinstance(alpha, str) and alpha.endswith("r") and isinstance(lora.get("rank"), int):
+        try:
+            value = float(alpha[:-1] or 1) * lora["rank"]
+        except ValueError:
+            value = None
+        if value is None or not value.is_integer() or value < 1:
+            raise FinloraError(f"{source}: lora.alpha = {alpha!r} is not valid; valid: an integer >= 1, or a "
+                               f"multiple of the rank such as 2r that comes to a whole number (rank {lora['rank']})")
+        lora["alpha"] = int(value)
+    return lora
 
 
 def with_changes(changes: dict, path: str | Path = PARAMS_FILE) -> Params:

@@ -1,11 +1,16 @@
-"""Compare experiments: accuracy against LoRA rank and bits, from `dvc exp show --json`."""
+"""Compare experiments: per task scores against whatever params the experiments vary, from
+`dvc exp show --json`; and the data of the LoRA vs QLoRA study's plots (accuracy and trainable
+parameters against the rank, per quantisation and target set)."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
 from finlora.errors import FinloraError
+from finlora.files import write_text
 
 
 def experiments(all_commits: bool = False) -> list[dict]:
@@ -23,10 +28,13 @@ def experiments(all_commits: bool = False) -> list[dict]:
 
 def collect(shown) -> list[dict]:
     """Finished experiments and baselines in parsed `dvc exp show --json` output:
-    [{"name", "params" (params.yaml), "summary" (metrics/summary.json)}]."""
+    [{"name", "params" (params.yaml), "summary" (metrics/summary.json)}], each name once."""
     found: list[dict] = []
     _walk(shown, found)
-    return found
+    unique = {}
+    for exp in found:
+        unique.setdefault(exp["name"], exp)
+    return list(unique.values())
 
 
 def _walk(node, found: list[dict]) -> None:
@@ -48,32 +56,84 @@ def _walk(node, found: list[dict]) -> None:
             _walk(value, found)
 
 
+def flatten(params: dict, prefix: str = "") -> dict[str, object]:
+    """{"lora.rank": 8, "lora.target_modules": '["q_proj", "v_proj"]', ...}: lists as JSON text."""
+    flat: dict[str, object] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "tasks":
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, (list, dict)) else value
+    return flat
+
+
+def varied(found: list[dict]) -> list[str]:
+    """The params keys whose values differ between the experiments, in params.yaml order."""
+    flats = [flatten(exp["params"]) for exp in found]
+    keys = list(dict.fromkeys(key for flat in flats for key in flat))
+    return [key for key in keys if len({json.dumps(flat.get(key)) for flat in flats}) > 1]
+
+
 def rows(found: list[dict]) -> list[dict]:
-    """One row per experiment and task: rank, bits, accuracy, F1 (None for tasks without one, such
-    as XBRL values); duplicates (same name) once."""
-    table, seen = [], set()
+    """One row per experiment and task: the varied params, the scores (f1_weighted None for
+    tasks without one, such as XBRL values) and the task's adapter's trainable parameters."""
+    keys = varied(found)
+    table = []
     for exp in found:
-        if exp["name"] in seen:
-            continue
-        seen.add(exp["name"])
+        flat = flatten(exp["params"])
+        group_of = {task: group for group, tasks in exp["params"].get("tasks", {}).items() for task in tasks}
         for task, scores in exp["summary"].items():
             if task == "train":
                 continue
-            table.append({"experiment": exp["name"], "lora_rank": exp["params"]["lora"]["rank"],
-                          "quant_bits": exp["params"]["quant"]["bits"], "task": task,
-                          "accuracy": scores["lora"]["accuracy"], "f1_weighted": scores["lora"].get("f1_weighted")})
+            lora = scores["lora"]
+            train = exp["summary"].get("train", {}).get(group_of.get(task), {})
+            table.append({"experiment": exp["name"], **{key: flat.get(key) for key in keys}, "task": task,
+                          "accuracy": lora["accuracy"], "strict_accuracy": lora.get("strict_accuracy"),
+                          "f1_weighted": lora.get("f1_weighted"), "trainable_params": train.get("trainable_params")})
     return table
 
 
-def markdown(table: list[dict]) -> str:
-    tasks = sorted({row["task"] for row in table}, key=[row["task"] for row in table].index)
+def markdown(table: list[dict], keys: list[str]) -> str:
+    """Experiments as rows: the varied params, each task's accuracy, and their mean."""
+    tasks = list(dict.fromkeys(row["task"] for row in table))
     by_experiment: dict[str, dict] = {}
     for row in table:
-        entry = by_experiment.setdefault(row["experiment"], {"rank": row["lora_rank"], "bits": row["quant_bits"]})
+        entry = by_experiment.setdefault(row["experiment"], {key: row[key] for key in keys})
         entry[row["task"]] = row["accuracy"]
-    lines = ["| experiment | rank | bits | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 4) + "|"]
-    for name, entry in sorted(by_experiment.items(), key=lambda item: (item[1]["bits"], item[1]["rank"])):
+    lines = ["| experiment | " + " | ".join(keys + tasks) + " | mean |", "|---" * (len(keys) + len(tasks) + 2) + "|"]
+    for name, entry in sorted(by_experiment.items(), key=lambda item: [str(item[1][k]) for k in keys]):
         scores = [entry[t] for t in tasks if t in entry]
-        cells = " | ".join(f"{100 * entry[t]:.2f}" if t in entry else "" for t in tasks)
-        lines.append(f"| {name} | {entry['rank']} | {entry['bits']} | {cells} | {100 * sum(scores) / len(scores):.2f} |")
+        cells = [str(entry[k]) for k in keys] + [f"{100 * entry[t]:.2f}" if t in entry else "" for t in tasks]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * sum(scores) / len(scores):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def write_plot_data(table: list[dict], out: Path) -> list[Path]:
+    """The study's plots as CSV files for `dvc plots show`: accuracy against the rank, one file per
+    (quant.bits, lora.target_modules), and trainable parameters against the rank."""
+    import pandas as pd
+
+    if not table or "lora.rank" not in table[0]:
+        return []
+    frame = pd.DataFrame(table)
+    for key, default in (("quant.bits", "as params.yaml"), ("lora.target_modules", "as params.yaml")):
+        if key not in frame:
+            frame[key] = default
+    written = []
+    for (bits, targets), part in frame.groupby(["quant.bits", "lora.target_modules"], sort=True):
+        name = f"accuracy-{bits}bit-{_slug(targets)}.csv"
+        written.append(_write_csv(part[["lora.rank", "task", "accuracy"]].sort_values(["task", "lora.rank"]), out / name))
+    params = frame.dropna(subset=["trainable_params"]).drop_duplicates(["lora.rank", "lora.target_modules"])
+    written.append(_write_csv(params[["lora.rank", "lora.target_modules", "trainable_params"]].sort_values("lora.rank"),
+                              out / "trainable-params.csv"))
+    return written
+
+
+def _slug(text: object) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-") or "default"
+
+
+def _write_csv(frame, path: Path) -> Path:
+    write_text(path, frame.to_csv(index=False))
+    return path
