@@ -2,6 +2,8 @@
 data parallelism under the real DeepSpeed launcher, and resuming after SIGKILL."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from conftest import REPO, params_with, run_env
@@ -240,3 +243,76 @@ def test_training_killed_with_sigkill_resumes_from_its_checkpoint(tiny_base, tmp
     assert all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
     assert not (killed / "checkpoints").exists()  # removed once training finished
     assert not [path for path in left_by_the_kill if path.exists()]  # the next training removed it
+
+
+def stage_project(folder: Path, base: Path, records: list[dict], hostfile: str = "none", **train) -> Path:
+    """A folder to run the train stage in: params.yaml, prepared data, the base model."""
+    folder.mkdir(parents=True)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["tasks"] = {"s": ["fpb"]}
+    raw["lora"].update(rank=4, dropout=0.0)  # dropout masks depend on the layout; everything else must not
+    raw["train"].update(lr=1e-2, hostfile=hostfile, **train)
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+    write_jsonl(folder / "prepared" / "fpb" / "train.jsonl", records)
+    return folder
+
+
+def train_stage(folder: Path, base: Path, node: int | None = None, port: int | None = None) -> subprocess.Popen:
+    """`python -m finlora.launch deepspeed ... stages/train.py` as dvc.yaml runs it; with `node`, as
+    a scheduler runs it on that node (FINLORA_NODE_RANK and the shared rendezvous set)."""
+    env = run_env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # an activated environment
+    if node is not None:
+        env.update(FINLORA_NODE_RANK=str(node), FINLORA_MASTER_ADDR="127.0.0.1", FINLORA_MASTER_PORT=str(port))
+    command = [sys.executable, "-m", "finlora.launch", "deepspeed", "--num_gpus", "1", str(REPO / "stages" / "train.py"),
+               "s", "--data", "prepared", "--base", str(base), "--adapter", "adapter", "--metrics", "metrics.json",
+               "--live", "live"]
+    return subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+
+
+def two_nodes(tmp_path: Path, name: str, base: Path, records: list[dict], **train) -> tuple[Path, list[subprocess.Popen]]:
+    """Two "nodes" on this machine: two launchers, node ranks 0 and 1, one process each, one
+    hostfile naming two local addresses; each node in its own folder, as on its own disk."""
+    hostfile = tmp_path / f"{name}-hosts"
+    hostfile.write_text("127.0.0.1 slots=1\n127.0.0.2 slots=1\n")
+    port = free_port()
+    folders = [stage_project(tmp_path / f"{name}-node{node}", base, records, str(hostfile), batch_size=2, **train)
+               for node in (0, 1)]
+    return folders[0], [train_stage(folder, base, node, port) for node, folder in enumerate(folders)]
+
+
+@pytest.mark.slow
+def test_two_nodes_train_as_one_process_on_the_same_global_batches(tiny_base, tmp_path):
+    records = fpb_records(16)
+    single = stage_project(tmp_path / "single", tiny_base, records, batch_size=4)
+    process = train_stage(single, tiny_base)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 0, output[-3000:]
+
+    first, nodes = two_nodes(tmp_path, "two", tiny_base, records)
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert json.loads((first / "metrics.json").read_text())["world_size"] == 2
+    by_single = [float(line.split("\t")[-1]) for line in
+                 (single / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
+    by_nodes = [float(line.split("\t")[-1]) for line in
+                (first / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
+    assert by_nodes == pytest.approx(by_single, rel=1e-4)
+    second = tmp_path / "two-node1"
+    assert not (second / "adapter").exists() and not (second / "metrics.json").exists()  # global rank 0 writes
+
+
+@pytest.mark.slow
+def test_a_killed_node_ends_the_other_with_a_clear_error_and_no_adapter(tiny_base, tmp_path):
+    first, nodes = two_nodes(tmp_path, "kill", tiny_base, fpb_records(64), epochs=50)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((first / "live").rglob("loss.tsv")):
+        time.sleep(0.1)  # both nodes are training once rank 0 logs its first loss
+    assert list((first / "live").rglob("loss.tsv")), "training never started"
+    os.killpg(nodes[1].pid, signal.SIGKILL)
+    output = nodes[0].communicate(timeout=120)[0]
+    nodes[1].wait()
+    assert nodes[0].returncode != 0
+    assert "finlora: error: another process of this training ended or cannot be reached" in output, output[-3000:]
+    assert not (first / "adapter").exists() and not list(first.glob(".adapter.*"))

@@ -1,9 +1,17 @@
-"""The machine around a training: joining the launcher's process group on a free rendezvous port,
-and DeepSpeed's shared-memory buffers, which it never removes.
+"""The machines around a training: the DeepSpeed launcher's arguments for this node, joining its
+process group, and DeepSpeed's shared-memory buffers, which it never removes.
 
-The rendezvous port: DeepSpeed's default, 29500, is taken by any other training on the machine (a
-second pipeline, a queued experiment, a test), so the train stage asks for a free one each time it
-starts: `deepspeed --master_port $(python -m finlora.launch) ...`.
+The train stage runs `python -m finlora.launch deepspeed --num_gpus N stages/train.py ...`, which
+adds the launcher's rendezvous and node arguments and runs it:
+  - one machine (train.hostfile: none): a free rendezvous port, since DeepSpeed's default, 29500,
+    is taken by any other training on the machine (a second pipeline, a queued experiment, a test);
+  - several machines over ssh/pdsh from this one (a hostfile): the hostfile and a free port;
+  - one launcher per machine, started by a scheduler (FINLORA_NODE_RANK set on each): the hostfile,
+    --no_ssh, the node's rank and the rendezvous every node shares (FINLORA_MASTER_ADDR and
+    FINLORA_MASTER_PORT).
+Started on its own, the launcher holds the machine's training lock (finlora.exclusive); under a
+scheduler the scheduler owns the machines, and two simulated nodes on one machine must not wait
+for each other.
 """
 
 from __future__ import annotations
@@ -12,7 +20,14 @@ import atexit
 import glob
 import os
 import socket
+import sys
 from pathlib import Path
+
+from finlora.config import load_params
+from finlora.errors import FinloraError, exit_on_error
+from finlora.exclusive import run_exclusively
+
+NODE_ENV = ("FINLORA_NODE_RANK", "FINLORA_MASTER_ADDR", "FINLORA_MASTER_PORT")
 
 
 def free_port() -> int:
@@ -70,5 +85,39 @@ def _open_files(prefix: str) -> set[str]:
     return held
 
 
+def launcher_args(hostfile: str, env: dict[str, str]) -> list[str]:
+    """The DeepSpeed launcher's arguments for this node (see the module's description)."""
+    if not env.get("FINLORA_NODE_RANK"):
+        args = ["--master_port", env.get("FINLORA_MASTER_PORT") or str(free_port())]
+        if env.get("FINLORA_MASTER_ADDR"):
+            args += ["--master_addr", env["FINLORA_MASTER_ADDR"]]
+        return (["--hostfile", hostfile] if hostfile != "none" else []) + args
+    if hostfile == "none":
+        raise FinloraError("FINLORA_NODE_RANK is set, but train.hostfile is none",
+                           hint="name the hostfile that lists every node, the same file on each node")
+    missing = [name for name in NODE_ENV[1:] if not env.get(name)]
+    if missing:
+        raise FinloraError(f"FINLORA_NODE_RANK is set, but {missing[0]} is not",
+                           hint="every node needs the first node's address and one agreed free port: "
+                           "FINLORA_MASTER_ADDR and FINLORA_MASTER_PORT")
+    nodes = [line.split()[0] for line in Path(hostfile).read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    rank = env["FINLORA_NODE_RANK"]
+    if not rank.isdigit() or int(rank) >= len(nodes):
+        raise FinloraError(f"FINLORA_NODE_RANK = {rank!r} is not valid; valid: 0 to {len(nodes) - 1}, "
+                           f"one per node of {hostfile}")
+    return ["--hostfile", hostfile, "--no_ssh", "--node_rank", rank,
+            "--master_addr", env["FINLORA_MASTER_ADDR"], "--master_port", env["FINLORA_MASTER_PORT"]]
+
+
+def main(command: list[str]) -> None:
+    if not command:
+        raise FinloraError("usage: python -m finlora.launch deepspeed [ARGS...] SCRIPT [SCRIPT ARGS...]")
+    full = command[:1] + launcher_args(load_params().train.hostfile, dict(os.environ)) + command[1:]
+    if os.environ.get("FINLORA_NODE_RANK"):
+        os.execvp(full[0], full)
+    run_exclusively(full)
+
+
 if __name__ == "__main__":
-    print(free_port())
+    exit_on_error(lambda: main(sys.argv[1:]))

@@ -231,7 +231,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     tokens: Counter[str] = Counter()
     step_seconds = []
     start = time.perf_counter()
-    with _out_of_memory_is_an_error(params):
+    with _clear_training_errors(params):
         for step in range(len(history), total_steps):
             step_start = time.perf_counter()
             tokens += _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history)
@@ -309,7 +309,9 @@ def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer
 
 
 @contextlib.contextmanager
-def _out_of_memory_is_an_error(params: Params):
+def _clear_training_errors(params: Params):
+    """Running out of memory, or losing another process of the run (a node killed or gone), ends
+    the training with a clear error and no adapter."""
     try:
         yield
     except (torch.OutOfMemoryError, MemoryError):
@@ -319,6 +321,15 @@ def _out_of_memory_is_an_error(params: Params):
             "no adapter was written",
             hint="lower train.batch_size (raise train.grad_accum to keep the global batch), "
             "set train.gradient_checkpointing: true, or use quant.bits: 4") from None
+    except RuntimeError as error:  # gloo raises a plain RuntimeError when a peer's connection drops
+        if not (isinstance(error, torch.distributed.DistBackendError) or any(
+                lost in str(error) for lost in ("Connection closed by peer", "Connection reset by peer"))):
+            raise
+        said = " ".join(str(error).split())
+        raise FinloraError(
+            f"another process of this training ended or cannot be reached ({said[:160]}); no adapter was written",
+            hint="check the other nodes' logs and rerun; with train.checkpoint_every the rerun continues from "
+            "the last checkpoint") from None
 
 
 def _log(live, loss: float, lr: float) -> None:
