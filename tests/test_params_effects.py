@@ -1,0 +1,203 @@
+"""Every key of params.yaml changes what happens: each is named here with the tests that show its
+effect (a changed value gives a different, checked result), and a test fails when a key of
+params.yaml has none, or names a test that does not exist. Tests of keys no other module shows
+are below."""
+
+import ast
+import json
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO, params_with
+from finlora import training
+from finlora.mixing import mix
+from finlora.prepare import prepare
+from finlora.sources import fetch
+from finlora.tasks import TASKS
+
+EFFECTS = {
+    "model.base": ["test_pipeline_e2e.py::test_repro_runs_every_stage_and_writes_the_metrics",
+                   "test_config.py::test_hub_id_is_accepted_without_network"],
+    "model.chat_template": ["test_training.py::test_answer_loss_without_the_end_token_as_input_matches_the_full_sequence_loss",
+                            "reliability/test_faults.py::test_tokenizer_without_a_chat_template",
+                            "test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt"],
+    "model.trust_remote_code": ["reliability/test_faults.py::test_model_code_is_not_run_unless_trusted"],
+    "data.source": ["test_released.py::test_every_task_loads_the_published_files_unchanged",
+                    "test_sources.py::test_local_files_in_the_datasets_own_schema",
+                    "test_sources.py::test_hub_offline_fails_with_a_clear_message"],
+    "data.local_dir": ["test_sources.py::test_local_files_in_the_datasets_own_schema",
+                       "test_released.py::test_a_folder_without_finlora_data_is_named"],
+    "data.train_size": ["test_params_effects.py::test_split_sizes_and_seed_choose_the_rows"],
+    "data.test_size": ["test_params_effects.py::test_split_sizes_and_seed_choose_the_rows"],
+    "data.sizes": ["test_params_effects.py::test_split_sizes_and_seed_choose_the_rows"],
+    "data.seed": ["test_params_effects.py::test_split_sizes_and_seed_choose_the_rows"],
+    "data.on_bad_record": ["test_released.py::test_a_bad_record_names_its_file_and_line_or_is_skipped_and_counted",
+                           "test_xbrl.py::test_bad_questions_stop_with_file_and_line_or_are_skipped_and_counted"],
+    "data.carved_test_fraction": ["test_params_effects.py::test_the_carved_test_share_follows_the_param"],
+    "finer.entities_per_sentence": ["test_finer.py::test_each_entity_is_a_question_quoting_the_sentence_and_prompts_batch_k"],
+    "finer.questions_per_prompt": ["test_finer.py::test_each_entity_is_a_question_quoting_the_sentence_and_prompts_batch_k"],
+    "xbrl.text_value_chars": ["test_params_effects.py::test_text_facts_are_cut_to_text_value_chars"],
+    "xbrl.max_prompt_chars": ["test_xbrl.py::test_prompts_over_the_budget_are_dropped_and_counted_never_cut"],
+    "lora.rank": ["test_pipeline_e2e.py::test_lora_rank_experiment_reruns_only_what_depends_on_lora"],
+    "lora.alpha": ["test_params_effects.py::test_lora_settings_reach_the_adapter"],
+    "lora.dropout": ["test_training.py::test_lora_dropouts_get_the_uniform_mask_and_nothing_else"],
+    "lora.target_modules": ["test_training_runs.py::test_quantised_and_variant_training",
+                            "test_params_effects.py::test_lora_settings_reach_the_adapter"],
+    "lora.variant": ["test_training_runs.py::test_quantised_and_variant_training"],
+    "quant.bits": ["test_training_runs.py::test_quantised_and_variant_training"],
+    "train.lr": ["test_params_effects.py::test_learning_rate_changes_the_training"],
+    "train.epochs": ["test_params_effects.py::test_epochs_seed_and_batch_shape_the_steps"],
+    "train.batch_size": ["test_params_effects.py::test_epochs_seed_and_batch_shape_the_steps",
+                         "test_training.py::test_deepspeed_config_follows_params"],
+    "train.grad_accum": ["test_training.py::test_deepspeed_config_follows_params"],
+    "train.max_seq_len": ["test_training.py::test_too_long_examples_are_dropped_and_counted",
+                          "test_finer.py::test_the_real_tokenizer_keeps_prompts_within_max_seq_len"],
+    "train.zero_stage": ["test_training.py::test_deepspeed_config_follows_params"],
+    "train.num_gpus": ["test_params_effects.py::test_the_train_stage_launches_num_gpus_processes",
+                       "test_training_runs.py::test_two_processes_match_one_process_on_the_same_global_batch"],
+    "train.hostfile": ["test_config.py::test_the_hostfile_is_none_for_this_machine_or_an_existing_file",
+                       "test_training_runs.py::test_two_nodes_train_as_one_process_on_the_same_global_batches"],
+    "train.gradient_checkpointing": ["test_training_runs.py::test_gradient_checkpointing_gives_the_same_loss"],
+    "train.liger_kernel": ["test_training_runs.py::test_liger_kernels_train_to_the_same_losses",
+                           "reliability/test_faults.py::test_cuda_only_option_on_a_cpu_machine"],
+    "train.checkpoint_every": ["test_training_runs.py::test_training_killed_with_sigkill_resumes_from_its_checkpoint"],
+    "train.seed": ["test_params_effects.py::test_epochs_seed_and_batch_shape_the_steps"],
+    "train.sampling": ["test_params_effects.py::test_sampling_params_set_each_tasks_share"],
+    "train.sampling_temperature": ["test_params_effects.py::test_sampling_params_set_each_tasks_share"],
+    "train.by_group": ["test_config.py::test_a_group_trains_with_its_own_settings_where_it_has_them"],
+    "eval.batch_size": ["test_generation.py::test_answers_do_not_depend_on_batch_size_or_prefix_reuse"],
+    "eval.max_new_tokens": ["test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt",
+                            "test_params_effects.py::test_answer_lengths_per_task"],
+    "eval.max_new_tokens_by_task": ["test_params_effects.py::test_answer_lengths_per_task"],
+    "eval.limit": ["test_params_effects.py::test_eval_limit_evaluates_the_first_n"],
+    "eval.bits": ["test_evaluation.py::test_eight_bit_merged_and_split_evaluation_answer_as_their_model_does"],
+    "eval.merge_adapter": ["test_evaluation.py::test_eight_bit_merged_and_split_evaluation_answer_as_their_model_does"],
+    "eval.device_map": ["test_evaluation.py::test_eight_bit_merged_and_split_evaluation_answer_as_their_model_does"],
+    "eval.protocol": ["test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt",
+                      "test_protocol.py::test_the_report_puts_the_paper_beside_a_matching_run_and_names_the_protocol"],
+}
+MAPPINGS = ("tasks", "data.sizes", "eval.max_new_tokens_by_task", "train.by_group")  # keys whose values are mappings
+
+
+def params_keys(node: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and name not in MAPPINGS:
+            keys += params_keys(value, f"{name}.")
+        elif name != "tasks":  # the task groups: every stage's foreach
+            keys.append(name)
+    return keys
+
+
+def test_every_params_key_names_tests_that_exist_and_show_its_effect():
+    keys = params_keys(yaml.safe_load((REPO / "params.yaml").read_text()))
+    assert sorted(keys) == sorted(EFFECTS), "params.yaml and EFFECTS disagree: add the key's tests here"
+    for key, tests in EFFECTS.items():
+        for test in tests:
+            file, name = test.split("::")
+            defined = {node.name for node in ast.parse((REPO / "tests" / file).read_text()).body
+                       if isinstance(node, ast.FunctionDef)}
+            assert name in defined, f"{key}: {test} does not exist"
+
+
+def test_split_sizes_and_seed_choose_the_rows():
+    def rows(**data):
+        return fetch(TASKS["fpb"], params_with({"data": {"sizes": {}, **data}}).data).splits
+
+    small = rows(train_size=6, test_size=3)
+    assert (len(small["train"]), len(small["test"])) == (6, 3)
+    assert rows(train_size=6, test_size=3, seed=43) != small
+    per_task = rows(train_size=6, test_size=3, sizes={"fpb": {"train": 2, "test": 1}})
+    assert (len(per_task["train"]), len(per_task["test"])) == (2, 1)
+
+
+def test_the_carved_test_share_follows_the_param(tmp_path):
+    for fraction, expected in ((0.5, 3), (0.25, 2)):  # of fiqa's six test records, none trained on twice
+        data = params_with({"data": {"source": "finlora", "local_dir": str(REPO / "tests" / "fixtures" / "finlora"),
+                                     "carved_test_fraction": fraction}}).data
+        splits = fetch(TASKS["fiqa"], data).splits
+        assert len(splits["test"]) == expected and len(splits["train"]) == 6 - expected
+
+
+def test_text_facts_are_cut_to_text_value_chars(tmp_path):
+    from finlora.sources import sample
+
+    raw = sample.generate("xbrl_value", 2, 12, 42)
+    for name, content in raw["filings"].items():
+        (tmp_path / name).write_bytes(content)
+    prompts = {chars: "\n".join(r["context"] for r in prepare(
+        TASKS["xbrl_value"], raw["splits"]["test"], tmp_path / "t.jsonl", params_with({"xbrl": {"text_value_chars": chars}}),
+        filings=tmp_path).records) for chars in (20, 100)}
+    longest = {chars: max(len(line.split(">", 1)[1].rsplit("</", 1)[0]) for line in prompt.splitlines()
+                          if line.startswith("<us-gaap:") and ">" in line) for chars, prompt in prompts.items()}
+    assert longest[20] <= 20 + 3 < longest[100] <= 100 + 3  # (a little over: XML escapes)
+
+
+def test_lora_settings_reach_the_adapter(tiny_base):
+    from finlora import models
+
+    for alpha, targets in ((16, "qkv"), ("2r", "attention")):
+        lora = params_with({"lora": {"rank": 4, "alpha": alpha, "target_modules": targets}}).lora
+        model = models.add_lora(models.load_base(tiny_base, 16), lora)
+        config = model.peft_config["default"]
+        assert config.lora_alpha == (16 if alpha == 16 else 8)
+        assert sorted(config.target_modules) == sorted(lora.target_modules)
+
+
+def test_learning_rate_changes_the_training(tiny_base, tmp_path):
+    rows = [{"context": f"Instruction: x\nInput: sentence {i}\nAnswer: ", "target": "positive"} for i in range(8)]
+    losses = {}
+    for lr in (1e-2, 1e-4):
+        metrics = training.train(params_with({"tasks": {"s": ["fpb"]}, "train": {"lr": lr, "batch_size": 4, "epochs": 3}}),
+                                 rows, tiny_base, tmp_path / str(lr), tmp_path / f"{lr}.json", None)
+        losses[lr] = metrics["final_loss"]
+    assert losses[1e-2] < losses[1e-4]
+
+
+def test_epochs_seed_and_batch_shape_the_steps():
+    encoded = [training.Encoded(list(range(10 + i % 5)), [-100] * 9 + [1] * (1 + i % 5)) for i in range(32)]
+
+    def steps(**train):
+        return training.micro_batches(encoded, params_with({"train": train}), 1)
+
+    assert len(steps(epochs=1, batch_size=8)) == 4 and len(steps(epochs=2, batch_size=8)) == 8
+    assert len(steps(epochs=1, batch_size=4)) == 8
+    assert steps(epochs=1, batch_size=8, seed=1) != steps(epochs=1, batch_size=8, seed=2)
+
+
+def test_the_train_stage_launches_num_gpus_processes():
+    command = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["cmd"]
+    assert "deepspeed --num_gpus ${train.num_gpus} stages/train.py" in command
+
+
+def test_sampling_params_set_each_tasks_share():
+    by_task = {"big": [{"t": "big"}] * 90, "small": [{"t": "small"}] * 10}
+
+    def small_share(**train):
+        p = params_with({"train": train}).train
+        return sum(r["t"] == "small" for r in mix(by_task, p.sampling, p.sampling_temperature, p.seed))
+
+    assert small_share(sampling="proportional") == 10 and small_share(sampling="balanced") == 50
+    assert small_share(sampling="temperature", sampling_temperature=2.0) == 25  # 100 * 1 / (1 + 3)
+    assert small_share(sampling="temperature", sampling_temperature=1.0) == 10
+
+
+def test_answer_lengths_per_task():
+    params = params_with({"eval": {"max_new_tokens": 7, "max_new_tokens_by_task": {"finer": 40}}})
+    assert (params.eval.new_tokens("fpb"), params.eval.new_tokens("finer")) == (7, 40)
+
+
+def test_eval_limit_evaluates_the_first_n(tiny_base, tmp_path, monkeypatch):
+    from finlora.evaluation import evaluate
+    from finlora.files import write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    records = [{"context": f"Instruction: x\nInput: s{i}\nAnswer: ", "target": "neutral"} for i in range(6)]
+    write_jsonl(tmp_path / "prepared" / "fpb" / "test.jsonl", records)
+    params = params_with({"tasks": {"s": ["fpb"]}, "eval": {"limit": 4, "max_new_tokens": 2}})
+    scores = evaluate(params, ["fpb"], tiny_base, None, tmp_path / "prepared", tmp_path / "p", tmp_path / "m",
+                      tmp_path / "c", progress_key="limit")
+    rows = [json.loads(line) for line in Path(tmp_path / "p" / "fpb.jsonl").read_text().splitlines()]
+    assert scores["fpb"]["n"] == 4 and [r["context"] for r in rows] == [r["context"] for r in records[:4]]
