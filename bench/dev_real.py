@@ -27,6 +27,7 @@ from finlora import models, sources
 from finlora.config import with_changes
 from finlora.evaluation import evaluate
 from finlora.files import read_jsonl, write_json, write_jsonl
+from finlora.metrics import TaskScores
 from finlora.mixing import mix
 from finlora.prepare import fits_in, prepare
 from finlora.tasks import LABEL, get_task
@@ -80,6 +81,7 @@ def run(args) -> dict:
     changes["data"] = {"source": "finlora", "local_dir": str(args.data), "train_size": args.train_size,
                        "test_size": args.test_size, "sizes": {}, **changes.get("data", {})}
     changes["tasks"] = {group: GROUPS[group] for group in args.groups}
+    changes["tasks"].update(dict((name, tasks.split(",")) for name, _, tasks in (g.partition("=") for g in args.group)))
     work = args.out
     work.mkdir(parents=True, exist_ok=True)
     snapshot = work / "params.yaml"  # the settings as the run started, whatever params.yaml becomes meanwhile
@@ -134,14 +136,18 @@ def table(results: dict) -> str:
 
 
 def cell(scores: dict) -> str:
-    f1 = f" ({scores['f1_weighted']:.3f})" if "f1_weighted" in scores else ""
-    return f"{100 * scores['strict_accuracy']:.1f}{f1}"
+    """Strict accuracy % (weighted F1)."""
+    headline = TaskScores.of(scores)
+    f1 = f" ({headline.f1_weighted:.3f})" if headline.f1_weighted is not None else ""
+    return f"{100 * headline.strict_accuracy:.1f}{f1}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEV_DATA, help="FinLoRA data folder (default: %(default)s)")
-    parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
+    parser.add_argument("--groups", nargs="*", default=list(GROUPS), choices=list(GROUPS))
+    parser.add_argument("--group", action="append", default=[], metavar="NAME=TASK,TASK",
+                        help="a task group of your own, e.g. tweets=tfns")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="training seeds (train.seed)")
     parser.add_argument("--train-size", type=int, default=400)
     parser.add_argument("--test-size", type=int, default=200)

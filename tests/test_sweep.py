@@ -16,8 +16,9 @@ def experiment(name, accuracy, trainable, state=None, **changes):
     for key, value in changes.items():
         section, field = key.split("__")
         params[section][field] = value
-    summary = {"fpb": {"lora": {"accuracy": accuracy, "strict_accuracy": accuracy, "f1_weighted": accuracy}},
-               "xbrl_value": {"lora": {"accuracy": accuracy / 2, "strict_accuracy": accuracy / 2}},
+    summary = {"fpb": {"lora": {"accuracy": accuracy, "strict_accuracy": accuracy, "f1_weighted": accuracy,
+                                "invalid_rate": 0.0}},
+               "xbrl_value": {"lora": {"accuracy": accuracy / 2, "strict_accuracy": accuracy / 2, "invalid_rate": 0.1}},
                "train": {"sentiment": {"trainable_params": trainable}, "xbrl": {"trainable_params": trainable}}}
     node = {"name": name, "data": {"rev": name, "params": {"params.yaml": {"data": params}},
                                    "metrics": {"metrics/summary.json": {"data": summary}}}}

@@ -18,7 +18,7 @@ from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.metrics import INVALID, finlora_scores, score_task
+from finlora.metrics import INVALID, TaskScores, finlora_scores, score_task
 from finlora.prompts import prompt_ids
 from finlora.tasks import get_task
 
@@ -63,9 +63,10 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
             write_json(confusion_dir / f"{task}.json", scored.confusion)
         progress.remove()
         results[task] = metrics
-        f1 = f", F1 {metrics['f1_weighted']:.3f}" if "f1_weighted" in metrics else ""
-        print(f"{task}: accuracy {metrics['accuracy']:.3f}, strict {metrics['strict_accuracy']:.3f}{f1}, "
-              f"invalid {metrics['invalid_rate']:.3f}, n {metrics['n']}")
+        headline = TaskScores.of(metrics)
+        f1 = f", F1 {headline.f1_weighted:.3f}" if headline.f1_weighted is not None else ""
+        print(f"{task}: accuracy {headline.accuracy:.3f}, strict {headline.strict_accuracy:.3f}{f1}, "
+              f"invalid {headline.invalid_rate:.3f}, n {metrics['n']}")
     return results
 
 

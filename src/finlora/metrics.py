@@ -9,7 +9,7 @@ as numbers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 
 from finlora.tasks import LABEL, TAG, TAG_LIST, VALUE, Task
@@ -36,6 +36,30 @@ class Scored:
         if self.confusion is None:  # numbers: parsed is the number read, as text
             return [p != INVALID and Decimal(p) == parse_number(g) for p, g in zip(self.parsed, self.golds)]
         return [p == g for p, g in zip(self.parsed, self.golds)]
+
+
+@dataclass(frozen=True)
+class TaskScores:
+    """A task's headline scores, as evaluation writes them and the report, sweep and dev loop read
+    them; `f1_weighted` is None where a task has no F1 (XBRL values, numbers)."""
+
+    accuracy: float
+    strict_accuracy: float
+    invalid_rate: float
+    f1_weighted: float | None = None
+
+    @classmethod
+    def of(cls, metrics: dict) -> "TaskScores":
+        return cls(metrics["accuracy"], metrics["strict_accuracy"], metrics["invalid_rate"], metrics.get("f1_weighted"))
+
+    def as_dict(self) -> dict:
+        """The scores `dvc metrics` compares; a missing F1 is left out, not written as null."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    def cell(self, accuracy: float | None = None) -> str:
+        """Accuracy in % and weighted F1 where the task has one: "71.70 / 0.695"."""
+        text = f"{100 * (self.accuracy if accuracy is None else accuracy):.2f}"
+        return f"{text} / {self.f1_weighted:.3f}" if self.f1_weighted is not None else text
 
 
 def score_task(task: Task, records: list[dict], answers: list[str], tag_names: list[str] | None = None) -> Scored:

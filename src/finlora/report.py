@@ -9,6 +9,7 @@ from finlora.config import Params
 from finlora.compare import Comparison, compare_runs, correctness
 from finlora.compare import table as compare_table
 from finlora.files import read_json, read_jsonl
+from finlora.metrics import TaskScores
 from finlora.tasks import get_task
 
 MODELS = ("base", "lora")
@@ -37,7 +38,6 @@ PROTOCOL_TEXT = {
                "the first label of the answer must be the gold one.",
 }
 # What `dvc metrics show/diff` compare; the per-task and per-group files keep everything else.
-SUMMARY_EVAL_KEYS = ("accuracy", "strict_accuracy", "f1_weighted", "invalid_rate")
 SUMMARY_TRAIN_KEYS = ("final_loss", "wall_s", "tokens_per_s", "peak_memory_gb", "adapter_bytes",
                       "trainable_params", "lora_rank", "quant_bits")
 
@@ -80,7 +80,7 @@ def plot_files(params: Params, metrics_dir: Path) -> dict[str, bytes]:
 def summarize(results: dict) -> dict:
     """metrics/summary.json: the readable subset, keyed task.model.metric and train.group.metric."""
     summary = {
-        task: {**{model: {k: entry[model][k] for k in SUMMARY_EVAL_KEYS if k in entry[model]} for model in MODELS},
+        task: {**{model: TaskScores.of(entry[model]).as_dict() for model in MODELS},
                "gain": entry["gain"]}
         for task, entry in results.items() if task != "train"
     }
@@ -118,7 +118,7 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
               f"Evaluation protocol `{params.eval.protocol}`. {PROTOCOL_TEXT[params.eval.protocol]}", "",
               "| model | " + " | ".join(get_task(t).column for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     for model, label in (("base", "base"), ("lora", adapter_label(params))):
-        cells = [_accuracy_f1(summary[t][model]) for t in tasks]
+        cells = [TaskScores.of(summary[t][model]).cell() for t in tasks]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         if paper:
             published = PAPER_TABLE3["base" if model == "base" else paper]
@@ -188,11 +188,6 @@ def _origin(source: dict) -> str:
         carved = f"; {source['carved']}" if source.get("carved") else ""
         return f"FinLoRA files {' + '.join(files)} in {source['folder']}{carved}"
     return f"{source['generator']}, seed {source['seed']}"
-
-
-def _accuracy_f1(scores: dict) -> str:
-    cell = f"{100 * scores['accuracy']:.2f}"
-    return f"{cell} / {scores['f1_weighted']:.3f}" if "f1_weighted" in scores else cell
 
 
 def _sizes_text(params: Params) -> str:

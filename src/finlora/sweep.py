@@ -11,6 +11,7 @@ from pathlib import Path
 
 from finlora.errors import FinloraError
 from finlora.files import write_text
+from finlora.metrics import TaskScores
 
 
 def experiments(all_commits: bool = False) -> list[dict]:
@@ -86,11 +87,11 @@ def rows(found: list[dict]) -> list[dict]:
         for task, scores in exp["summary"].items():
             if task == "train":
                 continue
-            lora = scores["lora"]
+            lora = TaskScores.of(scores["lora"])
             train = exp["summary"].get("train", {}).get(group_of.get(task), {})
             table.append({"experiment": exp["name"], **{key: flat.get(key) for key in keys}, "task": task,
-                          "accuracy": lora["accuracy"], "strict_accuracy": lora.get("strict_accuracy"),
-                          "f1_weighted": lora.get("f1_weighted"), "trainable_params": train.get("trainable_params")})
+                          "accuracy": lora.accuracy, "strict_accuracy": lora.strict_accuracy,
+                          "f1_weighted": lora.f1_weighted, "trainable_params": train.get("trainable_params")})
     return table
 
 
