@@ -57,6 +57,10 @@ def test_predict_and_export_before_repro_say_to_run_it(fresh_clone):
     (("profile", "paper-2bit"), "no such profile"),
     (("sweep",), "`dvc exp show --json` failed"),
     (("validate", "--params", "missing.yaml"), "missing.yaml: file not found"),
+    (("nosuch",), "No such command 'nosuch'."),
+    (("predict", "--task", "fpb", "--bogus", "1", "x"), "No such option: --bogus"),
+    (("write-sample", "out", "--train", "0"), "Invalid value for '--train'"),
+    (("compare", "HEAD"), "Missing argument 'run_b'."),
 ])
 def test_user_errors_end_in_one_line(fresh_clone, args, fragment):
     assert_user_error(finlora(fresh_clone, *args), fragment)

@@ -150,7 +150,22 @@ def sweep(csv: Path = typer.Option(Path("sweep.csv"), help="CSV to write: one ro
 
 
 def main() -> None:
-    exit_on_error(app)
+    exit_on_error(run_app)
+
+
+def run_app() -> None:
+    """The app, with a mistyped command line reported like every other user error: one line
+    and a hint (click would print a usage block and a boxed message)."""
+    import sys
+
+    if len(sys.argv) == 1:  # `finlora` alone: its help
+        sys.argv.append("--help")
+    try:
+        app(standalone_mode=False)
+    except typer.TyperException as error:  # typer's own copy of click's usage errors
+        context = getattr(error, "ctx", None)
+        command = " ".join(["finlora", *(context.command_path.split()[1:] if context else []), "--help"])
+        raise FinloraError(" ".join(error.format_message().split()), hint=f"see {command}") from None
 
 
 if __name__ == "__main__":
