@@ -196,3 +196,21 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
     source = json.loads((workdir / "data" / "raw" / "sentiment" / "fiqa" / "source.json").read_text())
     assert source["source"] == "finlora" and source["train_file"] is None and source["train"] == 3
     assert "data source `finlora`" in (workdir / "metrics" / "report.md").read_text()
+
+    # the same files under FinLoRA's evaluation protocol: only the evaluations and the report rerun
+    sh(workdir, "git", "add", "-A")
+    sh(workdir, "git", "commit", "-qm", "strict results")
+    rerun = stages_run(sh(workdir, "dvc", "exp", "run", "-S", "eval.protocol=finlora").stdout)
+    assert rerun == {"report"} | {f"{stage}@{group}" for stage in ("evaluate", "evaluate_base") for group in params["tasks"]}
+    assert "Evaluation protocol `finlora`" in (workdir / "metrics" / "report.md").read_text()
+    finlora = json.loads((workdir / "metrics" / "summary.json").read_text())
+
+    def direction(text):  # FinLoRA's reading of a sentiment answer, written out here
+        return "positive" if "ositive" in text else "negative" if "egative" in text else "neutral"
+
+    for task in ("fpb", "nwgi"):
+        rows = [json.loads(line) for line in
+                (workdir / "data" / "predictions" / "lora" / "sentiment" / f"{task}.jsonl").read_text().splitlines()]
+        expected = sum(direction(r["answer"]) == direction(r["target"]) for r in rows) / len(rows)
+        assert finlora[task]["lora"]["accuracy"] == round(expected, 4)
+        assert finlora[task]["lora"]["strict_accuracy"] == round(sum(r["correct"] for r in rows) / len(rows), 4)

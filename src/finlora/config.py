@@ -169,14 +169,13 @@ class TrainParams:
     by_group: dict[str, dict[str, float]]  # may be left out: every group trains with the settings above
 
     def check(self) -> None:
+        self.check_values("train.")  # the shared settings first: a group inherits them
         for group, changes in self.by_group.items():
             unknown = sorted(set(changes) - set(GROUP_TRAIN_KEYS))
             if unknown:
                 raise invalid(f"train.by_group.{group}.{unknown[0]}", changes[unknown[0]],
                               f"a key among {', '.join(GROUP_TRAIN_KEYS)}")
-            replaced = self.for_group(group)
-            replaced.check_values(f"train.by_group.{group}.")
-        self.check_values("train.")
+            self.for_group(group).check_values(f"train.by_group.{group}.")
 
     def for_group(self, group: str) -> "TrainParams":
         """These settings with the group's own (train.by_group) in place of the shared ones."""
@@ -280,9 +279,6 @@ class Params:
     def _check_tasks(self) -> None:
         if not self.tasks:
             raise invalid("tasks", self.tasks, "at least one group, e.g. {sentiment: [fpb]}")
-        for group in self.train.by_group:
-            if group not in self.tasks:
-                raise invalid(f"train.by_group.{group}", group, f"a task group of tasks: {', '.join(self.tasks)}")
         seen: set[str] = set()
         for group, tasks in self.tasks.items():
             if not tasks:
