@@ -19,7 +19,7 @@ from finlora.tasks import TASKS
 EFFECTS = {
     "model.base": ["test_pipeline_e2e.py::test_repro_runs_every_stage_and_writes_the_metrics",
                    "test_config.py::test_hub_id_is_accepted_without_network"],
-    "model.chat_template": ["test_training.py::test_answer_loss_without_the_end_token_as_input_matches_the_full_sequence_loss",
+    "model.chat_template": ["test_params_effects.py::test_the_chat_template_wraps_the_prompt_as_a_user_turn",
                             "reliability/test_faults.py::test_tokenizer_without_a_chat_template",
                             "test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt"],
     "model.trust_remote_code": ["reliability/test_faults.py::test_model_code_is_not_run_unless_trusted"],
@@ -201,3 +201,17 @@ def test_eval_limit_evaluates_the_first_n(tiny_base, tmp_path, monkeypatch):
                       tmp_path / "c", progress_key="limit")
     rows = [json.loads(line) for line in Path(tmp_path / "p" / "fpb.jsonl").read_text().splitlines()]
     assert scores["fpb"]["n"] == 4 and [r["context"] for r in rows] == [r["context"] for r in records[:4]]
+
+
+def test_the_chat_template_wraps_the_prompt_as_a_user_turn(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from finlora.prompts import prompt_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    context = "Instruction: What is the sentiment of this news?\nInput: Sales rose.\nAnswer: "
+    raw = tokenizer.decode(prompt_ids(tokenizer, context, params_with({}).model.chat_template))
+    chat = tokenizer.decode(prompt_ids(tokenizer, context, params_with({"model": {"chat_template": True}}).model.chat_template))
+    assert raw == context  # the default: the raw prompt, as FinLoRA's code feeds it
+    assert chat.startswith("<|im_start|>") and f"<|im_start|>user\n{context}" in chat
+    assert chat.endswith("<|im_start|>assistant\n")

@@ -80,7 +80,8 @@ def test_finer_row_with_more_tokens_than_tags_stops_preprocess(tmp_path, tokeniz
 def test_hub_source_while_offline_fails_clearly(tmp_path):
     result = run_stage(tmp_path, "download.py", "solo", tmp_path / "raw", tasks={"solo": ["tfns"]},
                        data={"source": "hub"})
-    assert_clean_failure(result, "cannot load 'zeroshot/twitter-financial-news-sentiment'", "data.source: sample")
+    assert_clean_failure(result, "cannot reach 'zeroshot/twitter-financial-news-sentiment' revision main",
+                         "offline sample data (sample)")
     assert not (tmp_path / "raw").exists()
 
 

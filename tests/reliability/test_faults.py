@@ -84,7 +84,7 @@ def test_tokenizer_without_a_chat_template(tmp_path, tokenizer_dir):
     write_raw(tmp_path / "raw", "finer", ['{"id": "1", "tokens": ["$", "1"], "ner_tags": ["O", "B-Revenues"]}'])
     (tmp_path / "raw" / "finer" / "tags.json").write_text('["Revenues"]')
     result = run_stage(tmp_path, "preprocess.py", "solo", tmp_path / "raw", tmp_path / "out", "--base", plain,
-                       tasks={"solo": ["finer"]})
+                       tasks={"solo": ["finer"]}, model={"chat_template": True})
     assert_clean_failure(result, "the tokenizer has no chat template, but model.chat_template is true",
                          "model.chat_template: false")
 
