@@ -40,7 +40,7 @@ def fpb_records(n: int) -> list[dict]:
 
 
 def raw_params(**train) -> dict:
-    return {"tasks": {"s": ["fpb"]}, "train": {"lr": 1e-2, "batch_size": 4, **train}, "lora": {"rank": 4}}
+    return {"tasks": {"s": ["fpb"]}, "train": {"lr": 1e-2, "batch_size": 4, "epochs": 1, **train}, "lora": {"rank": 4}}
 
 
 @pytest.mark.parametrize("bits, lora", [(4, {}), (8, {}), (16, {"variant": "dora"}), (16, {"variant": "rslora"}),
