@@ -20,6 +20,7 @@ from finlora.files import read_jsonl
 from finlora.released import released_record, tag_names
 from finlora.tasks import TAG_LIST, Task
 
+
 def data_folder(local_dir: Path) -> Path:
     """`local_dir` itself when it holds train/ or test/, else its data/ folder (a FinLoRA clone)."""
     for folder in (local_dir, local_dir / "data"):
