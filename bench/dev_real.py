@@ -30,7 +30,7 @@ from finlora.files import read_jsonl, write_json, write_jsonl
 from finlora.metrics import TaskScores
 from finlora.mixing import mix
 from finlora.prepare import fits_in, prepare
-from finlora.tasks import LABEL, get_task
+from finlora.tasks import get_task
 from finlora.training import train
 
 DEV_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "finlora-dev"
@@ -68,7 +68,7 @@ def prepare_group(params, group: str, work: Path, base: Path) -> None:
 
 def majority(work: Path, task: str) -> float | None:
     """Accuracy of always answering the training split's most common label (classification only)."""
-    if get_task(task).answer != LABEL:
+    if not get_task(task).labels:
         return None
     gold = lambda record: record.get("label", record["target"])  # noqa: E731
     common = Counter(map(gold, read_jsonl(work / "prepared" / task / "train.jsonl"))).most_common(1)[0][0]

@@ -5,11 +5,12 @@ from typing import Optional
 
 import typer
 
+from finlora.answers import kind
 from finlora.config import load_params
 from finlora.errors import FinloraError, exit_on_error
 from finlora.files import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 from finlora.prepare import fits_in, prepare
-from finlora.tasks import TAG_LIST, get_task
+from finlora.tasks import get_task
 
 
 def main(group: str = typer.Argument(help="task group from params.yaml `tasks`"),
@@ -22,7 +23,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
         for name in params.group_tasks(group):
             task = get_task(name)
             tag_names, fits = None, None
-            if task.answer == TAG_LIST:
+            if kind(task).needs_tag_names:
                 tag_names = read_json(raw / name / "tags.json")
                 write_json(tmp / name / "tags.json", tag_names)
                 if base is None:

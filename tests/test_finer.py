@@ -8,7 +8,9 @@ import pytest
 from conftest import params_with
 from finlora.errors import FinloraError
 from finlora.metrics import score_tag_lists
-from finlora.prepare import BadRecords, Prepared, entities, finer_records, prepare
+from finlora.finer import entities, finer_records
+from finlora.prepare import prepare
+from finlora.rows import BadRecords
 from finlora.sources import hub, sample
 from finlora.tasks import TASKS
 
@@ -82,7 +84,7 @@ def test_each_entity_is_a_question_quoting_the_sentence_and_prompts_batch_k():
 def test_prompts_hold_fewer_questions_where_k_would_not_fit():
     questions = [(f"question {i}", TAGS[i % 3]) for i in range(7)]
     fits = lambda context, target: context.count("question ") <= 3  # noqa: E731
-    records = finer_records(questions, TAGS, 4, fits, BadRecords(Path("f"), "error", Prepared()))
+    records = finer_records(questions, TAGS, 4, fits, BadRecords(Path("f"), "error"))
     assert [len(r["tags"]) for r in records] == [3, 3, 1]
     assert all("Choose from: Revenues, LongTermDebt, DebtInstrumentFaceAmount." in r["context"] for r in records)
 
@@ -91,10 +93,10 @@ def test_a_question_that_never_fits_stops_or_is_skipped():
     questions = [("short", "Revenues"), ("x" * 50, "Goodwill"), ("short", "Revenues")]
     fits = lambda context, target: "x" * 50 not in context  # noqa: E731
     with pytest.raises(FinloraError, match="^f: question 2: even alone"):
-        finer_records(questions, TAGS, 4, fits, BadRecords(Path("f"), "error", Prepared()))
-    counted = Prepared()
-    records = finer_records(questions, TAGS, 4, fits, BadRecords(Path("f"), "skip", counted))
-    assert [r["tags"] for r in records] == [["Revenues"], ["Revenues"]] and counted.skipped_bad_records == 1
+        finer_records(questions, TAGS, 4, fits, BadRecords(Path("f"), "error"))
+    counted = BadRecords(Path("f"), "skip")
+    records = finer_records(questions, TAGS, 4, fits, counted)
+    assert [r["tags"] for r in records] == [["Revenues"], ["Revenues"]] and counted.skipped == 1
 
 
 def test_the_real_tokenizer_keeps_prompts_within_max_seq_len(tokenizer_dir):

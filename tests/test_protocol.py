@@ -6,7 +6,8 @@ from sklearn.metrics import f1_score
 
 from conftest import params_with
 from finlora.errors import FinloraError
-from finlora.metrics import finlora_direction, finlora_scores
+from finlora.answers import finlora_scores
+from finlora.metrics import finlora_direction
 from finlora.report import render
 from finlora.tasks import TASKS
 

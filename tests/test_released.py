@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, params_with
 from finlora.errors import FinloraError
-from finlora.metrics import score_task
+from finlora.answers import kind
 from finlora.prepare import prepare
 from finlora.sources import fetch
 from finlora.sources.sample_released import write_sample
@@ -62,7 +62,7 @@ def test_nwgi_trains_on_seven_levels_and_is_scored_on_three():
     assert [(r["target"], r["label"]) for r in records] == [
         ("strong positive", "positive"), ("moderately negative", "negative"), ("moderately positive", "positive")]
     answers = ["mildly positive", "neutral", "Positive."]
-    scored = score_task(TASKS["nwgi"], records, answers)
+    scored = kind(TASKS["nwgi"]).score(TASKS["nwgi"], records, answers)
     assert scored.parsed == ["positive", "neutral", "positive"]
     assert scored.metrics["strict_accuracy"] == round(2 / 3, 4)
 
@@ -77,13 +77,13 @@ def test_finer_batches_are_scored_per_entity_with_the_listed_tag_names():
         ["CommonStockSharesAuthorized", "EffectiveIncomeTaxRateContinuingOperations", "AmortizationOfIntangibleAssets"],
         ["DebtInstrumentFaceAmount"]]
     answers = ["CommonStockSharesAuthorized, Revenues,AmortizationOfIntangibleAssets", "LongTermDebt"]
-    scored = score_task(TASKS["finer"], records, answers, raw.tag_names)
+    scored = kind(TASKS["finer"]).score(TASKS["finer"], records, answers, raw.tag_names)
     assert scored.metrics["n"] == 4 and scored.metrics["strict_accuracy"] == 0.5
 
 
 @pytest.mark.parametrize("task, line, bad, message", [
     ("fpb", 2, {"context": "Instruction: x\nAnswer: ", "target": "bullish"}, "target 'bullish' is not a fpb label"),
-    ("nwgi", 1, {"context": "Instruction: x\nAnswer: ", "target": "very negative"}, "one of the seven levels"),
+    ("nwgi", 1, {"context": "Instruction: x\nAnswer: ", "target": "very negative"}, "one of the 7 levels"),
     ("xbrl_value", 1, {"context": "Question: x\nAnswer:", "target": "about 4 billion"}, "is not a number"),
     ("fpb", 3, {"target": "neutral"}, "record has no 'context' prompt text"),
 ])

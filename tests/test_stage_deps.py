@@ -88,3 +88,10 @@ def test_report_code_reruns_only_the_report():
     users = [name for name, stage in stages().items()
              if "src/finlora/report.py" in stage.get("do", stage)["deps"]]
     assert users == ["report"]
+
+
+def test_scoring_code_never_retrains():
+    """Scoring lives in metrics.py and answers.py: editing it reruns evaluation, never training."""
+    train = stages()["train"]["do"]
+    files = {str(path.relative_to(REPO)) for path in closure(command_entry_points(train["cmd"]))}
+    assert not {"src/finlora/metrics.py", "src/finlora/answers.py"} & (files | set(train["deps"]))

@@ -2,8 +2,8 @@ import pytest
 
 from finlora.errors import FinloraError
 from finlora.models import load_tokenizer
-from finlora.prompts import build_context, prompt_ids, training_ids
-from finlora.tasks import TASKS, Example, LabelError, fiqa_label
+from finlora.prompts import Example, build_context, prompt_ids, training_ids
+from finlora.tasks import TASKS, LabelError, fiqa_label
 
 
 def test_general_prompt_is_the_papers_format():

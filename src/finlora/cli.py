@@ -12,7 +12,8 @@ import typer
 from finlora.config import PARAMS_FILE, load_params
 from finlora.errors import FinloraError, exit_on_error
 from finlora.files import read_jsonl, write_jsonl
-from finlora.tasks import TAG, TAG_LIST, TASKS, VALUE, get_task
+from finlora.answers import kind
+from finlora.tasks import TASKS, get_task
 
 BASE_DIR = Path("models/base")
 ADAPTERS_DIR = Path("models/adapters")
@@ -32,9 +33,8 @@ def validate(params: Path = typer.Option(Path(PARAMS_FILE), help="params file to
 @app.command("tasks")
 def list_tasks() -> None:
     """List the tasks this project knows, with their labels and public data sets."""
-    answers = {TAG_LIST: "US-GAAP tags (from the data set)", TAG: "a us-gaap element name", VALUE: "a number"}
     for task in TASKS.values():
-        labels = "/".join(task.labels) or answers[task.answer]
+        labels = "/".join(task.labels) or kind(task).shown_as
         source = task.hub.path if task.hub else "local filings + questions (no Hub copy)"
         typer.echo(f"{task.name:10} {task.family:15} {labels:32} {source}")
 

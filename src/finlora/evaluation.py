@@ -18,7 +18,8 @@ from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.metrics import INVALID, TaskScores, finlora_scores, score_task
+from finlora.answers import finlora_scores, kind
+from finlora.metrics import INVALID, TaskScores
 from finlora.prompts import prompt_ids
 from finlora.tasks import get_task
 
@@ -41,10 +42,11 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         start = time.perf_counter()
         answers, new_tokens = _answers(params, model, tokenizer, task, prompts, progress)
         seconds = time.perf_counter() - start
-        scored = score_task(get_task(task), records, answers, tag_names(prepared_dir / task))
+        spec = get_task(task)
+        scored = kind(spec).score(spec, records, answers, tag_names(prepared_dir / task))
         metrics = {**scored.metrics, "protocol": params.eval.protocol, **prepare_stats(prepared_dir / task)}
         if params.eval.protocol == "finlora":  # FinLoRA's accuracy and F1; strict_accuracy stays ours
-            metrics.update(finlora_scores(get_task(task), records, answers))
+            metrics.update(finlora_scores(spec, records, answers))
         generated = max(1, progress.generated)
         metrics.update(
             skipped_too_long=skipped,

@@ -1,4 +1,4 @@
-"""Answer parsing and scores, one scorer per kind of answer (see `finlora.tasks`).
+"""Answer parsing and scores, one scorer per kind of answer (`finlora.answers` calls them).
 
 Two accuracies side by side: the paper's (the gold answer is contained in the answer) and a
 strict one (the parsed answer is the gold one); containment is fooled by answers such as
@@ -12,8 +12,6 @@ import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 
-from finlora.tasks import LABEL, TAG, TAG_LIST, VALUE, Task
-
 INVALID = "invalid"
 SCALES = {"thousand": Decimal(10) ** 3, "million": Decimal(10) ** 6, "billion": Decimal(10) ** 9,
           "trillion": Decimal(10) ** 12}
@@ -24,18 +22,10 @@ NUMBER = re.compile(r"(\()?\s*(-)?\s*[$€£]?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*(t
 class Scored:
     metrics: dict
     parsed: list  # per record: the parsed answer (a list of tags for FiNER); INVALID where none
-    confusion: list[dict] | None  # {actual, predicted} rows, for answers from a closed set
     golds: list  # per record: what its answer is scored against (an NWGI level's label; FiNER's tags)
-
-    @property
-    def correct(self) -> list:
-        """Per record, whether the answer is strictly right (FiNER: a list, one per entity); what
-        strict_accuracy counts, and what `finlora compare` pairs across two runs."""
-        if self.parsed and isinstance(self.parsed[0], list):
-            return [[p == g for p, g in zip(parsed, golds)] for parsed, golds in zip(self.parsed, self.golds)]
-        if self.confusion is None:  # numbers: parsed is the number read, as text
-            return [p != INVALID and Decimal(p) == parse_number(g) for p, g in zip(self.parsed, self.golds)]
-        return [p == g for p, g in zip(self.parsed, self.golds)]
+    correct: list  # per record: whether the answer is strictly right (FiNER: a list, one per entity);
+    # what strict_accuracy counts, and what `finlora compare` pairs across two runs
+    confusion: list[dict] | None = None  # {actual, predicted} rows, for answers from a closed set
 
 
 @dataclass(frozen=True)
@@ -56,23 +46,14 @@ class TaskScores:
         """The scores `dvc metrics` compares; a missing F1 is left out, not written as null."""
         return {key: value for key, value in asdict(self).items() if value is not None}
 
-    def cell(self, accuracy: float | None = None) -> str:
+    def cell(self) -> str:
         """Accuracy in % and weighted F1 where the task has one: "71.70 / 0.695"."""
-        text = f"{100 * (self.accuracy if accuracy is None else accuracy):.2f}"
+        text = f"{100 * self.accuracy:.2f}"
         return f"{text} / {self.f1_weighted:.3f}" if self.f1_weighted is not None else text
 
 
-def score_task(task: Task, records: list[dict], answers: list[str], tag_names: list[str] | None = None) -> Scored:
-    if not records:
-        raise ValueError("no examples to score")
-    golds = [record["target"] for record in records]
-    if task.answer == LABEL:  # an NWGI level is scored as its three-level `label`
-        return score_labels(answers, [record.get("label", record["target"]) for record in records], task.labels)
-    if task.answer == TAG_LIST:
-        return score_tag_lists(answers, [record["tags"] for record in records], tag_names)
-    if task.answer == TAG:
-        return score_tags(answers, golds)
-    return score_values(answers, golds)
+def strict_accuracy(correct: list[bool]) -> float:
+    return round(sum(correct) / len(correct), 4)
 
 
 # --- one label from a closed set ---------------------------------------------------------------
@@ -95,10 +76,18 @@ def contains(answer: str, gold: str) -> bool:
 def score_labels(answers: list[str], golds: list[str], labels: tuple[str, ...]) -> Scored:
     parsed = [parse_label(a, labels) or INVALID for a in answers]
     contained = [contains(a, g) for a, g in zip(answers, golds)]
-    return Scored(classification(golds, parsed, contained, list(labels)), parsed, confusion_rows(golds, parsed), golds)
+    return _scored_by_class(golds, parsed, contained, list(labels))
 
 
-def classification(golds: list[str], parsed: list[str], contained: list[bool], labels: list[str]) -> dict:
+def _scored_by_class(golds: list[str], parsed: list[str], contained: list[bool], labels: list[str]) -> Scored:
+    """Answers that each name one class (a label, a tag): correct where the parsed answer is the gold one."""
+    correct = [p == g for p, g in zip(parsed, golds)]
+    return Scored(classification(golds, parsed, contained, correct, labels), parsed, golds, correct,
+                  confusion_rows(golds, parsed))
+
+
+def classification(golds: list[str], parsed: list[str], contained: list[bool], correct: list[bool],
+                   labels: list[str]) -> dict:
     """Accuracy (contained and strict), weighted and macro F1, invalid rate and per-class scores."""
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
@@ -107,7 +96,7 @@ def classification(golds: list[str], parsed: list[str], contained: list[bool], l
     return {
         "n": n,
         "accuracy": round(sum(contained) / n, 4),
-        "strict_accuracy": round(sum(p == g for p, g in zip(parsed, golds)) / n, 4),
+        "strict_accuracy": strict_accuracy(correct),
         "f1_weighted": round(float(f1_score(golds, parsed, labels=labels, average="weighted", zero_division=0)), 4),
         "f1_macro": round(float(f1_score(golds, parsed, labels=labels, average="macro", zero_division=0)), 4),
         "invalid_rate": round(parsed.count(INVALID) / n, 4),
@@ -147,9 +136,11 @@ def score_tag_lists(answers: list[str], gold_lists: list[list[str]], tag_names: 
         golds += gold_tags
         parsed += record
         per_record.append(record)
-    metrics = classification(golds, parsed, contained, sorted(set(golds)))
+    correct = [p == g for p, g in zip(parsed, golds)]
+    metrics = classification(golds, parsed, contained, correct, sorted(set(golds)))
     metrics["prompts"] = len(answers)
-    return Scored(metrics, per_record, confusion_rows(golds, parsed), gold_lists)
+    per_record_correct = [[p == g for p, g in zip(record, gold_tags)] for record, gold_tags in zip(per_record, gold_lists)]
+    return Scored(metrics, per_record, gold_lists, per_record_correct, confusion_rows(golds, parsed))
 
 
 def score_tags(answers: list[str], golds: list[str]) -> Scored:
@@ -158,8 +149,7 @@ def score_tags(answers: list[str], golds: list[str]) -> Scored:
     canonical = {normalize_tag(g): g for g in golds}
     parsed = [canonical.get(normalize_tag(p), p) if p != INVALID else p for p in parsed]
     contained = [normalize_tag(g) in normalize_tag(a) for a, g in zip(answers, golds)]
-    return Scored(classification(golds, parsed, contained, sorted(set(golds))), parsed, confusion_rows(golds, parsed),
-                  golds)
+    return _scored_by_class(golds, parsed, contained, sorted(set(golds)))
 
 
 def first_line(answer: str) -> str:
@@ -189,11 +179,11 @@ def score_values(answers: list[str], golds: list[str]) -> Scored:
     exact because filings state exact values."""
     numbers = [parse_number(a) for a in answers]
     n = len(golds)
-    strict = sum(number is not None and number == parse_number(g) for number, g in zip(numbers, golds))
+    correct = [number is not None and number == parse_number(g) for number, g in zip(numbers, golds)]
     contained = sum(g.replace(",", "") in a.replace(",", "") for a, g in zip(answers, golds))
-    metrics = {"n": n, "accuracy": round(contained / n, 4), "strict_accuracy": round(strict / n, 4),
+    metrics = {"n": n, "accuracy": round(contained / n, 4), "strict_accuracy": strict_accuracy(correct),
                "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
-    return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], None, golds)
+    return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], golds, correct)
 
 
 # --- FinLoRA's evaluation code (eval.protocol: finlora) ------------------------------------------
@@ -205,35 +195,3 @@ def finlora_direction(text: str) -> str:
     if "positive" in text or "Positive" in text:
         return "positive"
     return "negative" if "negative" in text or "Negative" in text else "neutral"
-
-
-def finlora_scores(task: Task, records: list[dict], answers: list[str]) -> dict:
-    """Accuracy and weighted F1 as FinLoRA's evaluation code computes them. Sentiment tasks
-    compare directions (NWGI's seven levels included); other tasks count an answer correct when
-    it contains the gold answer (case ignored), and F1 compares the gold answer, where contained,
-    or the raw answer; FiNER answers are split on commas and aligned with the gold tags."""
-    from sklearn.metrics import f1_score
-
-    if task.family == "sentiment":
-        golds = [finlora_direction(record["target"]) for record in records]
-        responses = [finlora_direction(answer) for answer in answers]
-        correct = [response == gold for response, gold in zip(responses, golds)]
-    else:
-        pairs = [pair for record, answer in zip(records, answers) for pair in _finlora_pairs(task, record, answer)]
-        golds = [gold for gold, _ in pairs]
-        correct = [gold.lower() in answer.lower() for gold, answer in pairs]
-        responses = [gold if ok else answer for (gold, answer), ok in zip(pairs, correct)]
-    scores = {"accuracy": round(sum(correct) / len(correct), 4)}
-    if task.answer != VALUE:
-        scores["f1_weighted"] = round(float(f1_score(golds, responses, average="weighted", zero_division=0)), 4)
-    return scores
-
-
-def _finlora_pairs(task: Task, record: dict, answer: str) -> list[tuple[str, str]]:
-    """(gold, answer) pairs: one per record, or one per FiNER entity (answer parts cut or padded
-    with empty strings to the number of gold tags)."""
-    if task.answer != TAG_LIST:
-        return [(str(record["target"]), answer)]
-    golds = [part.strip().replace("\n", "") for part in str(record["target"]).split(",")]
-    parts = [part.strip().replace("\n", "") for part in answer.split(",")]
-    return list(zip(golds, (parts + [""] * len(golds))[:len(golds)]))

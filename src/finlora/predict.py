@@ -10,8 +10,8 @@ from finlora.errors import FinloraError
 from finlora.files import atomic_dir
 from finlora.generation import generate_answers
 from finlora.metrics import parse_label
-from finlora.prompts import build_context, prompt_ids
-from finlora.tasks import Example, get_task, instruction_for
+from finlora.prompts import Example, build_context, prompt_ids
+from finlora.tasks import get_task, instruction_for
 
 
 def group_of(params: Params, task: str) -> str:

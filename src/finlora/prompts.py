@@ -1,4 +1,5 @@
-"""Prompt formats (FinLoRA's data format) and the one way prompts become token ids.
+"""Prompt formats (FinLoRA's data format): every instruction's wording, and the one way prompts
+become token ids.
 
 General tasks: instruction, input, "Answer: ". FiNER: several highlighted-entity questions behind
 one instruction that lists the tag names. XBRL extraction: an instruction, the filing's facts as
@@ -10,17 +11,43 @@ training prompt minus its answer.
 
 from __future__ import annotations
 
-from finlora.tasks import TAG, VALUE, Example
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Example:
+    instruction: str
+    input: str
+    answer: str
+
+
+def sentiment_instruction(labels: tuple[str, ...], subject: str = "news") -> str:
+    return (
+        f"What is the sentiment of this {subject}? "
+        f"Please choose an answer from {{{'/'.join(labels)}}}."
+    )
+
+
+def ner_instruction(entity: str, labels: tuple[str, ...]) -> str:
+    return (
+        f"What is the entity type of '{entity}' in the input sentence.\n"
+        f"Options: {', '.join(labels)}"
+    )
+
+
+def headline_instruction(question: str) -> str:
+    return f"{question.strip()} Please choose an answer from {{Yes/No}}."
+
 
 XBRL_INSTRUCTION = (
     "You are a knowledgeable XBRL assistant. Answer the question using the XBRL file below. "
     "Answer concisely: do not output xml, code or explanation."
 )
-XBRL_QUESTIONS = {
-    TAG: "What is the US GAAP XBRL tag for {company}'s {concept} for the Fiscal Year ending in FY {year}?",
-    VALUE: "What is the value of {company}'s {concept} for the Fiscal Year ending in FY {year}?",
+XBRL_QUESTIONS = {  # by the name of the kind of answer asked for (finlora.answers)
+    "tag": "What is the US GAAP XBRL tag for {company}'s {concept} for the Fiscal Year ending in FY {year}?",
+    "value": "What is the value of {company}'s {concept} for the Fiscal Year ending in FY {year}?",
 }
-XBRL_EXAMPLE_ANSWERS = {TAG: "us-gaap:AnExampleTagName", VALUE: "2540000000"}
+XBRL_EXAMPLE_ANSWERS = {"tag": "us-gaap:AnExampleTagName", "value": "2540000000"}
 
 
 def build_context(example: Example) -> str:

@@ -1,9 +1,10 @@
 """The task registry: every fact about a task lives here and every stage reads it.
 
 A task knows its label set, where its public data lives on the Hugging Face Hub, the columns of
-a raw row in that data set's own schema, how its answers are scored, and (classification tasks)
-how one raw row becomes an `Example` (instruction, input, answer). Labels are mapped from the data
-set's label *names*, never by position. FiNER and XBRL rows become prompts in finlora.prepare.
+a raw row in that data set's own schema, the kind of answer it asks for (named here; the kind
+itself, in finlora.answers, builds records and scores answers), and (classification tasks) how one raw row becomes an
+`Example` (instruction, input, answer). Labels are mapped from the data set's label *names*, never
+by position. Instruction wording lives in finlora.prompts.
 """
 
 from __future__ import annotations
@@ -12,22 +13,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from finlora.errors import FinloraError
+from finlora.prompts import Example, headline_instruction, ner_instruction, sentiment_instruction
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 HEADLINE_LABELS = ("yes", "no")
 NER_LABELS = ("location", "organization", "person")
-
-# How a task's answers are scored (finlora.metrics): one label from a closed set; a comma-separated
-# list of XBRL tags (FiNER, several entities per prompt); one us-gaap element name; one number.
-LABEL, TAG_LIST, TAG, VALUE = "label", "tag_list", "tag", "value"
-
-
-@dataclass(frozen=True)
-class Example:
-    instruction: str
-    input: str
-    answer: str
-
 
 @dataclass(frozen=True)
 class ReleasedFiles:
@@ -66,12 +56,6 @@ class HubDataset:
     parquet: bool = False
 
 
-def iob_type(tag: str) -> str | None:
-    """The entity type of an IOB tag ("B-Revenues" and "I-Revenues" -> "Revenues"); None for "O"
-    and for anything that is not an IOB tag."""
-    return tag[2:] if isinstance(tag, str) and tag[:2] in ("B-", "I-") and tag[2:] else None
-
-
 class LabelError(FinloraError):
     """A raw row whose label is not in the task's label set."""
 
@@ -87,7 +71,8 @@ class Task:
     label_field: str  # the column holding the label (ints become names at download)
     released: ReleasedFiles | None = None  # FinLoRA's file names (data.source finlora)
     to_example: Callable[[dict], Example] | None = None  # classification tasks only
-    answer: str = LABEL
+    answer: str = "label"  # the kind of answer asked for: a key of finlora.answers.KINDS
+    levels: dict[str, str] = field(default_factory=dict)  # a finer scale's levels -> labels (NWGI's seven)
     description: str = ""
     finlora_new_tokens: int = 10  # the answer length FinLoRA's evaluation code generates (eval.protocol finlora)
 
@@ -111,31 +96,13 @@ class Task:
         return example
 
 
-def sentiment_instruction(subject: str = "news", labels: tuple[str, ...] = SENTIMENT_LABELS) -> str:
-    return (
-        f"What is the sentiment of this {subject}? "
-        f"Please choose an answer from {{{'/'.join(labels)}}}."
-    )
-
-
-def ner_instruction(entity: str) -> str:
-    return (
-        f"What is the entity type of '{entity}' in the input sentence.\n"
-        f"Options: {', '.join(NER_LABELS)}"
-    )
-
-
-def headline_instruction(question: str) -> str:
-    return f"{question.strip()} Please choose an answer from {{Yes/No}}."
-
-
 def instruction_for(task: str, entity: str | None = None, question: str | None = None) -> str:
     """The instruction for new text of `task` (prediction), the same wording training used."""
     if task == "ner":
         if not entity:
             raise FinloraError("task ner needs the entity to classify", hint="pass --entity NAME")
-        return ner_instruction(entity)
-    if get_task(task).answer != LABEL:
+        return ner_instruction(entity, NER_LABELS)
+    if get_task(task).to_example is None:
         raise FinloraError(f"finlora predict labels classification tasks; {task} prompts are built from "
                            "whole sentences or filings", hint="pass a ready prompt as {\"context\": ...}")
     if task == "headline":
@@ -143,8 +110,7 @@ def instruction_for(task: str, entity: str | None = None, question: str | None =
             raise FinloraError("task headline needs a yes/no question",
                                hint='pass --question "Does the news headline talk about price going up?"')
         return headline_instruction(question)
-    get_task(task)
-    return sentiment_instruction("tweet" if task == "tfns" else "news")
+    return sentiment_instruction(SENTIMENT_LABELS, "tweet" if task == "tfns" else "news")
 
 
 def _mapped(label_map: dict[str, str], value: object) -> str:
@@ -178,7 +144,7 @@ def fiqa_label(score: float) -> str:
 
 
 def _fpb(row: dict) -> Example:
-    return Example(sentiment_instruction(), row["sentence"], _mapped({}, row["label"]))
+    return Example(sentiment_instruction(SENTIMENT_LABELS), row["sentence"], _mapped({}, row["label"]))
 
 
 def _fiqa(row: dict) -> Example:
@@ -187,7 +153,7 @@ def _fiqa(row: dict) -> Example:
         score = float(row["sentiment_score"])
     except (TypeError, ValueError):
         raise LabelError(f"task fiqa: sentiment_score {row['sentiment_score']!r} is not a number") from None
-    return Example(sentiment_instruction(subject), row["sentence"], fiqa_label(score))
+    return Example(sentiment_instruction(SENTIMENT_LABELS, subject), row["sentence"], fiqa_label(score))
 
 
 def _tfns(row: dict) -> Example:
@@ -197,11 +163,11 @@ def _tfns(row: dict) -> Example:
             raise LabelError(f"task tfns: label id {label} is unknown",
                              hint="ids: " + ", ".join(f"{i} {n}" for i, n in enumerate(TFNS_ID_NAMES)))
         label = TFNS_ID_NAMES[label]
-    return Example(sentiment_instruction("tweet"), row["text"], _mapped(TFNS_LABELS, label))
+    return Example(sentiment_instruction(SENTIMENT_LABELS, "tweet"), row["text"], _mapped(TFNS_LABELS, label))
 
 
 def _nwgi(row: dict) -> Example:
-    return Example(sentiment_instruction(), row["news"], _mapped(NWGI_LABELS, row["label"]))
+    return Example(sentiment_instruction(SENTIMENT_LABELS), row["news"], _mapped(NWGI_LABELS, row["label"]))
 
 
 # An XBRL question: which filing (a file name next to the questions), whose figures, which concept
@@ -243,6 +209,7 @@ TASKS: dict[str, Task] = {
             "nwgi", "sentiment", "NWGI", SENTIMENT_LABELS,
             HubDataset("oliverwang15/news_with_gpt_instructions"),
             fields=("news", "label"), label_field="label", to_example=_nwgi, released=released("nwgi"),
+            levels=NWGI_LABELS,
             description="News with GPT instructions, 7 levels scored as 3", finlora_new_tokens=5,
         ),
         Task(
@@ -263,21 +230,21 @@ TASKS: dict[str, Task] = {
         Task(
             "finer", "xbrl tagging", "FiNER", (),
             HubDataset("nlpaueb/finer-139", parquet=True),
-            fields=("tokens", "ner_tags"), label_field="ner_tags", answer=TAG_LIST,
+            fields=("tokens", "ner_tags"), label_field="ner_tags", answer="tag_list",
             released=released("finer", train=("finer_train_batched.jsonl",), test=("finer_test_batched.jsonl",)),
             description="FiNER-139: the US-GAAP tag of each highlighted numeric entity",
             finlora_new_tokens=100,
         ),
         Task(
             "xbrl_tags", "xbrl extraction", "Tags", (), None,
-            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer=TAG,
+            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="tag",
             released=released("xbrl_tags", train=("xbrl_xbrl_tags_train.jsonl",),
                               test=("xbrl_xbrl_tags_test.jsonl",), shared=("xbrl_extract_train.jsonl",)),
             description="the us-gaap element of a described concept in a filing",
         ),
         Task(
             "xbrl_value", "xbrl extraction", "Values", (), None,
-            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer=VALUE,
+            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="value",
             released=released("xbrl_value", shared=("xbrl_extract_train.jsonl",)),
             description="the value of a described concept in a filing", finlora_new_tokens=20,
         ),

@@ -1,4 +1,5 @@
-"""XBRL instance documents: contexts, units and facts, read with a real XML parser.
+"""XBRL instance documents: contexts, units and facts, read with a real XML parser, and the
+extraction prompts built from them.
 
 Only what the extraction prompts need: the non-dimensional us-gaap facts of one fiscal year,
 each rendered back as one XML element per line.
@@ -10,9 +11,14 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
 from finlora.errors import FinloraError
+from finlora.prompts import xbrl_context, xbrl_question
+
+if TYPE_CHECKING:
+    from finlora.tasks import Task
 
 XBRLI = "http://www.xbrl.org/2003/instance"
 XBRLDI = "http://xbrl.org/2006/xbrldi"
@@ -132,3 +138,32 @@ def _context(path: Path, element: ET.Element) -> Context:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+# --- extraction prompts ------------------------------------------------------------------------
+
+class Filings:
+    """Parsed filings of a folder, each read once."""
+
+    def __init__(self, folder: Path | None):
+        self.folder, self.parsed = folder, {}
+
+    def get(self, name: str) -> Filing:
+        if name not in self.parsed:
+            path = filing_path(self.folder or Path("."), name)
+            if path is None:
+                raise FinloraError(f"filing {name!r} is not in {self.folder}/")
+            self.parsed[name] = parse_filing(path)
+        return self.parsed[name]
+
+
+def xbrl_record(task: Task, row: dict, filings: Filings, text_value_chars: int) -> dict:
+    task.check_fields(row)
+    try:
+        year = int(row["fiscal_year"])
+    except (TypeError, ValueError):
+        raise FinloraError(f"fiscal_year {row['fiscal_year']!r} is not a year") from None
+    facts = filings.get(str(row["filing"])).facts_for_year(year)
+    question = xbrl_question(task.answer, row["company"], row["concept"], year)
+    lines = [fact_line(fact, text_value_chars) for fact in facts]
+    return {"context": xbrl_context(task.answer, lines, question), "target": str(row["answer"]).strip()}

@@ -14,8 +14,9 @@ from conftest import REPO, params_with
 from finlora.config import parse_params
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
-from finlora.prepare import entities, prepare
-from finlora.released import released_record
+from finlora.answers import released_record
+from finlora.finer import entities
+from finlora.prepare import prepare
 from finlora.sources import local, released
 from finlora.tasks import TASKS
 from finlora.xbrl import parse_filing

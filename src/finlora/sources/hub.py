@@ -12,7 +12,9 @@ in its task's row adapter).
 from __future__ import annotations
 
 from finlora.errors import FinloraError
-from finlora.tasks import PARQUET_REVISION, TAG_LIST, Task, iob_type
+from finlora.answers import kind
+from finlora.finer import iob_type
+from finlora.tasks import PARQUET_REVISION, Task
 
 OFFLINE_HINT = ("check the network and HF_TOKEN; or use FinLoRA's released files (data.source: finlora), "
                 "your own files (local) or the offline sample data (sample)")
@@ -64,7 +66,7 @@ def splits_from_hub(task: Task, loaded, seed: int) -> dict[str, list[dict]]:
 
 def tag_names(task: Task, loaded) -> list[str] | None:
     """FiNER's entity types in the order of its IOB ClassLabel names ("O", "B-X", "I-X", ...)."""
-    if task.answer != TAG_LIST:
+    if not kind(task).needs_tag_names:
         return None
     names = _class_names(next(iter(loaded.values())).features[task.label_field])
     return list(dict.fromkeys(entity for entity in map(iob_type, names) if entity))

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from finlora.answers import kind
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
 from finlora.released import is_released, tag_names
-from finlora.tasks import TAG, TAG_LIST, VALUE, Task, iob_type
+from finlora.finer import iob_type
+from finlora.tasks import Task
 from finlora.xbrl import filing_path
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -27,13 +29,13 @@ def load(task: Task, local_dir: Path) -> dict:
     loaded: dict = {"splits": splits}
     rows = splits["train"] + splits["test"]
     if rows and is_released(rows[0]):  # FinLoRA's prompt records: no filings or token rows behind them
-        if task.answer == TAG_LIST:
+        if kind(task).needs_tag_names:
             loaded["tag_names"] = tag_names(rows)
         return loaded
-    if task.answer == TAG_LIST:
+    if kind(task).needs_tag_names:
         tags = {iob_type(tag) for rows in splits.values() for row in rows for tag in row.get(task.label_field) or []}
         loaded["tag_names"] = sorted(tags - {None})
-    if task.answer in (TAG, VALUE):
+    if kind(task).needs_filings:
         loaded["filings"] = read_filings(folder / "filings", splits)
     return loaded
 

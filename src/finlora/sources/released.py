@@ -17,8 +17,9 @@ from pathlib import Path
 
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
-from finlora.released import released_record, tag_names
-from finlora.tasks import TAG_LIST, Task
+from finlora.answers import kind, released_record
+from finlora.released import tag_names
+from finlora.tasks import Task
 
 
 def data_folder(local_dir: Path) -> Path:
@@ -53,7 +54,7 @@ def load(task: Task, local_dir: Path, seed: int, test_fraction: float, on_bad_re
         train = read_records(task, train_file, on_bad_record, skipped, other_tasks_inside=shared)
         origin = {"test_file": str(test_file), "train_file": str(train_file)}
     loaded = {"splits": {"train": train, "test": test}, "origin": {**origin, "skipped_bad_records": skipped}}
-    if task.answer == TAG_LIST:
+    if kind(task).needs_tag_names:
         loaded["tag_names"] = tag_names(train + test)
     return loaded
 

@@ -13,7 +13,8 @@ import random
 from typing import Callable
 
 from finlora.sources import hub, sample_finer, sample_xbrl
-from finlora.tasks import NWGI_LEVELS, TASKS, headline_instruction, ner_instruction
+from finlora.prompts import headline_instruction, ner_instruction
+from finlora.tasks import NER_LABELS, NWGI_LEVELS, TASKS
 
 COMPANIES = [
     "Northwind Metals", "Aster Biotech", "Kestrel Airlines", "Bluefin Shipping", "Corvid Software",
@@ -188,7 +189,7 @@ def _ner_row(rng: random.Random, label: str) -> dict:
     ]
     sentence = rng.choice(sentences)
     entity = {"person": person, "organization": company, "location": city}[label]
-    return {"instruction": ner_instruction(entity), "input": sentence, "output": label}
+    return {"instruction": ner_instruction(entity, NER_LABELS), "input": sentence, "output": label}
 
 
 # Each task's label shares follow FinLoRA's real test files (the development share: FPB is mostly

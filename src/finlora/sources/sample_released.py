@@ -6,12 +6,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from finlora.answers import kind
 from finlora.config import Params
 from finlora.files import write_jsonl
 from finlora.prepare import prepare
-from finlora.prompts import build_context
+from finlora.prompts import Example, build_context, sentiment_instruction
 from finlora.sources import sample
-from finlora.tasks import NWGI_LEVELS, TAG, TASKS, VALUE, Example, sentiment_instruction
+from finlora.tasks import TASKS
 
 
 def write_sample(out: Path, params: Params, n_train: int, n_test: int) -> dict[str, int]:
@@ -28,11 +29,11 @@ def write_sample(out: Path, params: Params, n_train: int, n_test: int) -> dict[s
                 rows = raw["splits"][split]
                 records = prepare(task, rows, Path(f"{task.name}/{split}"), params, raw.get("tag_names"),
                                   Path(filings), fits=lambda context, target: True).records
-                if task.name == "nwgi":  # FinLoRA's NWGI asks for, and answers with, the seven levels
-                    instruction = sentiment_instruction(labels=NWGI_LEVELS)
+                if task.levels:  # FinLoRA's NWGI asks for, and answers with, the seven levels
+                    instruction = sentiment_instruction(tuple(task.levels))
                     records = [{"context": build_context(Example(instruction, row["news"], "")), "target": row["label"]}
                                for row in rows]
-                if task.answer in (TAG, VALUE):  # the filing a question came from, as FinLoRA records it
+                if kind(task).needs_filings:  # the filing a question came from, as FinLoRA records it
                     records = [{**r, "doc_path": row["filing"]} for r, row in zip(records, rows)]
                 path = out / split / names[0]
                 write_jsonl(path, [{key: r[key] for key in ("context", "target", "doc_path") if key in r}

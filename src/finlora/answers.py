@@ -1,0 +1,201 @@
+"""The four kinds of answer a task asks for, each one object that owns everything that differs
+between them: building records from raw rows (with finlora.prepare's builders), checking the
+target of a record from FinLoRA's released files, scoring answers (with finlora.metrics' parsers)
+and pairing answers with gold answers as FinLoRA's evaluation code does.
+
+- LABEL: one label from the task's closed set (sentiment, headline, NER).
+- TAG_LIST: FiNER's comma-separated XBRL tags, one per highlighted entity of a batched prompt.
+- TAG: one us-gaap element name (XBRL tag extraction).
+- VALUE: one number as filed (XBRL value extraction).
+
+A task names its kind (`Task.answer`, a key of KINDS); code that handles every task gets the
+object with `kind(task)`, calls its methods and reads its flags, and never asks which kind it is.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from finlora import metrics
+from finlora.errors import FinloraError
+from finlora.finer import finer_questions, finer_records
+from finlora.prompts import build_context
+from finlora.released import prompt_and_target
+from finlora.rows import RowContext, for_each_row
+from finlora.xbrl import Filings, xbrl_record
+
+if TYPE_CHECKING:
+    from finlora.config import Params
+    from finlora.tasks import Task
+
+
+class AnswerKind:
+    name = ""
+    shown_as = ""  # `finlora tasks`: what an answer is, for tasks without a closed label set
+    has_f1 = True  # a weighted F1 over gold answers means something (not for numbers)
+    needs_tag_names = False  # prompts list the task's tag names (FiNER)
+    needs_filings = False  # questions are answered from filings (XBRL extraction)
+
+    def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
+        """Prompt records {"context", "target", ...} of raw rows in the data set's own schema."""
+        raise NotImplementedError
+
+    def released_fields(self, task: Task, target: str) -> dict:
+        """The checked target of a FinLoRA record, with what scoring reads beside it."""
+        return {"target": target}
+
+    def within_budget(self, record: dict, params: Params) -> bool:
+        """Whether a prompt is short enough to keep (prompts are dropped and counted, never cut)."""
+        return True
+
+    def score(self, task: Task, records: list[dict], answers: list[str],
+              tag_names: list[str] | None = None) -> metrics.Scored:
+        raise NotImplementedError
+
+    def finlora_pairs(self, record: dict, answer: str) -> list[tuple[str, str]]:
+        """(gold, answer) pairs as FinLoRA's evaluation code compares them: one per record."""
+        return [(str(record["target"]), answer)]
+
+
+class LabelAnswer(AnswerKind):
+    name = "label"
+
+    def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
+        built: list[dict] = []
+        for_each_row(rows, context.bad, lambda row: built.append(self.record(task, row)))
+        return built
+
+    @staticmethod
+    def record(task: Task, row: dict) -> dict:
+        example = task.example(row)
+        return {"context": build_context(example), "target": example.answer}
+
+    def released_fields(self, task: Task, target: str) -> dict:
+        """Labels are read case-blind; a level of a finer scale (NWGI's seven) is kept as the
+        target and scored as its three-level `label`."""
+        target = target.lower()
+        label = task.levels.get(target, target)
+        if label not in task.labels:
+            levels = f", or one of the {len(task.levels)} levels {', '.join(task.levels)}" if task.levels else ""
+            raise FinloraError(f"target {target!r} is not a {task.name} label",
+                               hint=f"valid labels: {', '.join(task.labels)}{levels}")
+        return {"target": target, "label": label} if label != target else {"target": target}
+
+    def score(self, task: Task, records: list[dict], answers: list[str],
+              tag_names: list[str] | None = None) -> metrics.Scored:
+        return metrics.score_labels(answers, [record.get("label", record["target"]) for record in records],
+                                    task.labels)
+
+
+class TagListAnswer(AnswerKind):
+    name = "tag_list"
+    shown_as = "US-GAAP tags (from the data set)"
+    needs_tag_names = True
+
+    def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
+        questions: list[tuple[str, str]] = []
+        per_sentence = context.params.finer.entities_per_sentence
+        for_each_row(rows, context.bad,
+                     lambda row: questions.extend(finer_questions(task, row, context.tag_names, per_sentence)))
+        return finer_records(questions, context.tag_names, context.params.finer.questions_per_prompt,
+                             context.fits, context.bad)
+
+    def released_fields(self, task: Task, target: str) -> dict:
+        tags = [tag.strip() for tag in target.split(",")]
+        if not all(tags):
+            raise FinloraError(f"target {target!r} has an empty tag", hint="FiNER targets are tag names joined by commas")
+        return {"target": target, "tags": tags}
+
+    def score(self, task: Task, records: list[dict], answers: list[str],
+              tag_names: list[str] | None = None) -> metrics.Scored:
+        return metrics.score_tag_lists(answers, [record["tags"] for record in records], tag_names or [])
+
+    def finlora_pairs(self, record: dict, answer: str) -> list[tuple[str, str]]:
+        """One pair per entity: answer parts cut or padded with empty strings to the gold tags."""
+        golds = [part.strip().replace("\n", "") for part in str(record["target"]).split(",")]
+        parts = [part.strip().replace("\n", "") for part in answer.split(",")]
+        return list(zip(golds, (parts + [""] * len(golds))[:len(golds)]))
+
+
+class ExtractionAnswer(AnswerKind):
+    """XBRL extraction: one-shot prompts over the facts of the filing a question names."""
+
+    needs_filings = True
+    target_form = re.compile("")
+    target_hint = ""
+
+    def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
+        filings = Filings(context.filings)
+        text_value_chars = context.params.xbrl.text_value_chars
+        built: list[dict] = []
+        for_each_row(rows, context.bad, lambda row: built.append(xbrl_record(task, row, filings, text_value_chars)))
+        return built
+
+    def released_fields(self, task: Task, target: str) -> dict:
+        if not self.target_form.fullmatch(target):
+            raise FinloraError(f"target {target!r} is not {self.shown_as}", hint=self.target_hint)
+        return {"target": target}
+
+    def within_budget(self, record: dict, params: Params) -> bool:
+        return len(record["context"]) <= params.xbrl.max_prompt_chars
+
+
+class TagAnswer(ExtractionAnswer):
+    name = "tag"
+    shown_as = "a us-gaap element"
+    target_form = re.compile(r"us-gaap:[A-Za-z][A-Za-z0-9]*")
+    target_hint = "tag targets look like us-gaap:NetIncomeLoss"
+
+    def score(self, task: Task, records: list[dict], answers: list[str],
+              tag_names: list[str] | None = None) -> metrics.Scored:
+        return metrics.score_tags(answers, [record["target"] for record in records])
+
+
+class ValueAnswer(ExtractionAnswer):
+    name = "value"
+    shown_as = "a number"
+    has_f1 = False
+    target_form = re.compile(r"-?\d[\d,]*(\.\d+)?")
+    target_hint = "value targets are numbers as filed, such as 2540000000"
+
+    def score(self, task: Task, records: list[dict], answers: list[str],
+              tag_names: list[str] | None = None) -> metrics.Scored:
+        return metrics.score_values(answers, [record["target"] for record in records])
+
+
+KINDS = {answer.name: answer for answer in (LabelAnswer(), TagListAnswer(), TagAnswer(), ValueAnswer())}
+
+
+def kind(task: Task) -> AnswerKind:
+    return KINDS[task.answer]
+
+
+def released_record(task: Task, row: dict) -> dict:
+    """A record of FinLoRA's released files as it is, checked, with what scoring reads beside it
+    (the three-level `label` of a seven-level NWGI target, FiNER's per-entity `tags`)."""
+    context, target = prompt_and_target(row)
+    return {"context": context, **kind(task).released_fields(task, target)}
+
+
+def finlora_scores(task: Task, records: list[dict], answers: list[str]) -> dict:
+    """Accuracy and weighted F1 as FinLoRA's evaluation code computes them. Sentiment tasks
+    compare directions (NWGI's seven levels included); other tasks count an answer correct when
+    it contains the gold answer (case ignored), and F1 compares the gold answer, where contained,
+    or the raw answer; FiNER answers are split on commas and aligned with the gold tags."""
+    from sklearn.metrics import f1_score
+
+    answer = kind(task)
+    if task.family == "sentiment":
+        golds = [metrics.finlora_direction(record["target"]) for record in records]
+        responses = [metrics.finlora_direction(text) for text in answers]
+        correct = [response == gold for response, gold in zip(responses, golds)]
+    else:
+        pairs = [pair for record, text in zip(records, answers) for pair in answer.finlora_pairs(record, text)]
+        golds = [gold for gold, _ in pairs]
+        correct = [gold.lower() in text.lower() for gold, text in pairs]
+        responses = [gold if ok else text for (gold, text), ok in zip(pairs, correct)]
+    scores = {"accuracy": round(sum(correct) / len(correct), 4)}
+    if answer.has_f1:
+        scores["f1_weighted"] = round(float(f1_score(golds, responses, average="weighted", zero_division=0)), 4)
+    return scores

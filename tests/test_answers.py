@@ -1,0 +1,67 @@
+"""Each kind of answer (finlora.answers) is one object: the records it builds from raw rows and
+from FinLoRA's released records agree, and its strict accuracy counts the answers it marks correct."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import params_with
+from finlora.answers import kind, released_record
+from finlora.prepare import prepare
+from finlora.sources import sample
+from finlora.tasks import TASKS
+
+PARAMS = params_with({})
+
+
+def sample_records(name: str, folder: Path) -> list[dict]:
+    """The sample generator's test rows of a task, prepared from the data set's own schema (the
+    filings XBRL questions name written to `folder`)."""
+    raw = sample.generate(name, 6, 6, seed=3)
+    for filing, content in raw.get("filings", {}).items():
+        (folder / filing).write_bytes(content)
+    return prepare(TASKS[name], raw["splits"]["test"], folder / "test.jsonl", PARAMS, raw.get("tag_names"),
+                   folder, fits=lambda context, target: True).records
+
+
+def scored_gold(record: dict):
+    """What a record's answer is scored against: its label, its tags, or its target."""
+    return record.get("tags", record.get("label", record["target"]))
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_raw_rows_and_released_records_give_the_same_scoring_fields(name, tmp_path):
+    task = TASKS[name]
+    records = sample_records(name, tmp_path)
+    assert records
+    for record in records:
+        released = released_record(task, {"context": record["context"], "target": record["target"]})
+        assert released["context"] == record["context"]
+        assert scored_gold(released) == scored_gold(record)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_gold_answers_score_one_and_strict_accuracy_counts_the_correct_ones(name, tmp_path):
+    task = TASKS[name]
+    records = sample_records(name, tmp_path)
+    golds = [record["target"] for record in records]
+    tag_names = [tag for record in records for tag in record.get("tags", [])]
+    perfect = kind(task).score(task, records, golds, tag_names)
+    assert perfect.metrics["strict_accuracy"] == 1.0
+
+    wrong = "9" if task.answer == "value" else "unknown"  # a number never filed, or no label or tag
+    answers = [gold if i % 2 == 0 else wrong for i, gold in enumerate(golds)]
+    scored = kind(task).score(task, records, answers, tag_names)
+    # counted by hand: every entity of an even record right, every one of an odd record wrong
+    entities = [len(r.get("tags", [None])) for r in records]
+    expected = sum(n for i, n in enumerate(entities) if i % 2 == 0) / sum(entities)
+    assert scored.metrics["strict_accuracy"] == round(expected, 4)
+    flat = [c for cs in scored.correct for c in (cs if isinstance(cs, list) else [cs])]
+    assert sum(flat) / len(flat) == pytest.approx(expected)
+
+
+def test_only_value_answers_have_no_f1_and_only_finer_and_xbrl_lack_a_label_set():
+    assert {name for name, task in TASKS.items() if not kind(task).has_f1} == {"xbrl_value"}
+    assert {name for name, task in TASKS.items() if not task.labels} == {"finer", "xbrl_tags", "xbrl_value"}
+    assert {name for name, task in TASKS.items() if kind(task).needs_filings} == {"xbrl_tags", "xbrl_value"}
+    assert {name for name, task in TASKS.items() if kind(task).needs_tag_names} == {"finer"}
