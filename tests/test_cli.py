@@ -85,3 +85,15 @@ def test_sweep_table_covers_every_task_kind_of_the_default_results():
     assert values["f1_weighted"] is None and values["accuracy"] == summary["xbrl_value"]["lora"]["accuracy"]
     mean = sum(summary[task]["lora"]["accuracy"] for task in TASKS) / len(TASKS)
     assert markdown(table, varied(collect(shown))).splitlines()[2].endswith(f"| {100 * mean:.2f} |")
+
+
+def test_estimate_prints_both_breakdowns_and_refuses_what_does_not_fit(fresh_clone):
+    config = REPO / "tests" / "fixtures" / "configs" / "llama-3.1-8b.json"
+    result = finlora(fresh_clone, "estimate", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "training, group sentiment: 16-bit, r4 on q_proj, k_proj, v_proj, batch 8 x 1024 tokens" in result.stdout
+    assert "linear layers (16-bit)                                13.959 GB" in result.stdout
+    assert "KV cache" in result.stdout
+    assert_user_error(finlora(fresh_clone, "estimate", "--config", str(config), "--available-gb", "8"),
+                      "more than the 8.0 GB of --available-gb")
+    assert_user_error(finlora(fresh_clone, "estimate"), "cannot read its config.json")

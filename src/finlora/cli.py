@@ -149,6 +149,41 @@ def sweep(csv: Path = typer.Option(Path("sweep.csv"), help="CSV to write: one ro
         typer.echo(f"dvc plots show {path} --template scatter -x {x} -y {y}")
 
 
+@app.command("estimate")
+def estimate_command(
+    group: Optional[str] = typer.Option(None, help="task group whose train settings to use (default: the first)"),
+    config: Optional[Path] = typer.Option(None, help="the model's config.json (default: models/base's, a local "
+                                                     "model.base's, or the Hub's)"),
+    dtype: str = typer.Option("bf16", help="compute dtype: bf16 (GPUs) | fp32 (this pipeline on CPUs)"),
+    answer_tokens: int = typer.Option(8, help="answer tokens per example (where the LM head runs)"),
+    available_gb: Optional[float] = typer.Option(None, help="memory per process to check the training against"),
+) -> None:
+    """Peak memory of training and inference for params.yaml's model, bits, rank, targets, batch,
+    sequence length, ZeRO stage and processes, from the model's config alone (no weights)."""
+    from finlora import estimate
+
+    if dtype not in ("bf16", "fp32"):
+        raise FinloraError(f"--dtype {dtype}: unknown", hint="bf16 or fp32")
+    params = load_params()
+    group = group or next(iter(params.tasks))
+    params = params.for_group(group)
+    shape = estimate.Shape.from_config(estimate.read_config(config) if config else estimate.model_config(params.model.base))
+    setting = estimate.setting_for(params, 2 if dtype == "bf16" else 4, answer_tokens)
+    typer.echo(f"training, group {group}: {params.quant.bits}-bit, r{setting.rank} on {', '.join(setting.targets)}, "
+               f"batch {setting.batch_size} x {setting.seq_len} tokens, checkpointing "
+               f"{'on' if setting.gradient_checkpointing else 'off'}, ZeRO {setting.zero_stage}, "
+               f"{setting.processes} process(es), {dtype}; per process:")
+    typer.echo(estimate.table(estimate.training(shape, setting)))
+    new_tokens = params.eval.max_new_tokens
+    typer.echo(f"inference: {params.eval.bits}-bit, batch {params.eval.batch_size} x ({setting.seq_len} prompt + "
+               f"{new_tokens} new) tokens:")
+    typer.echo(estimate.table(estimate.inference(shape, params.eval.bits, setting.rank, setting.targets,
+                                                 params.eval.batch_size, setting.seq_len, new_tokens, setting.dtype_bytes)))
+    if available_gb is not None:
+        estimate.refuse_if_too_big(shape, setting, available_gb * estimate.GB, "--available-gb")
+        typer.echo(f"fits in {available_gb} GB")
+
+
 def main() -> None:
     exit_on_error(run_app)
 

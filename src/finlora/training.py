@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from finlora import models
+from finlora import estimate, models
 from finlora.config import Params
 from finlora.dropout import use_uniform_mask_dropout
 from finlora.errors import FinloraError
@@ -42,9 +42,15 @@ class Encoded:
 
 
 def check_environment(params: Params, base_dir: Path) -> None:
-    """Fail before any model loads when the settings cannot work on this machine or base model."""
+    """Fail before any model loads when the settings cannot work on this machine or base model:
+    Liger without CUDA, or a training the GPU's memory cannot hold by the estimate."""
     if params.train.liger_kernel:
         _check_liger_kernel(base_dir)
+    if torch.cuda.is_available():
+        config = Path(models.weights_location(base_dir)) / "config.json"
+        device = torch.cuda.get_device_name()
+        estimate.refuse_if_too_big(estimate.Shape.from_config(estimate.read_config(config)),
+                                   estimate.setting_for(params), torch.cuda.mem_get_info()[1], device)
 
 
 def _check_liger_kernel(base_dir: Path) -> None:
