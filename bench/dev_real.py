@@ -101,7 +101,7 @@ def run(args) -> dict:
             results["tasks"][task] = {"base": scores[task], "majority": majority(work, task), "lora": [],
                                       "base_eval_s": round(base_seconds, 1)}
         for seed in args.seeds:
-            seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seed": seed}}, snapshot)
+            seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seeds": [seed]}}, snapshot)
             records = mix({task: read_jsonl(work / "prepared" / task / "train.jsonl") for task in tasks},
                           seeded.train.sampling, seeded.train.sampling_temperature, seed)
             adapter = work / "adapters" / f"{group}-{seed}"
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--groups", nargs="*", default=list(GROUPS), choices=list(GROUPS))
     parser.add_argument("--group", action="append", default=[], metavar="NAME=TASK,TASK",
                         help="a task group of your own, e.g. tweets=tfns")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="training seeds (train.seed)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="training seeds (each one train.seeds entry)")
     parser.add_argument("--train-size", type=int, default=400)
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("-S", "--set", action="append", default=[], help="params change, e.g. lora.rank=8")

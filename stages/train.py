@@ -15,21 +15,22 @@ from finlora.mixing import mix
 
 
 def main(group: str = typer.Argument(help="task group from params.yaml `tasks`"),
+         seed: int = typer.Option(..., help="training seed, one of params.yaml train.seeds"),
          data: Path = typer.Option(..., help="prepared data folder of the group"),
          base: Path = typer.Option(..., help="base model folder"),
          adapter: Path = typer.Option(..., help="adapter folder to write"),
          metrics: Path = typer.Option(..., help="training metrics JSON to write"),
          live: Path = typer.Option(..., help="dvclive folder for per-step loss and learning rate"),
          local_rank: int = typer.Option(-1, "--local_rank", "--local-rank", help="set by the DeepSpeed launcher")) -> None:
-    """Train GROUP's adapter on the train split of all its tasks."""
-    params = load_params().for_group(group)
+    """Train GROUP's adapter with SEED on the train split of all its tasks."""
+    params = load_params().for_group(group).for_seed(seed)
     training.check_environment(params, base)
     by_task = {task: read_jsonl(data / task / "train.jsonl") for task in params.group_tasks(group)}
     records = mix(by_task, params.train.sampling, params.train.sampling_temperature, params.train.seed)
     checkpoints = Path(".cache/finlora/train") / "-".join(adapter.parts)  # kept across interrupted runs
     result = training.train(params, records, base, adapter, metrics, live, checkpoints)
     if result is not None:
-        print(f"{group}: loss {result['final_loss']}, {result['tokens_per_s']} tokens/s, {result['wall_s']} s")
+        print(f"{group}, seed {seed}: loss {result['final_loss']}, {result['tokens_per_s']} tokens/s, {result['wall_s']} s")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,9 @@ EFFECTS = {
     "train.liger_kernel": ["test_training_runs.py::test_liger_kernels_train_to_the_same_losses",
                            "reliability/test_faults.py::test_cuda_only_option_on_a_cpu_machine"],
     "train.checkpoint_every": ["test_training_runs.py::test_training_killed_with_sigkill_resumes_from_its_checkpoint"],
-    "train.seed": ["test_params_effects.py::test_epochs_seed_and_batch_shape_the_steps"],
+    "train.seeds": ["test_params_effects.py::test_epochs_seed_and_batch_shape_the_steps",
+                    "test_report.py::test_seeds_give_the_mean_sd_and_t_interval",
+                    "test_pipeline_e2e.py::test_a_second_seed_trains_only_that_seed_and_the_report_gives_the_spread"],
     "train.sampling": ["test_params_effects.py::test_sampling_params_set_each_tasks_share"],
     "train.sampling_temperature": ["test_params_effects.py::test_sampling_params_set_each_tasks_share"],
     "train.by_group": ["test_config.py::test_a_group_trains_with_its_own_settings_where_it_has_them"],
@@ -164,11 +166,11 @@ def test_epochs_seed_and_batch_shape_the_steps():
 
     assert len(steps(epochs=1, batch_size=8)) == 4 and len(steps(epochs=2, batch_size=8)) == 8
     assert len(steps(epochs=1, batch_size=4)) == 8
-    assert steps(epochs=1, batch_size=8, seed=1) != steps(epochs=1, batch_size=8, seed=2)
+    assert steps(epochs=1, batch_size=8, seeds=[1]) != steps(epochs=1, batch_size=8, seeds=[2])
 
 
 def test_the_train_stage_launches_num_gpus_processes():
-    command = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["cmd"]
+    command = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["cmd"]
     assert "deepspeed --num_gpus ${train.num_gpus} stages/train.py" in command
 
 

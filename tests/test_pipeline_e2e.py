@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -70,26 +71,28 @@ def project(tmp_path_factory, tiny_model_dir) -> Path:
 def test_repro_runs_every_stage_and_writes_the_metrics(project):
     result = sh(project, "dvc", "repro")
     expected = {"base_model", "report"} | {f"{stage}@{group}" for group in ("sentiment", "xbrl")
-                                           for stage in ("download", "preprocess", "train", "evaluate_base", "evaluate")}
+                                           for stage in ("download", "preprocess", "evaluate_base")} \
+        | {f"{stage}@{group}-42" for group in ("sentiment", "xbrl") for stage in ("train", "evaluate")}
     assert stages_run(result.stdout) == expected
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     for task in ("fpb", "tfns", "xbrl_value"):
         for model in ("base", "lora"):
             keys = {"accuracy", "strict_accuracy", "invalid_rate"} | ({"f1_weighted"} if task != "xbrl_value" else set())
             assert set(summary[task][model]) == keys
-            scores = json.loads((project / "metrics" / "eval" / model / ("xbrl" if task == "xbrl_value" else "sentiment")
-                                 / f"{task}.json").read_text())
+            group = "xbrl" if task == "xbrl_value" else "sentiment"
+            folder = project / "metrics" / "eval" / model / (group if model == "base" else f"{group}/seed-42")
+            scores = json.loads((folder / f"{task}.json").read_text())
             assert scores["n"] == 4 and scores["accuracy"] == summary[task][model]["accuracy"]
-    assert json.loads((project / "metrics" / "train" / "sentiment.json").read_text())["examples"] == 16
+    assert json.loads((project / "metrics" / "train" / "sentiment" / "seed-42.json").read_text())["examples"] == 16
     report = (project / "metrics" / "report.md").read_text()
     assert "| base |" in report and "LoRA r4, 16-bit" in report and "sample data" in report and "Values" in report
     assert "## Is the gain real?" in report and "| xbrl_value | 4 |" in report
     assert (project / "data" / "raw" / "xbrl" / "xbrl_value" / "filings").is_dir()
-    predictions = (project / "data" / "predictions" / "lora" / "xbrl" / "xbrl_value.jsonl").read_text().splitlines()
+    predictions = (project / "data" / "predictions" / "lora" / "xbrl" / "seed-42" / "xbrl_value.jsonl").read_text().splitlines()
     assert len(predictions) == 4 and {"context", "target", "answer", "parsed"} <= set(json.loads(predictions[0]))
     shown = assert_plots_load(project, "show")
     # the groups of this project's params.yaml, which dvc.yaml does not name, get their curves
-    assert "metrics/plots/train/xbrl/loss.tsv" in shown and "metrics/plots/confusion/lora/tfns.json" in shown
+    assert "metrics/plots/train/xbrl/seed-42/loss.tsv" in shown and "metrics/plots/confusion/lora/tfns.json" in shown
 
 
 def test_second_repro_does_nothing(project):
@@ -102,7 +105,8 @@ def test_lora_rank_experiment_reruns_only_what_depends_on_lora(project):
     sh(project, "git", "add", "-A")
     sh(project, "git", "commit", "-qm", "baseline results")
     result = sh(project, "dvc", "exp", "run", "-S", "lora.rank=8")
-    assert stages_run(result.stdout) == {"train@sentiment", "train@xbrl", "evaluate@sentiment", "evaluate@xbrl", "report"}
+    assert stages_run(result.stdout) == {"train@sentiment-42", "train@xbrl-42", "evaluate@sentiment-42", "evaluate@xbrl-42",
+                                         "report"}
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert summary["train"]["sentiment"]["lora_rank"] == 8
 
@@ -142,6 +146,27 @@ def test_queued_experiments_finish_with_separate_results(project):
     assert f"| {100 * fpb:+.1f} |" in rows["fpb"]  # B - A from the experiments' own predictions
 
 
+def test_a_second_seed_trains_only_that_seed_and_the_report_gives_the_spread(project):
+    result = sh(project, "dvc", "exp", "run", "-S", "train.seeds=[42,7]")
+    assert stages_run(result.stdout) == {"train@sentiment-7", "train@xbrl-7", "evaluate@sentiment-7", "evaluate@xbrl-7",
+                                         "report"}
+    summary = json.loads((project / "metrics" / "summary.json").read_text())
+    by_seed = [json.loads((project / "metrics" / "eval" / "lora" / "sentiment" / f"seed-{seed}" / "fpb.json").read_text())
+               for seed in (42, 7)]
+    accuracies = [scores["accuracy"] for scores in by_seed]
+    seeds = summary["fpb"]["seeds"]["accuracy"]
+    assert seeds["n"] == 2 and seeds["mean"] == round(statistics.mean(accuracies), 4)
+    assert summary["fpb"]["lora"]["accuracy"] == round(statistics.mean(accuracies), 4)
+    if accuracies[0] != accuracies[1]:
+        sd = statistics.stdev(accuracies)
+        assert seeds["sd"] == round(sd, 4)
+        assert seeds["ci95_high"] - seeds["mean"] == pytest.approx(12.7062 * sd / 2 ** 0.5, abs=2e-4)  # t(0.975, 1)
+    report = (project / "metrics" / "report.md").read_text()
+    assert "## Seeds" in report and "| seed 42 | seed 7 | mean | sd | 95 % interval |" in report
+    shown = [e for e in experiments(project) if e["params"]["train"]["seeds"] == [42, 7]]  # as dvc exp show has it
+    assert shown and shown[0]["summary"]["fpb"]["seeds"]["accuracy"] == seeds
+
+
 def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
     remote = tmp_path_factory.mktemp("remote")
     sh(project, "dvc", "remote", "add", "-d", "store", str(remote))
@@ -151,7 +176,7 @@ def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
     clone = tmp_path_factory.mktemp("teammate") / "repo"
     sh(project.parent, "git", "clone", "-q", str(project), str(clone))
     sh(clone, "dvc", "pull")
-    assert (clone / "models" / "adapters" / "sentiment" / "adapter_model.safetensors").is_file()
+    assert (clone / "models" / "adapters" / "sentiment" / "seed-42" / "adapter_model.safetensors").is_file()
     assert "Data and pipelines are up to date" in sh(clone, "dvc", "status").stdout
     assert_plots_load(clone, "show")
     assert stages_run(sh(clone, "dvc", "repro").stdout) == set()
@@ -177,8 +202,8 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
     for group, tasks in params["tasks"].items():
         for task in tasks:
             for model in ("base", "lora"):
-                rows = [json.loads(line) for line in
-                        (workdir / "data" / "predictions" / model / group / f"{task}.jsonl").read_text().splitlines()]
+                folder = workdir / "data" / "predictions" / model / (group if model == "base" else f"{group}/seed-42")
+                rows = [json.loads(line) for line in (folder / f"{task}.jsonl").read_text().splitlines()]
                 golds = [tag for row in rows for tag in row["gold"]] if task == "finer" else [row["gold"] for row in rows]
                 parsed = [tag for row in rows for tag in row["parsed"]] if task == "finer" else [row["parsed"] for row in rows]
                 if task == "xbrl_value":
@@ -190,7 +215,7 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
                     strict = sum(p == g for p, g in zip(parsed, golds))
                 assert summary[task][model]["strict_accuracy"] == round(strict / len(golds), 4), (task, model)
     nwgi = [json.loads(line) for line in
-            (workdir / "data" / "predictions" / "lora" / "sentiment" / "nwgi.jsonl").read_text().splitlines()]
+            (workdir / "data" / "predictions" / "lora" / "sentiment" / "seed-42" / "nwgi.jsonl").read_text().splitlines()]
     assert [(row["target"], row["gold"]) for row in nwgi] == [
         ("strong positive", "positive"), ("moderately negative", "negative"), ("moderately positive", "positive")]
     source = json.loads((workdir / "data" / "raw" / "sentiment" / "fiqa" / "source.json").read_text())

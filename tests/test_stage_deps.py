@@ -92,6 +92,15 @@ def test_report_code_reruns_only_the_report():
 
 def test_scoring_code_never_retrains():
     """Scoring lives in metrics.py and answers.py: editing it reruns evaluation, never training."""
-    train = stages()["train"]["do"]
+    train = stages()["train"]
     files = {str(path.relative_to(REPO)) for path in closure(command_entry_points(train["cmd"]))}
     assert not {"src/finlora/metrics.py", "src/finlora/answers.py"} & (files | set(train["deps"]))
+
+
+def test_the_train_stage_reads_every_train_param_but_the_seed_list():
+    """Adding a seed adds trainings (the matrix); it must not retrain the seeds already trained."""
+    from finlora.config import TrainParams
+
+    listed = set(stages()["train"]["params"])
+    assert {f"train.{name}" for name in TrainParams.__dataclass_fields__} - listed == {"train.seeds"}
+    assert "train" not in listed

@@ -18,6 +18,11 @@ from finlora.tasks import TASKS, get_task
 BASE_DIR = Path("models/base")
 ADAPTERS_DIR = Path("models/adapters")
 
+
+def adapter_folder(params, group: str) -> Path:
+    """The train stage's adapter of `group` for the first of train.seeds (dvc.yaml)."""
+    return ADAPTERS_DIR / group / f"seed-{params.train.seeds[0]}"
+
 app = typer.Typer(help="FinLoRA: LoRA/QLoRA fine-tuning for financial NLP, driven by DVC.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -47,7 +52,7 @@ def predict_command(
     question: Optional[str] = typer.Option(None, help="headline: the yes/no question about TEXT"),
     input: Optional[Path] = typer.Option(None, help="JSONL file: one {text, entity?, question?} or {context} per line"),
     output: Optional[Path] = typer.Option(None, help="JSONL file for batch results (default: print them)"),
-    adapter: Optional[Path] = typer.Option(None, help="adapter folder (default: the task group's trained adapter)"),
+    adapter: Optional[Path] = typer.Option(None, help="adapter folder (default: the task group's, first training seed)"),
     base_only: bool = typer.Option(False, "--base-only", help="use the base model without an adapter"),
 ) -> None:
     """Label new text with the base model plus the task group's adapter."""
@@ -58,7 +63,7 @@ def predict_command(
     if (text is None) == (input is None):
         raise FinloraError("give either TEXT or --input FILE")
     records = read_jsonl(input) if input else [{"text": text, "entity": entity, "question": question}]
-    adapter_dir = None if base_only else adapter or ADAPTERS_DIR / group_of(params, task)
+    adapter_dir = None if base_only else adapter or adapter_folder(params, group_of(params, task))
     results = predict(params, task, records, BASE_DIR, adapter_dir)
     if output:
         write_jsonl(output, results)
@@ -74,13 +79,14 @@ def predict_command(
 def export(
     group: str = typer.Argument(help="task group whose adapter to merge"),
     out: Path = typer.Argument(help="folder to write the merged model into"),
-    adapter: Optional[Path] = typer.Option(None, help="adapter folder (default: models/adapters/GROUP)"),
+    adapter: Optional[Path] = typer.Option(None, help="adapter folder (default: the group's, first training seed)"),
 ) -> None:
     """Merge an adapter into the base model; the folder loads with AutoModelForCausalLM alone."""
     from finlora.predict import export_merged
 
-    load_params().group_tasks(group)
-    export_merged(BASE_DIR, adapter or ADAPTERS_DIR / group, out)
+    params = load_params()
+    params.group_tasks(group)
+    export_merged(BASE_DIR, adapter or adapter_folder(params, group), out)
     typer.echo(f"merged model -> {out}")
 
 
@@ -115,12 +121,14 @@ def profile(name: str = typer.Argument(help="a file in profiles/ without .yaml, 
 def compare_command(
     run_a: str = typer.Argument(help="A: a commit, an experiment, workspace, or base (the base model; base@REV)"),
     run_b: str = typer.Argument(help="B: the same kinds as A"),
+    seed: Optional[int] = typer.Option(None, help="the training seed whose adapters to compare (default: the "
+                                                  "first of train.seeds)"),
 ) -> None:
     """Is B better than A? Per task: B - A in strict accuracy with a paired bootstrap 95 % interval
     and McNemar's exact test, on the same test examples."""
     from finlora.compare import compare, table
 
-    typer.echo(table(compare(load_params(), run_a, run_b), run_a, run_b), nl=False)
+    typer.echo(table(compare(load_params(), run_a, run_b, seed), run_a, run_b), nl=False)
 
 
 @app.command()

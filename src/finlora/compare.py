@@ -4,6 +4,8 @@ A run is `REV` (the adapter's predictions at a commit, an experiment or `workspa
 (the base model's; `base@REV` at another revision). Per task: the difference in strict accuracy
 (B - A), a paired bootstrap 95 % interval of it, and McNemar's exact test on the examples the
 two runs disagree on. Predictions are read through DVC, so an experiment's cached outputs serve.
+An adapter's predictions are those of one training seed (by default the first of train.seeds);
+the report gives the spread over seeds.
 """
 
 from __future__ import annotations
@@ -70,12 +72,19 @@ def compare_runs(a: list[bool], b: list[bool], task: str) -> Comparison:
     return Comparison(task, len(a), sum(a) / len(a), sum(b) / len(b), low, high, only_a, only_b, p)
 
 
-def predictions(run: str, group: str, task: str) -> list[dict]:
+def predictions_path(model: str, group: str, task: str, seed: int) -> str:
+    """Where evaluation writes a task's predictions (dvc.yaml): the base model's, or an adapter's
+    of one training seed."""
+    folder = f"{group}" if model == "base" else f"{group}/seed-{seed}"
+    return f"data/predictions/{model}/{folder}/{task}.jsonl"
+
+
+def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
     """The prediction rows of `run` for one task, read through DVC."""
     import dvc.api
 
     model, _, rev = run.partition("@") if run.startswith("base") else ("lora", "", run)
-    path = f"data/predictions/{model}/{group}/{task}.jsonl"
+    path = predictions_path(model, group, task, seed)
     try:
         text = dvc.api.read(path, rev=None if rev in ("", "workspace") else rev)
     except Exception as error:  # an unknown revision, outputs never computed or not in the cache
@@ -96,12 +105,13 @@ def correctness(rows: list[dict]) -> list[bool]:
     return flat
 
 
-def compare(params: Params, run_a: str, run_b: str) -> list[Comparison]:
-    """One comparison per task of params.yaml's groups."""
+def compare(params: Params, run_a: str, run_b: str, seed: int | None = None) -> list[Comparison]:
+    """One comparison per task of params.yaml's groups, on the adapters trained with `seed`."""
+    seed = params.train.seeds[0] if seed is None else seed
     results = []
     for group, tasks in params.tasks.items():
         for task in tasks:
-            rows_a, rows_b = predictions(run_a, group, task), predictions(run_b, group, task)
+            rows_a, rows_b = predictions(run_a, group, task, seed), predictions(run_b, group, task, seed)
             if [r["context"] for r in rows_a] != [r["context"] for r in rows_b]:
                 raise FinloraError(f"task {task}: {run_a} and {run_b} were tested on different examples",
                                    hint="compare runs on the same data and eval.limit")

@@ -163,7 +163,7 @@ class TrainParams:
     gradient_checkpointing: bool
     liger_kernel: bool
     checkpoint_every: int
-    seed: int
+    seeds: list[int]  # one adapter per seed and group; the report gives the mean and spread over them
     sampling: str
     sampling_temperature: float
     by_group: dict[str, dict[str, float]]  # may be left out: every group trains with the settings above
@@ -176,6 +176,14 @@ class TrainParams:
                 raise invalid(f"train.by_group.{group}.{unknown[0]}", changes[unknown[0]],
                               f"a key among {', '.join(GROUP_TRAIN_KEYS)}")
             self.for_group(group).check_values(f"train.by_group.{group}.")
+
+    @property
+    def seed(self) -> int:
+        """The seed of one training: `Params.for_seed` picks it from train.seeds."""
+        if len(self.seeds) != 1:
+            raise FinloraError(f"train.seeds holds {len(self.seeds)} seeds; one training uses one",
+                               hint="pick it with Params.for_seed (the train stage's --seed)")
+        return self.seeds[0]
 
     def for_group(self, group: str) -> "TrainParams":
         """These settings with the group's own (train.by_group) in place of the shared ones."""
@@ -197,6 +205,8 @@ class TrainParams:
         if self.hostfile != "none" and not Path(self.hostfile).is_file():
             raise invalid("train.hostfile", self.hostfile, "none (this machine only) or an existing DeepSpeed "
                           "hostfile, one 'host slots=N' line per machine")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise invalid("train.seeds", self.seeds, "a list of distinct integers, such as [42] or [1, 2, 3]")
         check_choice("train.sampling", self.sampling, SAMPLING_POLICIES)
         if not 1 <= self.sampling_temperature < math.inf:
             raise invalid("train.sampling_temperature", self.sampling_temperature,
@@ -261,6 +271,12 @@ class Params:
         """The settings `group` trains with: its train.by_group changes in place of the shared ones."""
         self.group_tasks(group)
         return dataclasses.replace(self, train=self.train.for_group(group))
+
+    def for_seed(self, seed: int) -> "Params":
+        """The settings of the training with `seed`, one of train.seeds."""
+        if seed not in self.train.seeds:
+            raise invalid("--seed", seed, f"one of train.seeds: {', '.join(map(str, self.train.seeds))}")
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, seeds=[seed]))
 
     @property
     def all_tasks(self) -> list[str]:

@@ -1,12 +1,18 @@
 """The report: FinLoRA's Table 3 (accuracy / F1 per task, base vs fine-tuned) and the
-resource columns of its Tables 4/5, plus one summary file for `dvc metrics show/diff`."""
+resource columns of its Tables 4/5, plus one summary file for `dvc metrics show/diff`.
+
+With several training seeds (train.seeds) an adapter's scores are their mean, and each task gets
+the standard deviation and a 95 % interval of the mean over seeds (Student's t).
+"""
 
 from __future__ import annotations
 
+import math
+import statistics
 from pathlib import Path
 
 from finlora.config import Params
-from finlora.compare import Comparison, compare_runs, correctness
+from finlora.compare import Comparison, compare_runs, correctness, predictions_path
 from finlora.compare import table as compare_table
 from finlora.files import read_json, read_jsonl
 from finlora.metrics import TaskScores
@@ -49,15 +55,46 @@ def provenance(params: Params, raw_dir: Path) -> dict[str, dict]:
 
 
 def collect(params: Params, metrics_dir: Path) -> dict:
-    """Every metrics file: {task: {model: scores, "gain": ...}, ..., "train": {group: resources}}."""
+    """Every metrics file: {task: {"base", "lora" (mean over seeds), "seeds", "gain"}, ...,
+    "train": {group: resources, averaged over seeds}}."""
     results: dict = {}
     for group, tasks in params.tasks.items():
         for task in tasks:
-            entry = {model: read_json(metrics_dir / "eval" / model / group / f"{task}.json") for model in MODELS}
+            by_seed = {seed: read_json(metrics_dir / "eval" / "lora" / group / f"seed-{seed}" / f"{task}.json")
+                       for seed in params.train.seeds}
+            entry = {"base": read_json(metrics_dir / "eval" / "base" / group / f"{task}.json"),
+                     "lora": mean_of(list(by_seed.values())),
+                     "seeds": {"accuracy": {seed: m["accuracy"] for seed, m in by_seed.items()},
+                               "strict_accuracy": {seed: m["strict_accuracy"] for seed, m in by_seed.items()}}}
             entry["gain"] = {"accuracy": round(entry["lora"]["accuracy"] - entry["base"]["accuracy"], 4)}
             results[task] = entry
-    results["train"] = {group: read_json(metrics_dir / "train" / f"{group}.json") for group in params.tasks}
+    results["train"] = {group: mean_of([read_json(metrics_dir / "train" / group / f"seed-{seed}.json")
+                                        for seed in params.train.seeds]) for group in params.tasks}
     return results
+
+
+def mean_of(runs: list[dict]) -> dict:
+    """One dict for several seeds' metrics: a number the seeds disagree on is their mean, any other
+    value the first seed's."""
+    merged = {}
+    for key, first in runs[0].items():
+        values = [run[key] for run in runs]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        merged[key] = round(statistics.mean(values), 4) if numeric and len(set(values)) > 1 else first
+    return merged
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation and the 95 % interval of the mean (Student's t with n - 1
+    degrees of freedom) of one score over seeds; one seed gives the mean alone."""
+    result = {"n": len(values), "mean": round(statistics.mean(values), 4)}
+    if len(values) > 1:
+        from scipy.stats import t
+
+        sd = statistics.stdev(values)
+        half = float(t.ppf(0.975, len(values) - 1)) * sd / math.sqrt(len(values))
+        result.update(sd=round(sd, 4), ci95_low=round(result["mean"] - half, 4), ci95_high=round(result["mean"] + half, 4))
+    return result
 
 
 def plot_files(params: Params, metrics_dir: Path) -> dict[str, bytes]:
@@ -66,14 +103,16 @@ def plot_files(params: Params, metrics_dir: Path) -> dict[str, bytes]:
     plots then fail to load): confusion/<model>/<task>.json and train/<group>/<curve>.tsv, for
     the task groups params.yaml has now."""
     files = {}
+    first_seed = f"seed-{params.train.seeds[0]}"
     for group, tasks in params.tasks.items():
-        for model in MODELS:
+        for model, folder in (("base", group), ("lora", f"{group}/{first_seed}")):
             for task in tasks:
-                confusion = metrics_dir / "confusion" / model / group / f"{task}.json"
+                confusion = metrics_dir / "confusion" / model / folder / f"{task}.json"
                 if confusion.is_file():  # numbers (XBRL values) have no confusion matrix
                     files[f"confusion/{model}/{task}.json"] = confusion.read_bytes()
-        for curve in sorted((metrics_dir / "train" / group / "plots" / "metrics").rglob("*.tsv")):
-            files[f"train/{group}/{curve.name}"] = curve.read_bytes()
+        for seed in params.train.seeds:
+            for curve in sorted((metrics_dir / "train" / group / f"seed-{seed}" / "plots" / "metrics").rglob("*.tsv")):
+                files[f"train/{group}/seed-{seed}/{curve.name}"] = curve.read_bytes()
     return files
 
 
@@ -81,6 +120,7 @@ def summarize(results: dict) -> dict:
     """metrics/summary.json: the readable subset, keyed task.model.metric and train.group.metric."""
     summary = {
         task: {**{model: TaskScores.of(entry[model]).as_dict() for model in MODELS},
+               "seeds": {score: spread(list(by_seed.values())) for score, by_seed in entry["seeds"].items()},
                "gain": entry["gain"]}
         for task, entry in results.items() if task != "train"
     }
@@ -89,13 +129,16 @@ def summarize(results: dict) -> dict:
 
 
 def adapter_label(params: Params) -> str:
-    return f"LoRA r{params.lora.rank}, {params.quant.bits}-bit"
+    seeds = len(params.train.seeds)
+    return f"LoRA r{params.lora.rank}, {params.quant.bits}-bit" + (f", mean of {seeds} seeds" if seeds > 1 else "")
 
 
 def significance(params: Params, predictions_dir: Path) -> list[Comparison]:
-    """Adapter against base per task, paired over the same test examples (finlora.compare)."""
+    """Adapter (the first training seed's) against base per task, paired over the same test
+    examples (finlora.compare)."""
     def correct(model: str, group: str, task: str) -> list[bool]:
-        return correctness(read_jsonl(predictions_dir / model / group / f"{task}.jsonl"))
+        path = predictions_path(model, group, task, params.train.seeds[0])
+        return correctness(read_jsonl(predictions_dir / Path(path).relative_to("data/predictions")))
 
     return [compare_runs(correct("base", group, task), correct("lora", group, task), task)
             for group, tasks in params.tasks.items() for task in tasks]
@@ -135,8 +178,11 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
     lines += ["| accuracy gain (points) | " + " | ".join(gains) + " |", "",
               f"Average accuracy gain over the base model: {mean_gain:+.2f} points over {len(tasks)} tasks"
               + (f" (paper, same tasks: {_paper_gain(paper, tasks):+.2f})." if paper else "."), ""]
+    if len(params.train.seeds) > 1:
+        lines += seeds_table(params, summary)
     if tests:
-        lines += ["## Is the gain real?", "", compare_table(list(tests), "base", adapter_label(params))]
+        first = f"LoRA r{params.lora.rank}, {params.quant.bits}-bit, seed {params.train.seeds[0]}"
+        lines += ["## Is the gain real?", "", compare_table(list(tests), "base", first)]
     lines += ["## Resources (Tables 4/5)", "",
               "| group | tasks | batch per device x devices | peak memory (GB) | device-hours | train wall (s) "
               "| tokens/s | adapter (MB) | eval s/example |",
@@ -157,6 +203,22 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
         lines.append(f"| {task} | {source['source']} | {_origin(source)} | {source['train']} | {source['test']} "
                      f"| {hashes.get('train.jsonl', '')[:12]} / {hashes.get('test.jsonl', '')[:12]} |")
     return "\n".join(lines) + "\n"
+
+
+def seeds_table(params: Params, results: dict) -> list[str]:
+    """Each task's accuracy per training seed, their mean, standard deviation and 95 % interval."""
+    seeds = params.train.seeds
+    lines = ["## Seeds", "", f"Accuracy % of the adapters of {len(seeds)} training seeds; the interval is the "
+             "95 % interval of the mean over seeds (Student's t).", "",
+             "| task | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean | sd | 95 % interval |",
+             "|---" * (len(seeds) + 4) + "|"]
+    for task in params.all_tasks:
+        by_seed = results[task]["seeds"]["accuracy"]
+        stats = spread(list(by_seed.values()))
+        lines.append(f"| {task} | " + " | ".join(f"{100 * by_seed[seed]:.2f}" for seed in seeds)
+                     + f" | {100 * stats['mean']:.2f} | {100 * stats['sd']:.2f} "
+                     f"| {100 * stats['ci95_low']:.2f} to {100 * stats['ci95_high']:.2f} |")
+    return lines + [""]
 
 
 def paper_setting(params: Params) -> tuple[int, int] | None:

@@ -282,6 +282,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         "adapter_bytes": models.adapter_bytes(adapter_out),
         "quant_bits": params.quant.bits,
         "lora_rank": params.lora.rank,
+        "seed": params.train.seed,
     }
     write_json(metrics_out, metrics)
     if live is not None:

@@ -103,11 +103,11 @@ def test_sigkill_in_every_kind_of_stage_then_repro_gives_the_same_results(clean_
     progress = project / ".cache" / "finlora" / "eval"
     kill_during(project, "download@", lambda: True)
     kill_during(project, "preprocess@", lambda: True)
-    kill_during(project, "train@sentiment", lambda: any(checkpoints.rglob("fingerprint")))
+    kill_during(project, "train@sentiment-42", lambda: any(checkpoints.rglob("fingerprint")))
     kill_during(project, "evaluate", lambda: any(p.stat().st_size > 200 for p in progress.glob("*.jsonl")))
     final = sh(project, "dvc", "repro")
     assert "report" in stages_run(final.stdout)
-    train = json.loads((project / "metrics" / "train" / "sentiment.json").read_text())
+    train = json.loads((project / "metrics" / "train" / "sentiment" / "seed-42.json").read_text())
     assert train["resumed_from_step"] > 0  # continued from the checkpoint written before the kill
     resumed = [json.loads(p.read_text()).get("resumed", 0) for p in (project / "metrics" / "eval").rglob("*.json")]
     assert max(resumed) > 0  # an evaluation reused the answers written before the kill

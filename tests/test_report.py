@@ -1,0 +1,56 @@
+"""Seeds in the report: each task's adapter scores are the mean over train.seeds, with the sample
+standard deviation and the Student's t 95 % interval of the mean (checked against scipy's own
+interval), read from the per-seed metrics files the evaluate stages write."""
+
+import json
+import statistics
+
+import pytest
+from scipy import stats
+
+from conftest import params_with
+from finlora.report import collect, mean_of, render, spread, summarize
+
+
+def test_seeds_give_the_mean_sd_and_t_interval():
+    values = [0.70, 0.74, 0.69]
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=statistics.mean(values), scale=stats.sem(values))
+    result = spread(values)
+    assert result["n"] == 3 and result["mean"] == round(statistics.mean(values), 4)
+    assert result["sd"] == round(statistics.stdev(values), 4) == 0.0265
+    assert result["ci95_low"] == pytest.approx(low, abs=1e-4) and result["ci95_high"] == pytest.approx(high, abs=1e-4)
+    assert spread([0.5]) == {"n": 1, "mean": 0.5}  # one seed: no spread to speak of
+
+
+def test_mean_of_averages_what_the_seeds_disagree_on_and_keeps_the_rest():
+    runs = [{"accuracy": 0.5, "n": 4, "peak_memory_kind": "cpu_rss_sum", "lora_rank": 4},
+            {"accuracy": 0.75, "n": 4, "peak_memory_kind": "cpu_rss_sum", "lora_rank": 4}]
+    assert mean_of(runs) == {"accuracy": 0.625, "n": 4, "peak_memory_kind": "cpu_rss_sum", "lora_rank": 4}
+
+
+def write(path, content):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content))
+
+
+def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
+    params = params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"seeds": [1, 2]}})
+    scores = {"accuracy": 0.5, "strict_accuracy": 0.5, "invalid_rate": 0.0, "f1_weighted": 0.5, "seconds_per_example": 0.1}
+    write(tmp_path / "eval" / "base" / "sentiment" / "fpb.json", scores)
+    for seed, accuracy in ((1, 0.75), (2, 0.875)):
+        write(tmp_path / "eval" / "lora" / "sentiment" / f"seed-{seed}" / "fpb.json",
+              {**scores, "accuracy": accuracy, "strict_accuracy": accuracy - 0.125})
+        write(tmp_path / "train" / "sentiment" / f"seed-{seed}.json",
+              {"final_loss": 0.1 * seed, "wall_s": 10, "tokens_per_s": 100, "peak_memory_gb": 1.0, "adapter_bytes": 9,
+               "trainable_params": 3, "lora_rank": 4, "quant_bits": 16, "batch_size_per_device": 8, "world_size": 1,
+               "peak_memory_kind": "cpu_rss_sum", "device_hours": 0.01, "seed": seed})
+    results = collect(params, tmp_path)
+    assert results["fpb"]["lora"]["accuracy"] == 0.8125 and results["fpb"]["gain"]["accuracy"] == 0.3125
+    assert results["train"]["sentiment"]["final_loss"] == 0.15
+    summary = summarize(results)
+    assert summary["fpb"]["seeds"]["accuracy"]["sd"] == round(statistics.stdev([0.75, 0.875]), 4)
+    assert summary["fpb"]["seeds"]["strict_accuracy"]["mean"] == 0.6875
+    sources = {"fpb": {"source": "sample", "generator": "sample", "seed": 42, "train": 1, "test": 1}}
+    text = render(params, results, sources)
+    assert "| LoRA r4, 16-bit, mean of 2 seeds | 81.25 / 0.500 |" in text
+    assert "| fpb | 75.00 | 87.50 | 81.25 | 8.84 |" in text
