@@ -40,7 +40,8 @@ def test_rows_carry_the_varied_params_and_every_task_kind():
     assert varied(found) == ["lora.rank", "lora.target_modules", "quant.bits"]
     table = rows(found)
     assert len(table) == 8 and set(table[0]) == {"experiment", "lora.rank", "lora.target_modules", "quant.bits", "task",
-                                                 "accuracy", "strict_accuracy", "f1_weighted", "trainable_params"}
+                                                 "accuracy", "accuracy_sd", "strict_accuracy", "f1_weighted",
+                                                 "trainable_params"}
     values = [row for row in table if row["task"] == "xbrl_value"]
     assert [row["f1_weighted"] for row in values] == [None] * 4 and values[1]["accuracy"] == 0.30
     text = markdown(table, varied(found))
@@ -58,3 +59,15 @@ def test_plot_data_by_quantisation_and_target_set(tmp_path):
         ("2", "fpb", "0.6"), ("4", "fpb", "0.7"), ("2", "xbrl_value", "0.3"), ("4", "xbrl_value", "0.35")]
     params = list(csv.DictReader((tmp_path / "trainable-params.csv").open()))
     assert [(r["lora.rank"], r["trainable_params"]) for r in params] == [("2", "50"), ("4", "100"), ("8", "300"), ("8", "200")]
+
+
+def test_experiments_of_several_seeds_show_their_spread():
+    two_seeds = experiment("r4-2seeds", 0.70, 100, train__seeds=[1, 2])
+    two_seeds["data"]["metrics"]["metrics/summary.json"]["data"]["fpb"]["seeds"] = {
+        "accuracy": {"n": 2, "mean": 0.70, "sd": 0.0354, "ci95_low": 0.3823, "ci95_high": 1.0177}}
+    found = collect([{"rev": "workspace", **experiment("workspace", 0.65, 100)}, two_seeds])
+    table = rows(found)
+    assert [row["accuracy_sd"] for row in table if row["task"] == "fpb"] == [None, 0.0354]
+    text = markdown(table, varied(found))
+    assert "| r4-2seeds | [1, 2] | 70.00 ± 3.54 | 35.00 | 52.50 |" in text
+    assert "| workspace | [42] | 65.00 | 32.50 | 48.75 |" in text

@@ -78,7 +78,8 @@ def varied(found: list[dict]) -> list[str]:
 
 def rows(found: list[dict]) -> list[dict]:
     """One row per experiment and task: the varied params, the scores (f1_weighted None for
-    tasks without one, such as XBRL values) and the task's adapter's trainable parameters."""
+    tasks without one, such as XBRL values; with several training seeds their mean, and
+    accuracy_sd their standard deviation) and the task's adapter's trainable parameters."""
     keys = varied(found)
     table = []
     for exp in found:
@@ -90,24 +91,36 @@ def rows(found: list[dict]) -> list[dict]:
             lora = TaskScores.of(scores["lora"])
             train = exp["summary"].get("train", {}).get(group_of.get(task), {})
             table.append({"experiment": exp["name"], **{key: flat.get(key) for key in keys}, "task": task,
-                          "accuracy": lora.accuracy, "strict_accuracy": lora.strict_accuracy,
+                          "accuracy": lora.accuracy,
+                          "accuracy_sd": scores.get("seeds", {}).get("accuracy", {}).get("sd"),
+                          "strict_accuracy": lora.strict_accuracy,
                           "f1_weighted": lora.f1_weighted, "trainable_params": train.get("trainable_params")})
     return table
 
 
 def markdown(table: list[dict], keys: list[str]) -> str:
-    """Experiments as rows: the varied params, each task's accuracy, and their mean."""
+    """Experiments as rows: the varied params, each task's accuracy (± its standard deviation over
+    training seeds, where there are several), and their mean."""
     tasks = list(dict.fromkeys(row["task"] for row in table))
     by_experiment: dict[str, dict] = {}
+    spreads: dict[tuple[str, str], float] = {}
     for row in table:
         entry = by_experiment.setdefault(row["experiment"], {key: row[key] for key in keys})
         entry[row["task"]] = row["accuracy"]
+        if row.get("accuracy_sd") is not None:
+            spreads[row["experiment"], row["task"]] = row["accuracy_sd"]
     lines = ["| experiment | " + " | ".join(keys + tasks) + " | mean |", "|---" * (len(keys) + len(tasks) + 2) + "|"]
     for name, entry in sorted(by_experiment.items(), key=lambda item: [str(item[1][k]) for k in keys]):
         scores = [entry[t] for t in tasks if t in entry]
-        cells = [str(entry[k]) for k in keys] + [f"{100 * entry[t]:.2f}" if t in entry else "" for t in tasks]
+        cells = [str(entry[k]) for k in keys] + [_accuracy_cell(entry.get(t), spreads.get((name, t))) for t in tasks]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * sum(scores) / len(scores):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _accuracy_cell(accuracy: float | None, sd: float | None) -> str:
+    if accuracy is None:
+        return ""
+    return f"{100 * accuracy:.2f}" + (f" ± {100 * sd:.2f}" if sd is not None else "")
 
 
 def write_plot_data(table: list[dict], out: Path) -> list[Path]:
