@@ -197,7 +197,7 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
     sh(workdir, "git", "add", "-A")
     sh(workdir, "git", "commit", "-qm", "FinLoRA's files")
     result = sh(workdir, "dvc", "repro")
-    assert {f"evaluate@{group}" for group in params["tasks"]} <= stages_run(result.stdout)
+    assert {f"evaluate@{group}-42" for group in params["tasks"]} <= stages_run(result.stdout)
     summary = json.loads((workdir / "metrics" / "summary.json").read_text())
     for group, tasks in params["tasks"].items():
         for task in tasks:
@@ -226,7 +226,8 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
     sh(workdir, "git", "add", "-A")
     sh(workdir, "git", "commit", "-qm", "strict results")
     rerun = stages_run(sh(workdir, "dvc", "exp", "run", "-S", "eval.protocol=finlora").stdout)
-    assert rerun == {"report"} | {f"{stage}@{group}" for stage in ("evaluate", "evaluate_base") for group in params["tasks"]}
+    assert rerun == {"report"} | {f"evaluate_base@{group}" for group in params["tasks"]} \
+        | {f"evaluate@{group}-42" for group in params["tasks"]}
     assert "Evaluation protocol `finlora`" in (workdir / "metrics" / "report.md").read_text()
     finlora = json.loads((workdir / "metrics" / "summary.json").read_text())
 
@@ -235,7 +236,7 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
 
     for task in ("fpb", "nwgi"):
         rows = [json.loads(line) for line in
-                (workdir / "data" / "predictions" / "lora" / "sentiment" / f"{task}.jsonl").read_text().splitlines()]
+                (workdir / "data" / "predictions" / "lora" / "sentiment" / "seed-42" / f"{task}.jsonl").read_text().splitlines()]
         expected = sum(direction(r["answer"]) == direction(r["target"]) for r in rows) / len(rows)
         assert finlora[task]["lora"]["accuracy"] == round(expected, 4)
         assert finlora[task]["lora"]["strict_accuracy"] == round(sum(r["correct"] for r in rows) / len(rows), 4)
