@@ -71,3 +71,12 @@ def test_experiments_of_several_seeds_show_their_spread():
     text = markdown(table, varied(found))
     assert "| r4-2seeds | [1, 2] | 70.00 ± 3.54 | 35.00 | 52.50 |" in text
     assert "| workspace | [42] | 65.00 | 32.50 | 48.75 |" in text
+
+
+def test_plot_files_are_named_by_the_experiments_own_bits_and_targets(tmp_path):
+    """Bits and targets that no experiment varies still name the files, from params.yaml's values."""
+    found = [e for e in collect(SHOWN) if e["name"] in ("workspace", "r2-qkv")]  # ranks 4 and 2, 16 bits, q/k/v
+    names = sorted(path.name for path in write_plot_data(rows(found), tmp_path))
+    assert names == ["accuracy-16bit-q-proj-k-proj-v-proj.csv", "trainable-params.csv"]
+    with open(tmp_path / names[0]) as handle:
+        assert [row["lora.rank"] for row in csv.DictReader(handle)] == ["2", "4", "2", "4"]  # fpb, then xbrl_value

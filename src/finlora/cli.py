@@ -132,7 +132,9 @@ def compare_command(
 
 
 @app.command()
-def sweep(csv: Path = typer.Option(Path("sweep.csv"), help="CSV to write: one row per experiment and task"),
+def sweep(names: Optional[list[str]] = typer.Argument(None, help="experiments to compare (default: all, and the "
+                                                                  "workspace and commits they are based on)"),
+          csv: Path = typer.Option(Path("sweep.csv"), help="CSV to write: one row per experiment and task"),
           plots: Path = typer.Option(Path("sweep"), help="folder for the plot data: accuracy and trainable "
                                                          "parameters against lora.rank"),
           all_commits: bool = typer.Option(False, help="include experiments based on older commits")) -> None:
@@ -147,6 +149,12 @@ def sweep(csv: Path = typer.Option(Path("sweep.csv"), help="CSV to write: one ro
     from finlora.sweep import experiments, markdown, rows, varied, write_plot_data
 
     found = experiments(all_commits)
+    if names:
+        unknown = sorted(set(names) - {exp["name"] for exp in found})
+        if unknown:
+            raise FinloraError(f"no finished experiment named {unknown[0]}",
+                               hint="dvc exp show lists them; --all-commits includes older commits")
+        found = [exp for exp in found if exp["name"] in names]
     table = rows(found)
     if not table:
         raise FinloraError("no experiment with metrics yet", hint="run dvc repro or dvc exp run first")

@@ -76,11 +76,14 @@ def varied(found: list[dict]) -> list[str]:
     return [key for key in keys if len({json.dumps(flat.get(key)) for flat in flats}) > 1]
 
 
+STUDY_KEYS = ("lora.rank", "lora.target_modules", "quant.bits")  # the axes of the study's plots, always kept
+
+
 def rows(found: list[dict]) -> list[dict]:
     """One row per experiment and task: the varied params, the scores (f1_weighted None for
     tasks without one, such as XBRL values; with several training seeds their mean, and
     accuracy_sd their standard deviation) and the task's adapter's trainable parameters."""
-    keys = varied(found)
+    keys = list(dict.fromkeys([*varied(found), *STUDY_KEYS]))
     table = []
     for exp in found:
         flat = flatten(exp["params"])
@@ -128,12 +131,9 @@ def write_plot_data(table: list[dict], out: Path) -> list[Path]:
     (quant.bits, lora.target_modules), and trainable parameters against the rank."""
     import pandas as pd
 
-    if not table or "lora.rank" not in table[0]:
+    if len({row["lora.rank"] for row in table}) < 2:
         return []
     frame = pd.DataFrame(table)
-    for key, default in (("quant.bits", "as params.yaml"), ("lora.target_modules", "as params.yaml")):
-        if key not in frame:
-            frame[key] = default
     written = []
     for (bits, targets), part in frame.groupby(["quant.bits", "lora.target_modules"], sort=True):
         name = f"accuracy-{bits}bit-{_slug(targets)}.csv"
