@@ -6,7 +6,7 @@ import math
 import pytest
 from scipy.stats import binomtest
 
-from finlora.compare import compare_runs, correctness, mcnemar, paired_bootstrap
+from finlora.compare import common_seed, compare_runs, correctness, mcnemar, paired_bootstrap
 from finlora.errors import FinloraError
 
 
@@ -46,3 +46,14 @@ def test_finer_correctness_counts_each_entity():
     assert correctness(rows) == [True, False, True, False]
     with pytest.raises(FinloraError, match="rerun the evaluate stages"):
         correctness([{"answer": "x"}])
+
+
+def test_the_default_seed_is_the_first_both_runs_trained():
+    def run(*seeds):
+        return {"train": {"seeds": list(seeds)}}
+
+    assert common_seed(run(3, 1, 2), run(2, 1), "a", "b") == 1  # A's order
+    assert common_seed(None, run(7, 8), "base", "b") == 7  # the base model has every seed's predictions
+    assert common_seed({"train": {"seed": 42}}, run(42), "old", "b") == 42  # a commit from before train.seeds
+    with pytest.raises(FinloraError, match=r"a trained seeds \[1\], b seeds \[2\]: none in common"):
+        common_seed(run(1), run(2), "a", "b")

@@ -73,7 +73,7 @@ def test_predict_command_in_a_project(tmp_path, tiny_base, adapter):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     shutil.copytree(tiny_base, tmp_path / "models" / "base")
-    shutil.copytree(adapter, tmp_path / "models" / "adapters" / "sentiment")
+    shutil.copytree(adapter, tmp_path / "models" / "adapters" / "sentiment" / "seed-42")  # the first seed's
     command = [sys.executable, "-m", "finlora.cli", "predict", "--task", "fpb"]
     single = subprocess.run(command + ["Net sales rose 12% in the quarter."], cwd=tmp_path,
                             capture_output=True, text=True, env=run_env())

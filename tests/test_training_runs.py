@@ -265,7 +265,7 @@ def train_stage(folder: Path, base: Path, node: int | None = None, port: int | N
     if node is not None:
         env.update(FINLORA_NODE_RANK=str(node), FINLORA_MASTER_ADDR="127.0.0.1", FINLORA_MASTER_PORT=str(port))
     command = [sys.executable, "-m", "finlora.launch", "deepspeed", "--num_gpus", "1", str(REPO / "stages" / "train.py"),
-               "s", "--data", "prepared", "--base", str(base), "--adapter", "adapter", "--metrics", "metrics.json",
+               "s", "--seed", "42", "--data", "prepared", "--base", str(base), "--adapter", "adapter", "--metrics", "metrics.json",
                "--live", "live"]
     return subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)

@@ -122,7 +122,7 @@ def compare_command(
     run_a: str = typer.Argument(help="A: a commit, an experiment, workspace, or base (the base model; base@REV)"),
     run_b: str = typer.Argument(help="B: the same kinds as A"),
     seed: Optional[int] = typer.Option(None, help="the training seed whose adapters to compare (default: the "
-                                                  "first of train.seeds)"),
+                                                  "first both runs trained)"),
 ) -> None:
     """Is B better than A? Per task: B - A in strict accuracy with a paired bootstrap 95 % interval
     and McNemar's exact test, on the same test examples."""

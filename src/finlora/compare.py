@@ -4,8 +4,8 @@ A run is `REV` (the adapter's predictions at a commit, an experiment or `workspa
 (the base model's; `base@REV` at another revision). Per task: the difference in strict accuracy
 (B - A), a paired bootstrap 95 % interval of it, and McNemar's exact test on the examples the
 two runs disagree on. Predictions are read through DVC, so an experiment's cached outputs serve.
-An adapter's predictions are those of one training seed (by default the first of train.seeds);
-the report gives the spread over seeds.
+An adapter's predictions are those of one training seed (by default the first seed both runs
+trained); the report gives the spread over seeds.
 """
 
 from __future__ import annotations
@@ -105,17 +105,55 @@ def correctness(rows: list[dict]) -> list[bool]:
     return flat
 
 
+def run_params(run: str) -> dict | None:
+    """A run's params.yaml as it was (None for the base model, whose predictions any run has)."""
+    if run.startswith("base"):
+        return None
+    import dvc.api
+    import yaml
+
+    try:
+        return yaml.safe_load(dvc.api.read("params.yaml", rev=None if run == "workspace" else run))
+    except Exception as error:
+        raise FinloraError(f"{run}: cannot read its params.yaml ({type(error).__name__})",
+                           hint="name a commit, an experiment (dvc exp show), workspace, or base") from None
+
+
+def seeds_of(params: dict) -> list[int]:
+    train = params["train"]
+    return list(train.get("seeds") or [train.get("seed")])  # commits before train.seeds had one train.seed
+
+
+def common_seed(params_a: dict | None, params_b: dict | None, run_a: str, run_b: str) -> int:
+    """The first seed, in A's order, that both runs trained (any seed where one is the base model)."""
+    if params_a is None or params_b is None:
+        return seeds_of(params_a or params_b)[0] if (params_a or params_b) else 0
+    seeds_a, seeds_b = seeds_of(params_a), seeds_of(params_b)
+    common = [seed for seed in seeds_a if seed in seeds_b]
+    if not common:
+        raise FinloraError(f"{run_a} trained seeds {seeds_a}, {run_b} seeds {seeds_b}: none in common",
+                           hint="pass --seed to compare the adapters of one seed each run has")
+    return common[0]
+
+
 def compare(params: Params, run_a: str, run_b: str, seed: int | None = None) -> list[Comparison]:
-    """One comparison per task of params.yaml's groups, on the adapters trained with `seed`."""
-    seed = params.train.seeds[0] if seed is None else seed
+    """One comparison per task both runs evaluated (params.yaml's groups where both are the base
+    model), on the adapters trained with `seed` (by default the first both runs trained)."""
+    params_a, params_b = run_params(run_a), run_params(run_b)
+    seed = common_seed(params_a, params_b, run_a, run_b) if seed is None else seed
+    groups = [run["tasks"] for run in (params_a, params_b) if run is not None] or [params.tasks]
     results = []
-    for group, tasks in params.tasks.items():
+    for group, tasks in groups[0].items():
         for task in tasks:
+            if any(task not in other.get(group, []) for other in groups[1:]):
+                continue
             rows_a, rows_b = predictions(run_a, group, task, seed), predictions(run_b, group, task, seed)
             if [r["context"] for r in rows_a] != [r["context"] for r in rows_b]:
                 raise FinloraError(f"task {task}: {run_a} and {run_b} were tested on different examples",
                                    hint="compare runs on the same data and eval.limit")
             results.append(compare_runs(correctness(rows_a), correctness(rows_b), task))
+    if not results:
+        raise FinloraError(f"{run_a} and {run_b} evaluated no task in common")
     return results
 
 

@@ -108,7 +108,7 @@ def test_adapter_trained_on_another_base_is_refused_before_loading(tmp_path, tin
     ({"liger_kernel": True}, "train.liger_kernel needs a CUDA GPU", "train.liger_kernel: false"),
 ])
 def test_cuda_only_option_on_a_cpu_machine(tmp_path, train, message, hint):
-    result = run_stage(tmp_path, "train.py", "solo", "--data", "d", "--base", "b", "--adapter", tmp_path / "a",
+    result = run_stage(tmp_path, "train.py", "solo", "--seed", "42", "--data", "d", "--base", "b", "--adapter", tmp_path / "a",
                        "--metrics", tmp_path / "m.json", "--live", tmp_path / "l", tasks={"solo": ["fpb"]},
                        train=train)
     assert_clean_failure(result, message, hint)
