@@ -21,7 +21,9 @@ ADAPTERS_DIR = Path("models/adapters")
 
 def adapter_folder(params, group: str) -> Path:
     """The train stage's adapter of `group` for the first of train.seeds (dvc.yaml)."""
-    return ADAPTERS_DIR / group / f"seed-{params.train.seeds[0]}"
+    from finlora.compare import run_folder
+
+    return ADAPTERS_DIR / run_folder("lora", group, params.train.seeds[0])
 
 app = typer.Typer(help="FinLoRA: LoRA/QLoRA fine-tuning for financial NLP, driven by DVC.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

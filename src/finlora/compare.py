@@ -72,11 +72,10 @@ def compare_runs(a: list[bool], b: list[bool], task: str) -> Comparison:
     return Comparison(task, len(a), sum(a) / len(a), sum(b) / len(b), low, high, only_a, only_b, p)
 
 
-def predictions_path(model: str, group: str, task: str, seed: int) -> str:
-    """Where evaluation writes a task's predictions (dvc.yaml): the base model's, or an adapter's
-    of one training seed."""
-    folder = f"{group}" if model == "base" else f"{group}/seed-{seed}"
-    return f"data/predictions/{model}/{folder}/{task}.jsonl"
+def run_folder(model: str, group: str, seed: int) -> str:
+    """A model's folder under models/adapters/, data/predictions/<model>/ and metrics/*/<model>/
+    (dvc.yaml): the base model's is its group's, an adapter's its group's and training seed's."""
+    return group if model == "base" else f"{group}/seed-{seed}"
 
 
 def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
@@ -84,7 +83,7 @@ def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
     import dvc.api
 
     model, _, rev = run.partition("@") if run.startswith("base") else ("lora", "", run)
-    path = predictions_path(model, group, task, seed)
+    path = f"data/predictions/{model}/{run_folder(model, group, seed)}/{task}.jsonl"
     try:
         text = dvc.api.read(path, rev=None if rev in ("", "workspace") else rev)
     except Exception as error:  # an unknown revision, outputs never computed or not in the cache

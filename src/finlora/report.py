@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from finlora.config import Params
-from finlora.compare import Comparison, compare_runs, correctness, predictions_path
+from finlora.compare import Comparison, compare_runs, correctness, run_folder
 from finlora.compare import table as compare_table
 from finlora.files import read_json, read_jsonl
 from finlora.metrics import TaskScores
@@ -60,15 +60,15 @@ def collect(params: Params, metrics_dir: Path) -> dict:
     results: dict = {}
     for group, tasks in params.tasks.items():
         for task in tasks:
-            by_seed = {seed: read_json(metrics_dir / "eval" / "lora" / group / f"seed-{seed}" / f"{task}.json")
-                       for seed in params.train.seeds}
+            by_seed = {seed: read_json(metrics_dir / "eval" / "lora" / run_folder("lora", group, seed)
+                                       / f"{task}.json") for seed in params.train.seeds}
             entry = {"base": read_json(metrics_dir / "eval" / "base" / group / f"{task}.json"),
                      "lora": mean_of(list(by_seed.values())),
                      "seeds": {"accuracy": {seed: m["accuracy"] for seed, m in by_seed.items()},
                                "strict_accuracy": {seed: m["strict_accuracy"] for seed, m in by_seed.items()}}}
             entry["gain"] = {"accuracy": round(entry["lora"]["accuracy"] - entry["base"]["accuracy"], 4)}
             results[task] = entry
-    results["train"] = {group: mean_of([read_json(metrics_dir / "train" / group / f"seed-{seed}.json")
+    results["train"] = {group: mean_of([read_json(metrics_dir / "train" / f"{run_folder('lora', group, seed)}.json")
                                         for seed in params.train.seeds]) for group in params.tasks}
     return results
 
@@ -100,19 +100,20 @@ def spread(values: list[float]) -> dict:
 def plot_files(params: Params, metrics_dir: Path) -> dict[str, bytes]:
     """The plots' data, gathered under one folder that holds nothing else (a plotted output folder
     of a stage also holds the .gitignore files DVC writes beside its cached outputs, which DVC's
-    plots then fail to load): confusion/<model>/<task>.json and train/<group>/<curve>.tsv, for
-    the task groups params.yaml has now."""
+    plots then fail to load): confusion/<model>/<task>.json (the adapter's of the first training
+    seed) and train/<group>/seed-<seed>/<curve>.tsv, for the task groups params.yaml has now."""
     files = {}
-    first_seed = f"seed-{params.train.seeds[0]}"
+    first_seed = params.train.seeds[0]
     for group, tasks in params.tasks.items():
-        for model, folder in (("base", group), ("lora", f"{group}/{first_seed}")):
+        for model in MODELS:
             for task in tasks:
-                confusion = metrics_dir / "confusion" / model / folder / f"{task}.json"
+                confusion = metrics_dir / "confusion" / model / run_folder(model, group, first_seed) / f"{task}.json"
                 if confusion.is_file():  # numbers (XBRL values) have no confusion matrix
                     files[f"confusion/{model}/{task}.json"] = confusion.read_bytes()
         for seed in params.train.seeds:
-            for curve in sorted((metrics_dir / "train" / group / f"seed-{seed}" / "plots" / "metrics").rglob("*.tsv")):
-                files[f"train/{group}/seed-{seed}/{curve.name}"] = curve.read_bytes()
+            folder = run_folder("lora", group, seed)
+            for curve in sorted((metrics_dir / "train" / folder / "plots" / "metrics").rglob("*.tsv")):
+                files[f"train/{folder}/{curve.name}"] = curve.read_bytes()
     return files
 
 
@@ -128,17 +129,21 @@ def summarize(results: dict) -> dict:
     return summary
 
 
-def adapter_label(params: Params) -> str:
+def adapter_label(params: Params, seed: int | None = None) -> str:
+    """The adapters' row label: one training seed's, or the mean over train.seeds where several."""
+    label = f"LoRA r{params.lora.rank}, {params.quant.bits}-bit"
+    if seed is not None:
+        return f"{label}, seed {seed}"
     seeds = len(params.train.seeds)
-    return f"LoRA r{params.lora.rank}, {params.quant.bits}-bit" + (f", mean of {seeds} seeds" if seeds > 1 else "")
+    return label + (f", mean of {seeds} seeds" if seeds > 1 else "")
 
 
 def significance(params: Params, predictions_dir: Path) -> list[Comparison]:
     """Adapter (the first training seed's) against base per task, paired over the same test
     examples (finlora.compare)."""
     def correct(model: str, group: str, task: str) -> list[bool]:
-        path = predictions_path(model, group, task, params.train.seeds[0])
-        return correctness(read_jsonl(predictions_dir / Path(path).relative_to("data/predictions")))
+        folder = run_folder(model, group, params.train.seeds[0])
+        return correctness(read_jsonl(predictions_dir / model / folder / f"{task}.jsonl"))
 
     return [compare_runs(correct("base", group, task), correct("lora", group, task), task)
             for group, tasks in params.tasks.items() for task in tasks]
@@ -181,8 +186,8 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
     if len(params.train.seeds) > 1:
         lines += seeds_table(params, summary)
     if tests:
-        first = f"LoRA r{params.lora.rank}, {params.quant.bits}-bit, seed {params.train.seeds[0]}"
-        lines += ["## Is the gain real?", "", compare_table(list(tests), "base", first)]
+        first_seed = adapter_label(params, params.train.seeds[0])
+        lines += ["## Is the gain real?", "", compare_table(list(tests), "base", first_seed)]
     lines += ["## Resources (Tables 4/5)", "",
               "| group | tasks | batch per device x devices | peak memory (GB) | device-hours | train wall (s) "
               "| tokens/s | adapter (MB) | eval s/example |",
