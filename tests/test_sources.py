@@ -31,6 +31,31 @@ def test_every_sample_row_is_valid_for_its_task(task):
     assert answers == set(TASKS[task].labels)
 
 
+def test_sample_ner_names_do_not_give_their_type_away():
+    rows = sample.generate("ner", 400, 0, seed=1)["splits"]["train"]
+    types: dict[str, set] = {}
+    for row in rows:
+        entity = row["instruction"].split("'")[1]
+        assert row["input"].count(entity) == 1  # one mention, not inside another name
+        types.setdefault(entity, set()).add(row["output"])
+    words = {label: {word for name, labels in types.items() if label in labels for word in name.split()}
+             for label in ("location", "organization", "person")}
+    assert any(len(labels) > 1 for labels in types.values())  # one name, two types ("Victoria")
+    assert words["person"] & words["location"] and words["organization"] & words["person"]
+
+
+def test_sample_news_is_hedged_mixed_or_plain_figures_as_real_news_is():
+    rows = sample.generate("fpb", 400, 0, seed=1)["splits"]["train"]
+    mixed = [row for row in rows if row["sentence"].startswith("Despite") or ", but " in row["sentence"]]
+    hedged = [row for row in rows if " expects " in row["sentence"] or " could " in row["sentence"]
+              or " is likely to " in row["sentence"]]
+    figures = [row for row in rows if "EUR" in row["sentence"]]
+    # a concession against the label, an outlook of either direction, figures without a direction
+    assert {row["label"] for row in mixed} == {"positive", "negative"}
+    assert {"positive", "negative"} <= {row["label"] for row in hedged}
+    assert {row["label"] for row in figures} == {"neutral"} and len(figures) > 20
+
+
 def test_hub_rows_get_label_names_from_the_classlabel_feature():
     import datasets
 

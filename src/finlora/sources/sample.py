@@ -4,7 +4,11 @@ preprocessing reads them as it reads Hub data.
 
 Sentences are composed from parts (company, metric, movement, period, reason) so that the label
 follows from the wording the way it does in real financial news, with enough variety that a
-model has to read the movement and its direction rather than memorise sentences.
+model has to read the movement and its direction rather than memorise sentences. As in the real
+sets, some news is hedged (an outlook, not a result), some is mixed (a concession, then the clause
+that carries the label), and neutral news often quotes figures with no direction; NER names can
+be read as more than one type (a company named after its founders, a city with a first name's
+spelling), so the sentence, not the name, tells the type.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ NEUTRAL_SENTENCES = [
     "{c} moved its headquarters to {city} as announced earlier.",
     "The shares of {c} are listed on the main market under the ticker {t}.",
     "{c} signed a lease for new office space in {city}, with no financial impact disclosed.",
+    "{c}'s {m} totalled EUR {n:,} thousand in {p}.",
+    "In {p}, {c} reported {m} of EUR {n:,} thousand, in line with the same period a year earlier.",
+    "{c} expects its {m} for the full year to be roughly at the previous year's level.",
+    "{c}'s {m} was EUR {n:,} thousand in {p}, compared with EUR {n2:,} thousand a year earlier.",
 ]
 CITIES = ["Helsinki", "Frankfurt", "Singapore", "Toronto", "Chicago", "Oslo", "Madrid", "Sydney",
           "Dublin", "Osaka", "Lyon", "Denver", "Zurich", "Austin", "Warsaw"]
@@ -63,13 +71,21 @@ def _move(rng: random.Random, up: bool, strength: str) -> str:
 
 
 def _fill(rng: random.Random, template: str) -> str:
+    n = rng.randint(2, 90) * 100
     return template.format(c=rng.choice(COMPANIES), p=rng.choice(PERIODS), d=rng.choice(DATES),
-                           city=rng.choice(CITIES), n=rng.randint(2, 90) * 100, t=rng.choice(TICKERS))
+                           city=rng.choice(CITIES), n=n, n2=n + rng.choice([-1, 1]) * rng.randint(1, 9) * 10,
+                           t=rng.choice(TICKERS), m=rng.choice(GOOD_METRICS))
+
+
+# Outlooks: the direction is expected, not reported ({v} takes "rise" or "fall").
+HEDGES = ["{c} expects {m} to {v} in {p}", "Analysts say {m} at {c} could {v} in {p}",
+          "{c} said {m} is likely to {v} somewhat in {p}"]
 
 
 def news_sentence(rng: random.Random, label: str, strength: str = "moderate") -> str:
     """A news sentence whose sentiment is `label`; positive news is a good metric rising or a
-    bad metric falling, and the other way round for negative news."""
+    bad metric falling, and the other way round for negative news. A fifth of them are outlooks,
+    a fifth mixed: a concession the other way, then the clause that carries the label."""
     if label == "neutral":
         return _fill(rng, rng.choice(NEUTRAL_SENTENCES))
     company, period = rng.choice(COMPANIES), rng.choice(PERIODS)
@@ -77,6 +93,15 @@ def news_sentence(rng: random.Random, label: str, strength: str = "moderate") ->
     metric = rng.choice(GOOD_METRICS if good_metric else BAD_METRICS)
     up = (label == "positive") == good_metric
     reason = rng.choice(REASONS_UP if label == "positive" else REASONS_DOWN)
+    other_reason = rng.choice(REASONS_DOWN if label == "positive" else REASONS_UP)
+    form = rng.random()
+    if form < 0.2:
+        verb = "rise" if up else "fall"
+        return rng.choice(HEDGES).format(c=company, m=metric, v=verb, p=period) + f", citing {reason}."
+    if form < 0.4:
+        return (f"Despite {other_reason}, {company}'s {metric} {_move(rng, up, strength)} in {period}."
+                if rng.random() < 0.5 else
+                f"{company} pointed to {other_reason}, but {metric} {_move(rng, up, strength)} in {period} on {reason}.")
     forms = [
         f"{company}'s {metric} {_move(rng, up, strength)} in {period}, driven by {reason}.",
         f"In {period}, {metric} at {company} {_move(rng, up, strength)} due to {reason}.",
@@ -91,15 +116,21 @@ def tweet(rng: random.Random, label: str) -> str:
     if label == "neutral":
         options = [f"${ticker} to present at investor conference on {rng.choice(DATES)}",
                    f"${ticker} declares regular quarterly dividend of ${rng.randint(5, 90) / 100:.2f}",
-                   f"What to watch in ${ticker} earnings call this week {link}"]
+                   f"What to watch in ${ticker} earnings call this week {link}",
+                   f"${ticker} initiated at neutral at {rng.choice(['Barclay Hill', 'Stone & Co', 'Redfern'])}",
+                   f"${ticker} reports Q{rng.randint(1, 4)} results in line with estimates {link}"]
     elif label == "positive":
         options = [f"${ticker} shares {_move(rng, True, 'moderate')} after earnings beat {link}",
                    f"${ticker} upgraded to buy at {rng.choice(['Barclay Hill', 'Stone & Co', 'Redfern'])}, target raised",
-                   f"${ticker} hits record high as {rng.choice(REASONS_UP)} lifts outlook"]
+                   f"${ticker} hits record high as {rng.choice(REASONS_UP)} lifts outlook",
+                   f"${ticker} could break out here if {rng.choice(REASONS_UP)} holds up",
+                   f"${ticker} beat despite {rng.choice(REASONS_DOWN)}, guidance raised {link}"]
     else:
         options = [f"${ticker} shares {_move(rng, False, 'moderate')} after guidance cut {link}",
                    f"${ticker} downgraded to sell, analysts flag {rng.choice(REASONS_DOWN)}",
-                   f"${ticker} slides, citing {rng.choice(REASONS_DOWN)}"]
+                   f"${ticker} slides, citing {rng.choice(REASONS_DOWN)}",
+                   f"${ticker} may struggle next quarter on {rng.choice(REASONS_DOWN)}",
+                   f"${ticker} revenue up but margins squeezed, guidance cut {link}"]
     return rng.choice(options)
 
 
@@ -174,18 +205,30 @@ def _headline_row(rng: random.Random, answer: str) -> dict:
 
 
 PEOPLE = ["Maria Lindqvist", "James Okafor", "Chen Wei", "Laura Benedetti", "Rahul Mehta",
-          "Sophie Marchand", "Daniel Kowalski", "Aiko Tanaka", "Omar Haddad", "Emily Carter"]
+          "Sophie Marchand", "Daniel Kowalski", "Aiko Tanaka", "Omar Haddad", "Emily Carter",
+          "Austin Hamilton", "Florence Jackson", "Lincoln Sydney", "Victoria Lyon"]  # names that are also places
+# Organisations named after people or places, and places with people's names: the name alone
+# does not tell the type, as in the real agreements' "Hamilton", "Jackson" or "Lincoln".
+NER_ORGANIZATIONS = COMPANIES + ["Carter & Okafor", "Lindqvist Hamilton", "Jackson Mehta Partners", "Victoria"]
+NER_LOCATIONS = CITIES + ["Hamilton", "Jackson", "Lincoln", "Florence", "Victoria", "Carter County"]
 ROLES = ["chief executive", "finance director", "chairman", "head of treasury", "lead analyst"]
 
 
 def _ner_row(rng: random.Random, label: str) -> dict:
-    company, person, city = rng.choice(COMPANIES), rng.choice(PEOPLE), rng.choice(CITIES)
+    person = rng.choice(PEOPLE)
+    while True:  # no name inside another of the sentence: "Jackson" is a place or part of "Florence Jackson"
+        company, city = rng.choice(NER_ORGANIZATIONS), rng.choice(NER_LOCATIONS)
+        names = (company, person, city)
+        if not any(a in b for i, a in enumerate(names) for j, b in enumerate(names) if i != j):
+            break
     role, date = rng.choice(ROLES), rng.choice(DATES)
     sentences = [
         f"{person}, {role} of {company}, said the expansion in {city} will be completed by {date}.",
         f"{company} signed a supply agreement in {city}, according to {person}.",
         f"The loan from {company} to its subsidiary in {city} was approved by {person} on {date}.",
         f"Under the agreement, {company} will lease the property in {city} to a tenant chosen by {person}.",
+        f"{person} and {company} agreed on {date} to settle the claim filed in {city}.",
+        f"Notices to {company} shall be sent to its office in {city}, attention: {person}.",
     ]
     sentence = rng.choice(sentences)
     entity = {"person": person, "organization": company, "location": city}[label]
