@@ -28,7 +28,7 @@ from finlora.config import with_changes
 from finlora.evaluation import evaluate
 from finlora.files import read_jsonl, write_json, write_jsonl
 from finlora.metrics import TaskScores
-from finlora.mixing import mix
+from finlora.mixing import hold_out, mix
 from finlora.prepare import fits_in, prepare
 from finlora.tasks import get_task
 from finlora.training import train
@@ -102,17 +102,27 @@ def run(args) -> dict:
                                       "base_eval_s": round(base_seconds, 1)}
         for seed in args.seeds:
             seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seeds": [seed]}}, snapshot)
-            records = mix({task: read_jsonl(work / "prepared" / task / "train.jsonl") for task in tasks},
-                          seeded.train.sampling, seeded.train.sampling_temperature, seed)
+            by_task, validation = hold_out({task: read_jsonl(work / "prepared" / task / "train.jsonl") for task in tasks},
+                                           seeded.train.validation_fraction, seed)
+            records = mix(by_task, seeded.train.sampling, seeded.train.sampling_temperature, seed)
             adapter = work / "adapters" / f"{group}-{seed}"
-            trained = train(seeded.for_group(group), records, base, adapter, work / "train" / f"{group}-{seed}.json", None)
+            last = work / "adapters" / f"{group}-{seed}-last" if args.compare_last else None
+            trained = train(seeded.for_group(group), records, base, adapter, work / "train" / f"{group}-{seed}.json",
+                            None, validation=validation, last_adapter_out=last)
             start = time.perf_counter()
             scores = evaluate(seeded, tasks, base, adapter, work / "prepared", work / "pred" / f"lora-{seed}",
                               work / "eval" / f"lora-{seed}", work / "confusion" / f"lora-{seed}",
                               progress_key=f"dev-lora-{group}-{seed}")
+            eval_s = round(time.perf_counter() - start, 1)
+            last_scores = evaluate(seeded, tasks, base, last, work / "prepared", work / "pred" / f"last-{seed}",
+                                   work / "eval" / f"last-{seed}", work / "confusion" / f"last-{seed}",
+                                   progress_key=f"dev-last-{group}-{seed}") if last else {}
             for task in tasks:
                 results["tasks"][task]["lora"].append({"seed": seed, **scores[task], "train_s": trained["wall_s"],
-                                                       "eval_s": round(time.perf_counter() - start, 1)})
+                                                       **{key: trained[key] for key in ("steps", "kept_step", "val_accuracy")},
+                                                       "eval_s": eval_s})
+                if last:
+                    results["tasks"][task].setdefault("last_step", []).append({"seed": seed, **last_scores[task]})
         write_json(work / "results.json", results)
     return results
 
@@ -127,6 +137,9 @@ def table(results: dict) -> str:
         mean = statistics.mean(accuracy)
         spread = f" ({statistics.stdev(accuracy):.1f})" if len(accuracy) > 1 else ""
         majority_cell = f"{100 * entry['majority']:.1f}" if entry["majority"] is not None else ""
+        if "last_step" in entry:
+            last = [100 * run["strict_accuracy"] for run in entry["last_step"]]
+            spread += "; last step " + " / ".join(f"{a:.1f}" for a in last) + f", mean {statistics.mean(last):.1f}"
         lines.append(
             f"| {task} | {cell(entry['base'])} | " + " | ".join(cell(run) for run in entry["lora"])
             + f" | {mean:.1f}{spread} | {majority_cell} | {mean - 100 * entry['base']['strict_accuracy']:+.1f} "
@@ -153,6 +166,8 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("-S", "--set", action="append", default=[], help="params change, e.g. lora.rank=8")
     parser.add_argument("--out", type=Path, default=Path(".cache/finlora/dev/run"))
+    parser.add_argument("--compare-last", action="store_true",
+                        help="with train.keep_best, also evaluate each training's last-step adapter")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"{args.data}: not found; give --data a FinLoRA data folder")

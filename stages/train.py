@@ -11,7 +11,7 @@ from finlora import training
 from finlora.config import load_params
 from finlora.errors import exit_on_error
 from finlora.files import read_jsonl
-from finlora.mixing import mix
+from finlora.mixing import hold_out, mix
 
 
 def main(group: str = typer.Argument(help="task group from params.yaml `tasks`"),
@@ -22,15 +22,20 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
          metrics: Path = typer.Option(..., help="training metrics JSON to write"),
          live: Path = typer.Option(..., help="dvclive folder for per-step loss and learning rate"),
          local_rank: int = typer.Option(-1, "--local_rank", "--local-rank", help="set by the DeepSpeed launcher")) -> None:
-    """Train GROUP's adapter with SEED on the train split of all its tasks."""
+    """Train GROUP's adapter with SEED on the train split of all its tasks (less the validation share
+    train.validation_fraction holds out)."""
     params = load_params().for_group(group).for_seed(seed)
     training.check_environment(params, base)
     by_task = {task: read_jsonl(data / task / "train.jsonl") for task in params.group_tasks(group)}
+    by_task, validation = hold_out(by_task, params.train.validation_fraction, params.train.seed)
     records = mix(by_task, params.train.sampling, params.train.sampling_temperature, params.train.seed)
     checkpoints = Path(".cache/finlora/train") / "-".join(adapter.parts)  # kept across interrupted runs
-    result = training.train(params, records, base, adapter, metrics, live, checkpoints)
+    result = training.train(params, records, base, adapter, metrics, live, checkpoints, validation)
     if result is not None:
-        print(f"{group}, seed {seed}: loss {result['final_loss']}, {result['tokens_per_s']} tokens/s, {result['wall_s']} s")
+        validated = (f", validation accuracy {result['val_accuracy']} at step {result['kept_step']}"
+                     if result["val_accuracy"] is not None else "")
+        print(f"{group}, seed {seed}: loss {result['final_loss']}{validated}, {result['tokens_per_s']} tokens/s, "
+              f"{result['wall_s']} s")
 
 
 if __name__ == "__main__":

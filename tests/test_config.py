@@ -32,6 +32,8 @@ def test_repository_params_are_valid():
     ("train", "lr", -1e-4, "train.lr"),
     ("train", "optimizer", "zero_one_adam", "unknown key 'train.optimizer'"),
     ("train", "zero_stage", 3, "train.zero_stage"),
+    ("train", "validation_fraction", 0.5, "train.validation_fraction = 0.5 is not valid; valid: a fraction from 0"),
+    ("train", "validate_every", 0, "train.validate_every = 0 is not valid; valid: an integer >= 1"),
     ("quant", "bits", 3, "quant.bits = 3 is not valid; valid: 4 | 8 | 16"),
     ("data", "source", "web", "sample | hub | local"),
     ("eval", "batch_size", True, "eval.batch_size must be an integer"),
@@ -43,6 +45,16 @@ def test_bad_values_name_the_key_and_valid_values(section, key, value, expected)
     with pytest.raises(FinloraError) as error:
         parse_params(raw)
     assert expected in str(error.value)
+
+
+def test_keeping_the_best_step_needs_a_validation_split():
+    raw = default_raw()
+    raw["train"].update(validation_fraction=0, keep_best=True)
+    with pytest.raises(FinloraError, match="train.keep_best = True is not valid; valid: false while "
+                                           "train.validation_fraction is 0"):
+        parse_params(raw)
+    raw["train"]["keep_best"] = False
+    assert parse_params(raw).train.validation_fraction == 0
 
 
 def test_unknown_task_and_duplicate_task():

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from finlora.mixing import mix, shares
+from finlora.mixing import hold_out, mix, shares
 
 SIZES = {"fpb": 300, "fiqa": 30, "tfns": 270}
 
@@ -41,3 +41,16 @@ def test_a_small_task_repeats_its_examples_evenly_and_a_large_one_is_subsampled(
 @pytest.mark.parametrize("policy", ["proportional", "balanced", "temperature"])
 def test_one_task_is_the_same_under_every_policy(policy):
     assert shares({"ner": 17}, policy, 3.0) == {"ner": 17}
+
+
+def test_hold_out_sets_aside_a_seeded_share_of_each_task_that_training_never_sees():
+    by_task = {task: [{"task": task, "i": i} for i in range(n)] for task, n in {"fpb": 48, "fiqa": 29, "one": 1}.items()}
+    training, validation = hold_out(by_task, 0.05, seed=7)
+    held = Counter(r["task"] for r in validation)
+    assert held == {"fpb": 2, "fiqa": 1}  # 5 % of 48 rounds to 2; a small task still gives one; a lone example trains
+    for task, records in by_task.items():
+        kept = training[task] + [r for r in validation if r["task"] == task]
+        assert sorted(r["i"] for r in kept) == list(range(len(records)))  # disjoint, and nothing lost
+    assert hold_out(by_task, 0.05, seed=7) == (training, validation)
+    assert hold_out(by_task, 0.05, seed=8)[1] != validation
+    assert hold_out(by_task, 0.0, seed=7) == (by_task, [])

@@ -13,7 +13,8 @@ from conftest import REPO, params_with
 from finlora import training
 from finlora.mixing import mix
 from finlora.prepare import prepare
-from finlora.sources import fetch
+from finlora.prompts import build_context
+from finlora.sources import fetch, sample
 from finlora.tasks import TASKS
 
 EFFECTS = {
@@ -67,6 +68,11 @@ EFFECTS = {
                     "test_pipeline_e2e.py::test_a_second_seed_trains_only_that_seed_and_the_report_gives_the_spread"],
     "train.sampling": ["test_params_effects.py::test_sampling_params_set_each_tasks_share"],
     "train.sampling_temperature": ["test_params_effects.py::test_sampling_params_set_each_tasks_share"],
+    "train.validation_fraction": ["test_mixing.py::test_hold_out_sets_aside_a_seeded_share_of_each_task_that_training_never_sees",
+                                  "test_pipeline_e2e.py::test_repro_runs_every_stage_and_writes_the_metrics"],
+    "train.validate_every": ["test_params_effects.py::test_validate_every_and_keep_best_choose_the_steps_and_the_adapter"],
+    "train.keep_best": ["test_params_effects.py::test_validate_every_and_keep_best_choose_the_steps_and_the_adapter",
+                        "test_training.py::test_train_keeps_the_adapter_of_its_best_validated_step"],
     "train.by_group": ["test_config.py::test_a_group_trains_with_its_own_settings_where_it_has_them"],
     "eval.batch_size": ["test_generation.py::test_answers_do_not_depend_on_batch_size_or_prefix_reuse"],
     "eval.max_new_tokens": ["test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt",
@@ -184,6 +190,19 @@ def test_sampling_params_set_each_tasks_share():
     assert small_share(sampling="proportional") == 10 and small_share(sampling="balanced") == 50
     assert small_share(sampling="temperature", sampling_temperature=2.0) == 25  # 100 * 1 / (1 + 3)
     assert small_share(sampling="temperature", sampling_temperature=1.0) == 10
+
+
+def test_validate_every_and_keep_best_choose_the_steps_and_the_adapter(tiny_base, tmp_path):
+    records = [{"context": build_context(TASKS["fpb"].example(row)), "target": TASKS["fpb"].example(row).answer}
+               for row in sample.generate("fpb", 16, 1, 0)["splits"]["train"]]
+    params = params_with({"tasks": {"sentiment": ["fpb"]},
+                          "train": {"lr": 1e-2, "batch_size": 4, "epochs": 3, "validate_every": 4, "keep_best": False}})
+    metrics = training.train(params, records[4:], tiny_base, tmp_path / "adapter", tmp_path / "train.json",
+                             tmp_path / "live", validation=records[:4])
+    curve = (tmp_path / "live" / "plots" / "metrics" / "val" / "accuracy.tsv").read_text().splitlines()[1:]
+    steps = [int(line.split("\t")[0]) for line in curve]  # dvclive counts steps from 0: step n is logged at n - 1
+    assert [step + 1 for step in steps] == [4, 8, 9]  # every 4 of the 9 steps, and the last
+    assert metrics["kept_step"] == 9 and metrics["val_accuracy"] == round(float(curve[-1].split("\t")[-1]), 4)
 
 
 def test_answer_lengths_per_task():

@@ -83,7 +83,8 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
             folder = project / "metrics" / "eval" / model / (group if model == "base" else f"{group}/seed-42")
             scores = json.loads((folder / f"{task}.json").read_text())
             assert scores["n"] == 4 and scores["accuracy"] == summary[task][model]["accuracy"]
-    assert json.loads((project / "metrics" / "train" / "sentiment" / "seed-42.json").read_text())["examples"] == 16
+    trained = json.loads((project / "metrics" / "train" / "sentiment" / "seed-42.json").read_text())
+    assert trained["examples"] == 14 and trained["val_examples"] == 2  # 5 % of each task's 8, at least one, held out
     report = (project / "metrics" / "report.md").read_text()
     assert "| base |" in report and "LoRA r4, 16-bit" in report and "sample data" in report and "Values" in report
     assert "## Is the gain real?" in report and "| xbrl_value | 4 |" in report
@@ -93,6 +94,7 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     shown = assert_plots_load(project, "show")
     # the groups of this project's params.yaml, which dvc.yaml does not name, get their curves
     assert "metrics/plots/train/xbrl/seed-42/loss.tsv" in shown and "metrics/plots/confusion/lora/tfns.json" in shown
+    assert "metrics/plots/train/sentiment/seed-42/val_accuracy.tsv" in shown
 
 
 def test_second_repro_does_nothing(project):

@@ -43,7 +43,8 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
         write(tmp_path / "train" / "sentiment" / f"seed-{seed}.json",
               {"final_loss": 0.1 * seed, "wall_s": 10, "tokens_per_s": 100, "peak_memory_gb": 1.0, "adapter_bytes": 9,
                "trainable_params": 3, "lora_rank": 4, "quant_bits": 16, "batch_size_per_device": 8, "world_size": 1,
-               "peak_memory_kind": "cpu_rss_sum", "device_hours": 0.01, "seed": seed})
+               "peak_memory_kind": "cpu_rss_sum", "device_hours": 0.01, "seed": seed, "steps": 20,
+               "val_examples": 4, "kept_step": 10 * seed, "val_loss": 0.5, "val_accuracy": 0.25 * seed})
     results = collect(params, tmp_path)
     assert results["fpb"]["lora"]["accuracy"] == 0.8125 and results["fpb"]["gain"]["accuracy"] == 0.3125
     assert results["train"]["sentiment"]["final_loss"] == 0.15
@@ -54,3 +55,6 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
     text = render(params, results, sources)
     assert "| LoRA r4, 16-bit, mean of 2 seeds | 81.25 / 0.500 |" in text
     assert "| fpb | 75.00 | 87.50 | 81.25 | 8.84 |" in text
+    assert "## Validation (the best validated step kept)" in text
+    assert "| sentiment | 4 | 15 of 20 | 37.5 | 0.5000 |" in text  # kept steps 10 and 20, accuracies 25 and 50 %
+    assert summary["train"]["sentiment"]["val_accuracy"] == 0.375

@@ -126,3 +126,65 @@ def test_trainings_on_one_machine_run_one_at_a_time(tmp_path):
     first.wait()
     assert log.read_text().split() == ["start", "end", "start", "end"]  # never interleaved
     assert "another training holds" in second.stderr
+
+
+def test_validation_accuracy_counts_the_answers_greedy_decoding_writes_token_for_token(tiny_base):
+    tokenizer = models.load_tokenizer(tiny_base)
+    model = models.load_base(tiny_base)
+    prompts = [tokenizer(f"Input: example {i}\nAnswer: ")["input_ids"] for i in range(6)]
+    examples = []
+    for i, prompt in enumerate(prompts):
+        with torch.no_grad():
+            output = model.generate(torch.tensor([prompt]), max_new_tokens=3, do_sample=False,
+                                    pad_token_id=tokenizer.pad_token_id)
+        answer = output[0, len(prompt):].tolist()
+        if i % 3 == 0:  # a third of the answers differ from the greedy one in their last token
+            answer[-1] = (answer[-1] + 1) % len(tokenizer)
+        examples.append(training.Encoded(prompt + answer, [training.IGNORE] * len(prompt) + answer))
+    model.eval()
+    loss, accuracy = training.validate(model, examples, batch_size=4, pad_id=tokenizer.pad_token_id, rank=0, world=1)
+    assert accuracy == pytest.approx(4 / 6)
+    batch = training.collate(examples, tokenizer.pad_token_id)
+    summed, count = training.answer_loss_sum(model, batch)
+    assert loss == pytest.approx(summed.item() / count, rel=1e-5)
+    assert not model.training  # validate leaves the mode it found
+    model.train()
+    training.validate(model, examples, 4, tokenizer.pad_token_id, 0, 1)
+    assert model.training
+
+
+def test_the_best_step_is_the_most_accurate_then_the_lowest_loss_and_its_weights_come_back(tiny_base):
+    model = models.add_lora(models.load_base(tiny_base), tiny_params().lora)
+    best = training.BestStep(keep_weights=True)
+    lora_b = next(p for name, p in model.named_parameters() if "lora_B" in name)
+    for step, (loss, accuracy) in enumerate([(0.9, 0.5), (0.7, 0.75), (0.6, 0.75), (0.4, 0.7)], start=1):
+        with torch.no_grad():
+            lora_b.fill_(float(step))
+        best.offer(training.Validated(step, loss, accuracy), model)
+    assert best.best.step == 3  # 0.75 twice: step 3 has the lower loss; step 4's lower loss has less accuracy
+    best.restore(model)
+    assert torch.all(lora_b == 3.0)
+
+
+def test_train_keeps_the_adapter_of_its_best_validated_step(tiny_base, tmp_path):
+    params = tiny_params(epochs=3, validate_every=1, keep_best=True)
+    # trained towards "positive", validated on "negative": the validation loss rises, so an early step is best
+    records = [{**record, "target": "positive"} for record in fpb_records(12)]
+    validation = [{**record, "target": "negative"} for record in fpb_records(4, seed=1)]
+    metrics = training.train(params, records, tiny_base, tmp_path / "adapter", tmp_path / "train.json",
+                             tmp_path / "live", validation=validation, last_adapter_out=tmp_path / "last")
+    logged = {name: [float(line.split("\t")[-1]) for line in
+                     (tmp_path / "live" / "plots" / "metrics" / "val" / f"{name}.tsv").read_text().splitlines()[1:]]
+              for name in ("loss", "accuracy")}
+    assert len(logged["loss"]) == metrics["steps"] == 9  # 12 examples / batch 4 x 3 epochs, validated every step
+    ranked = max(range(9), key=lambda i: (logged["accuracy"][i], -logged["loss"][i]))
+    assert ranked < 8  # not the last step, so the two adapters differ
+    assert metrics["kept_step"] == ranked + 1 and metrics["val_examples"] == 4
+    assert metrics["val_accuracy"] == round(logged["accuracy"][ranked], 4)
+    # the saved adapter scores the kept step's validation loss
+    tokenizer = models.load_tokenizer(tiny_base)
+    held_out, _ = training.encode(tokenizer, validation, 512, params.model.chat_template)
+    for adapter, step in (("adapter", ranked), ("last", -1)):  # the last step's adapter too, where asked for
+        adapted = models.load_model(tiny_base, tmp_path / adapter)
+        loss, accuracy = training.validate(adapted, held_out, 4, tokenizer.pad_token_id, 0, 1)
+        assert loss == pytest.approx(logged["loss"][step], rel=1e-4) and accuracy == logged["accuracy"][step]

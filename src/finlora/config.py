@@ -166,6 +166,9 @@ class TrainParams:
     seeds: list[int]  # one adapter per seed and group; the report gives the mean and spread over them
     sampling: str
     sampling_temperature: float
+    validation_fraction: float  # of each task's training examples, held out and scored while training
+    validate_every: int  # optimizer steps between validations (the last step is always validated)
+    keep_best: bool  # save the adapter of the best validated step instead of the last step's
     by_group: dict[str, dict[str, float]]  # may be left out: every group trains with the settings above
 
     def check(self) -> None:
@@ -211,6 +214,13 @@ class TrainParams:
         if not 1 <= self.sampling_temperature < math.inf:
             raise invalid("train.sampling_temperature", self.sampling_temperature,
                           "a number >= 1 (1: proportional; larger: closer to balanced)")
+        if not 0 <= self.validation_fraction < 0.5:
+            raise invalid("train.validation_fraction", self.validation_fraction,
+                          "a fraction from 0 (no validation split) to below 0.5; FinLoRA keeps 0.05")
+        check_at_least("train.validate_every", self.validate_every, 1)
+        if self.keep_best and self.validation_fraction == 0:
+            raise invalid("train.keep_best", self.keep_best,
+                          "false while train.validation_fraction is 0 (no validation split to choose a step by)")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ task's share of them:
                 proportional, larger values move towards balanced
 A task whose share exceeds its size repeats its examples (each within one of the others' count);
 a smaller share takes a seeded subset.
+
+Before mixing, `hold_out` sets aside a seeded share of each task's examples for validation
+(`train.validation_fraction`): training never sees them.
 """
 
 from __future__ import annotations
@@ -37,3 +40,16 @@ def mix(by_task: dict[str, list[dict]], policy: str, temperature: float, seed: i
         random.Random(f"{seed}-{task}").shuffle(order)
         mixed += [records[order[i % len(order)]] for i in range(counts[task])]
     return mixed
+
+
+def hold_out(by_task: dict[str, list[dict]], fraction: float, seed: int) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Each task's examples split into training and validation: a seeded `fraction` of them, at
+    least one where the fraction is above 0 and the task has two or more examples."""
+    training, validation = {}, []
+    for task, records in by_task.items():
+        order = list(range(len(records)))
+        random.Random(f"{seed}-{task}-validation").shuffle(order)
+        held = max(1, round(fraction * len(records))) if fraction > 0 and len(records) > 1 else 0
+        validation += [records[i] for i in sorted(order[:held])]
+        training[task] = [records[i] for i in sorted(order[held:])]
+    return training, validation

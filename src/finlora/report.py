@@ -44,7 +44,7 @@ PROTOCOL_TEXT = {
                "the first label of the answer must be the gold one.",
 }
 # What `dvc metrics show/diff` compare; the per-task and per-group files keep everything else.
-SUMMARY_TRAIN_KEYS = ("final_loss", "wall_s", "tokens_per_s", "peak_memory_gb", "adapter_bytes",
+SUMMARY_TRAIN_KEYS = ("final_loss", "val_accuracy", "kept_step", "wall_s", "tokens_per_s", "peak_memory_gb", "adapter_bytes",
                       "trainable_params", "lora_rank", "quant_bits")
 
 
@@ -113,8 +113,26 @@ def plot_files(params: Params, metrics_dir: Path) -> dict[str, bytes]:
         for seed in params.train.seeds:
             folder = run_folder("lora", group, seed)
             for curve in sorted((metrics_dir / "train" / folder / "plots" / "metrics").rglob("*.tsv")):
-                files[f"train/{folder}/{curve.name}"] = curve.read_bytes()
+                name = curve.name if curve.parent.name == "train" else f"{curve.parent.name}_{curve.name}"
+                files[f"train/{folder}/{name}"] = curve.read_bytes()  # loss.tsv, lr.tsv, val_loss.tsv, ...
     return files
+
+
+def validation_table(params: Params, summary: dict) -> list[str]:
+    """The held-out examples each group was validated on, and the step whose adapter was saved
+    (means over seeds); nothing when no group held any out."""
+    groups = [group for group in params.tasks if summary["train"][group]["val_examples"]]
+    if not groups:
+        return []
+    choice = "the best validated step" if params.train.keep_best else "the last step"
+    lines = ["", f"## Validation ({choice} kept)", "",
+             "| group | held-out examples | step kept of steps | validation accuracy | validation loss |",
+             "|---|---|---|---|---|"]
+    for group in groups:
+        train = summary["train"][group]
+        lines.append(f"| {group} | {train['val_examples']} | {train['kept_step']:g} of {train['steps']} "
+                     f"| {100 * train['val_accuracy']:.1f} | {train['val_loss']:.4f} |")
+    return lines
 
 
 def summarize(results: dict) -> dict:
@@ -200,6 +218,7 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
             f"| {train['peak_memory_gb']:.2f} ({train['peak_memory_kind']}) | {train['device_hours']:.4f} "
             f"| {train['wall_s']:.0f} | {train['tokens_per_s']:.0f} | {train['adapter_bytes'] / 1e6:.2f} "
             f"| {per_example:.3f} |")
+    lines += validation_table(params, summary)
     lines += ["", "## Data provenance", "",
               "| task | source | origin | train | test | sha256 of train / test (first 12) |", "|---|---|---|---|---|---|"]
     for task in tasks:

@@ -1,6 +1,7 @@
 """The LoRA training loop, run by DeepSpeed, readable top to bottom.
 
-    encode -> length-grouped batches -> DeepSpeed engine -> answer-only loss -> save adapter
+    encode -> length-grouped batches -> DeepSpeed engine -> answer-only loss
+           -> validate every N steps -> save the adapter (of the best validated step, or the last)
 
 Launched through the `deepspeed` launcher (one process per GPU; gloo on CPU, NCCL on CUDA).
 Only rank 0 writes outputs.
@@ -126,8 +127,8 @@ def collate(examples: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "targets": targets}
 
 
-def answer_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the answer tokens, and how many there were.
+def answer_logits(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits at the answer positions (one row per answer token), and where those are.
 
     The LM head runs on the answer positions alone instead of on every position: with a large
     vocabulary the full logits tensor is most of the step's memory and a good part of its time.
@@ -137,8 +138,67 @@ def answer_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
     ).last_hidden_state
     keep = batch["targets"] != IGNORE
-    logits = causal_lm.get_output_embeddings()(hidden[keep])
+    return causal_lm.get_output_embeddings()(hidden[keep]), keep
+
+
+def answer_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over the answer tokens, and how many there were."""
+    logits, keep = answer_logits(model, batch)
     return F.cross_entropy(logits.float(), batch["targets"][keep], reduction="sum"), int(keep.sum())
+
+
+@dataclass
+class Validated:
+    step: int
+    loss: float  # mean cross-entropy per answer token
+    accuracy: float  # share of examples answered exactly, token for token
+
+
+def validate(model, examples: list[Encoded], batch_size: int, pad_id: int, rank: int, world: int) -> tuple[float, float]:
+    """The mean answer-token loss over held-out examples, and the share of them answered exactly:
+    every answer token is the model's most likely token after the gold tokens before it, which is
+    when greedy decoding writes the answer token for token. One forward pass, no generation."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, answer tokens, exact answers
+    mine = examples[rank::world]
+    with torch.no_grad():
+        for start in range(0, len(mine), batch_size):
+            batch = {k: v.to(device) for k, v in collate(mine[start:start + batch_size], pad_id).items()}
+            logits, keep = answer_logits(model, batch)
+            targets = batch["targets"][keep]
+            hits = torch.ones_like(keep)
+            hits[keep] = logits.argmax(dim=-1) == targets
+            totals += torch.tensor([F.cross_entropy(logits.float(), targets, reduction="sum").item(),
+                                    len(targets), int(hits.all(dim=1).sum())], dtype=torch.float64)
+    model.train(was_training)
+    loss_sum, tokens, exact = _all_reduce(totals).tolist()
+    return loss_sum / tokens, exact / len(examples)
+
+
+class BestStep:
+    """The validated step with the best accuracy (the lower loss breaks a tie) and, when the
+    adapter of that step is to be saved, a copy of its trainable weights."""
+
+    def __init__(self, keep_weights: bool):
+        self.keep_weights = keep_weights
+        self.best: Validated | None = None
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def offer(self, validated: Validated, model) -> None:
+        if self.best is None or (validated.accuracy, -validated.loss) > (self.best.accuracy, -self.best.loss):
+            self.best = validated
+            if self.keep_weights:
+                self.weights = {name: parameter.detach().to("cpu", copy=True)
+                                for name, parameter in model.named_parameters() if parameter.requires_grad}
+
+    def restore(self, model) -> None:
+        """Put the best step's weights back into `model` (nothing to do without kept weights)."""
+        parameters = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, weight in self.weights.items():
+                parameters[name].copy_(weight)
 
 
 def answer_tokens(example: Encoded) -> int:
@@ -182,9 +242,15 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
 
 
 def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path,
-          metrics_out: Path, live_dir: Path | None, checkpoint_dir: Path | None = None) -> dict | None:
+          metrics_out: Path, live_dir: Path | None, checkpoint_dir: Path | None = None,
+          validation: list[dict] = (), last_adapter_out: Path | None = None) -> dict | None:
     """Train one adapter on `records`; rank 0 writes the adapter, metrics and (unless `live_dir`
     is None) dvclive logs.
+
+    `validation` (examples held out of `records`: finlora.mixing.hold_out) is scored every
+    `train.validate_every` steps and at the last; with `train.keep_best` the adapter saved is the
+    one of the step with the best validation accuracy; `last_adapter_out`, where given, gets the
+    last step's adapter as well (bench/dev_real.py compares the two).
 
     With `train.checkpoint_every` > 0 a resumable DeepSpeed checkpoint goes to `checkpoint_dir`
     every N optimizer steps; a rerun with the same data and settings continues from the last one.
@@ -209,6 +275,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
             f"{len(encoded)} examples are too few for one global batch of {params.train.batch_size} x {world} "
             f"processes x {accumulation} accumulation steps", hint="lower train.batch_size or add data")
     total_steps = len(steps) // accumulation
+    held_out, _ = encode(tokenizer, list(validation), params.train.max_seq_len, params.model.chat_template)
 
     base = models.load_base(base_dir, params.quant.bits)
     if params.train.liger_kernel:
@@ -225,13 +292,17 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(params, world))
     engine.train()
 
-    checkpoints = Checkpoints(checkpoint_dir, _run_fingerprint(params, base_dir, encoded, world)) \
+    checkpoints = Checkpoints(checkpoint_dir, _run_fingerprint(params, base_dir, encoded + held_out, world)) \
         if checkpoint_dir is not None and params.train.checkpoint_every > 0 else None
-    history: list[tuple[float, float]] = checkpoints.resume(engine) if checkpoints else []
+    best = BestStep(keep_weights=params.train.keep_best)
+    history: list[tuple[float, float]] = []
+    validations: list[Validated] = []
+    if checkpoints:
+        history, validations, best = checkpoints.resume(engine, best)
     resumed_from = len(history)
     live = _open_live(live_dir) if rank == 0 and live_dir is not None else None
-    for loss, lr in history:  # a resumed run's curve starts where the first run's did
-        _log(live, loss, lr)
+    for step, (loss, lr) in enumerate(history):  # a resumed run's curve starts where the first run's did
+        _log(live, loss, lr, next((v for v in validations if v.step == step + 1), None))
     progress = _progress(total_steps, rank, initial=len(history))
 
     tokens: Counter[str] = Counter()
@@ -242,22 +313,30 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
             step_start = time.perf_counter()
             tokens += _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history)
             step_seconds.append(time.perf_counter() - step_start)  # the step ends on a device sync (its loss)
-            _log(live, *history[-1])
+            validated = None
+            if held_out and ((step + 1) % params.train.validate_every == 0 or step + 1 == total_steps):
+                validated = Validated(step + 1, *validate(engine.module, held_out, params.train.batch_size,
+                                                          tokenizer.pad_token_id, rank, world))
+                validations.append(validated)
+                best.offer(validated, engine.module)
+            _log(live, *history[-1], validated)
             progress.update(1)
-            progress.set_postfix(loss=f"{history[-1][0]:.3f}")
+            progress.set_postfix(loss=f"{history[-1][0]:.3f}",
+                                 **({"val_acc": f"{validations[-1].accuracy:.3f}"} if validations else {}))
             if checkpoints and (step + 1) % params.train.checkpoint_every == 0 and step + 1 < total_steps:
-                checkpoints.save(engine, step + 1, history)
+                checkpoints.save(engine, step + 1, history, validations, best)
     seconds = time.perf_counter() - start
     progress.close()
+    if last_adapter_out is not None and rank == 0:
+        _save_adapter(engine.module, last_adapter_out, base_dir)
+    if params.train.keep_best and best.best is not None:
+        best.restore(engine.module)
+    kept = best.best if params.train.keep_best and best.best is not None else (validations[-1] if validations else None)
 
     summary = _reduce_resources(tokens, models.peak_memory_bytes())
     losses = [loss for loss, _ in history]
     if rank == 0:
-        with atomic_dir(adapter_out) as tmp:
-            engine.module.save_pretrained(tmp)
-            _check_adapter(tmp)
-            _sort_target_modules(tmp)
-            models.write_adapter_origin(tmp, base_dir)
+        _save_adapter(engine.module, adapter_out, base_dir)
     if checkpoints:
         checkpoints.clear()
     if rank != 0:
@@ -283,6 +362,10 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         "quant_bits": params.quant.bits,
         "lora_rank": params.lora.rank,
         "seed": params.train.seed,
+        "val_examples": len(held_out),
+        "kept_step": kept.step if kept else total_steps,  # the step whose adapter was saved
+        "val_loss": round(kept.loss, 4) if kept else None,  # of the saved adapter
+        "val_accuracy": round(kept.accuracy, 4) if kept else None,
     }
     write_json(metrics_out, metrics)
     if live is not None:
@@ -339,10 +422,13 @@ def _clear_training_errors(params: Params):
             "the last checkpoint") from None
 
 
-def _log(live, loss: float, lr: float) -> None:
+def _log(live, loss: float, lr: float, validated: Validated | None = None) -> None:
     if live is not None:
         live.log_metric("train/loss", loss)
         live.log_metric("train/lr", lr)
+        if validated is not None:
+            live.log_metric("val/loss", validated.loss)
+            live.log_metric("val/accuracy", validated.accuracy)
         live.next_step()
 
 
@@ -370,22 +456,29 @@ class Checkpoints:
     def __init__(self, folder: Path, fingerprint: str):
         self.folder, self.fingerprint = folder, fingerprint
 
-    def resume(self, engine) -> list[tuple[float, float]]:
+    def resume(self, engine, best: BestStep) -> tuple[list[tuple[float, float]], list[Validated], BestStep]:
+        """The (loss, lr) history, the validations and the best step so far of the checkpointed
+        run, its weights, optimizer and RNG loaded; nothing where no checkpoint of this run is."""
         marker = self.folder / "fingerprint"
         if not marker.is_file() or marker.read_text() != self.fingerprint:
-            return []
+            return [], [], best
         _, state = engine.load_checkpoint(str(self.folder), load_module_strict=False)
         if not state:
-            return []
+            return [], [], best
         torch.set_rng_state(state["rng"])
         random.setstate(state["python_rng"])
         print(f"resuming from the checkpoint at step {len(state['history'])}")
-        return [tuple(item) for item in state["history"]]
+        best.best = Validated(**state["best"]) if state["best"] else None
+        best.weights = state["best_weights"]
+        return [tuple(item) for item in state["history"]], [Validated(**v) for v in state["validations"]], best
 
-    def save(self, engine, step: int, history: list[tuple[float, float]]) -> None:
+    def save(self, engine, step: int, history: list[tuple[float, float]], validations: list[Validated],
+             best: BestStep) -> None:
         import torch.distributed as dist
 
-        state = {"history": history, "rng": torch.get_rng_state(), "python_rng": random.getstate()}
+        state = {"history": history, "validations": [asdict(v) for v in validations],  # plain types, for torch.load
+                 "best": asdict(best.best) if best.best else None, "best_weights": best.weights,
+                 "rng": torch.get_rng_state(), "python_rng": random.getstate()}
         engine.save_checkpoint(str(self.folder), tag=f"step{step}", client_state=state,
                                exclude_frozen_parameters=True)
         if not dist.is_initialized() or dist.get_rank() == 0:
@@ -415,6 +508,14 @@ def _reduce_resources(tokens: Counter[str], peak: int) -> dict:
     names = ["example_tokens", "real_inputs", "all_inputs"]
     values = _all_reduce(torch.tensor([tokens[name] for name in names] + [peak], dtype=torch.float64))
     return dict(zip(names + ["peak_memory"], values.tolist()))
+
+
+def _save_adapter(model, folder: Path, base_dir: Path) -> None:
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp)
+        _check_adapter(tmp)
+        _sort_target_modules(tmp)
+        models.write_adapter_origin(tmp, base_dir)
 
 
 def _check_adapter(folder: Path) -> None:
