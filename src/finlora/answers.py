@@ -72,10 +72,9 @@ class LabelAnswer(AnswerKind):
         return {"context": build_context(example), "target": example.answer}
 
     def released_fields(self, task: Task, target: str) -> dict:
-        """Labels are read case-blind and a label the files call by another's name is corrected
-        (TFNS); a level of a finer scale (NWGI's seven) is kept as the target and scored as its
-        three-level `label`."""
-        target = task.released_names.get(target.lower(), target.lower())
+        """Labels are read case-blind; a level of a finer scale (NWGI's seven) is kept as the
+        target and scored as its three-level `label`."""
+        target = target.lower()
         label = task.levels.get(target, target)
         if label not in task.labels:
             levels = f", or one of the {len(task.levels)} levels {', '.join(task.levels)}" if task.levels else ""

@@ -73,9 +73,6 @@ class Task:
     to_example: Callable[[dict], Example] | None = None  # classification tasks only
     answer: str = "label"  # the kind of answer asked for: a key of finlora.answers.KINDS
     levels: dict[str, str] = field(default_factory=dict)  # a finer scale's levels -> labels (NWGI's seven)
-    # Labels FinLoRA's released files call by another label's name -> the true label (TFNS's files
-    # swap two); records read from those files are corrected, so training and scoring see true labels.
-    released_names: dict[str, str] = field(default_factory=dict)
     description: str = ""
     finlora_new_tokens: int = 10  # the answer length FinLoRA's evaluation code generates (eval.protocol finlora)
 
@@ -86,10 +83,6 @@ class Task:
                 f"task {self.name}: record has no field '{missing[0]}'",
                 hint=f"a {self.name} record needs fields: {', '.join(self.fields)}",
             )
-
-    def as_released(self, label: str) -> str:
-        """The name FinLoRA's released files give a label (the inverse of `released_names`)."""
-        return next((name for name, true in self.released_names.items() if true == label), label)
 
     def example(self, row: dict) -> Example:
         """The classification example of one raw row (tasks with `to_example`)."""
@@ -129,9 +122,6 @@ def _mapped(label_map: dict[str, str], value: object) -> str:
 # TFNS stores bare integer ids; its dataset card names them 0 Bearish, 1 Bullish, 2 Neutral.
 TFNS_ID_NAMES = ("Bearish", "Bullish", "Neutral")
 TFNS_LABELS = {"Bearish": "negative", "Bullish": "positive", "Neutral": "neutral"}
-# FinLoRA's released TFNS files name Bullish "neutral" and Neutral "positive": by size, "positive"
-# is 65 % of them, as Neutral is of the Hub data, and "neutral" tweets read "upgraded to buy".
-TFNS_RELEASED_NAMES = {"positive": "neutral", "neutral": "positive"}
 # NWGI's seven levels collapse to three by their direction, as FinLoRA's evaluation code scores them
 # (a mild move is still a move; FinGPT's older table counted mild levels as neutral).
 NWGI_LABELS = {
@@ -213,7 +203,6 @@ TASKS: dict[str, Task] = {
                 splits={"train": "train", "test": "validation"},
             ),
             fields=("text", "label"), label_field="label", to_example=_tfns, released=released("tfns"),
-            released_names=TFNS_RELEASED_NAMES,
             description="Twitter financial news sentiment", finlora_new_tokens=5,
         ),
         Task(

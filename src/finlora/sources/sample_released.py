@@ -33,8 +33,6 @@ def write_sample(out: Path, params: Params, n_train: int, n_test: int) -> dict[s
                     instruction = sentiment_instruction(tuple(task.levels))
                     records = [{"context": build_context(Example(instruction, row["news"], "")), "target": row["label"]}
                                for row in rows]
-                if task.released_names:  # as FinLoRA's files name them (TFNS swaps two labels)
-                    records = [{**r, "target": task.as_released(r["target"])} for r in records]
                 if kind(task).needs_filings:  # the filing a question came from, as FinLoRA records it
                     records = [{**r, "doc_path": row["filing"]} for r, row in zip(records, rows)]
                 path = out / split / names[0]
