@@ -59,7 +59,7 @@ def project(tmp_path_factory, tiny_model_dir) -> Path:
     params["model"]["base"] = str(tiny_model_dir)
     params["data"].update(train_size=8, test_size=4, sizes={})
     params["tasks"] = {"sentiment": ["fpb", "tfns"], "xbrl": ["xbrl_value"]}
-    params["train"].update(batch_size=4)
+    params["train"].update(batch_size=4, validation_fraction=0.05)  # the validation path, through DVC
     params["eval"].update(max_new_tokens=3)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(workdir, "git", "init", "-q")

@@ -34,7 +34,8 @@ def write(path, content):
 
 
 def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
-    params = params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"seeds": [1, 2]}})
+    params = params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"seeds": [1, 2], "keep_best": True,
+                                                                        "validation_fraction": 0.05}})
     scores = {"accuracy": 0.5, "strict_accuracy": 0.5, "invalid_rate": 0.0, "f1_weighted": 0.5, "seconds_per_example": 0.1}
     write(tmp_path / "eval" / "base" / "sentiment" / "fpb.json", scores)
     for seed, accuracy in ((1, 0.75), (2, 0.875)):

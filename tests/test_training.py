@@ -167,7 +167,7 @@ def test_the_best_step_is_the_most_accurate_then_the_lowest_loss_and_its_weights
 
 
 def test_train_keeps_the_adapter_of_its_best_validated_step(tiny_base, tmp_path):
-    params = tiny_params(epochs=3, validate_every=1, keep_best=True)
+    params = tiny_params(epochs=3, validate_every=1, keep_best=True, validation_fraction=0.05)
     # trained towards "positive", validated on "negative": the validation loss rises, so an early step is best
     records = [{**record, "target": "positive"} for record in fpb_records(12)]
     validation = [{**record, "target": "negative"} for record in fpb_records(4, seed=1)]
