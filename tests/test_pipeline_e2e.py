@@ -59,7 +59,8 @@ def project(tmp_path_factory, tiny_model_dir) -> Path:
     params["model"]["base"] = str(tiny_model_dir)
     params["data"].update(train_size=8, test_size=4, sizes={})
     params["tasks"] = {"sentiment": ["fpb", "tfns"], "xbrl": ["xbrl_value"]}
-    params["train"].update(batch_size=4, validation_fraction=0.05)  # the validation path, through DVC
+    # the validation path, through DVC; tiny groups train at the shared batch (not by_group's 1 x 8 for XBRL)
+    params["train"].update(batch_size=4, validation_fraction=0.05, by_group={"xbrl": {"epochs": 1}})
     params["eval"].update(max_new_tokens=3)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(workdir, "git", "init", "-q")
@@ -192,7 +193,7 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["model"]["base"] = str(tiny_model_dir)
     params["data"].update(source="finlora", local_dir=str(REPO / "tests" / "fixtures" / "finlora"), sizes={})
-    params["train"].update(batch_size=2)
+    params["train"].update(batch_size=2, by_group={})  # the fixtures' few records: one shared batch size
     params["eval"].update(max_new_tokens=3, max_new_tokens_by_task={})
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(workdir, "git", "init", "-q")
