@@ -28,7 +28,7 @@ from finlora.config import with_changes
 from finlora.evaluation import evaluate
 from finlora.files import read_jsonl, write_json, write_jsonl
 from finlora.metrics import TaskScores
-from finlora.mixing import hold_out, mix
+from finlora.mixing import training_examples
 from finlora.prepare import fits_in, prepare
 from finlora.tasks import get_task
 from finlora.training import train
@@ -102,9 +102,8 @@ def run(args) -> dict:
                                       "base_eval_s": round(base_seconds, 1)}
         for seed in args.seeds:
             seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seeds": [seed]}}, snapshot)
-            by_task, validation = hold_out({task: read_jsonl(work / "prepared" / task / "train.jsonl") for task in tasks},
-                                           seeded.train.validation_fraction, seed)
-            records = mix(by_task, seeded.train.sampling, seeded.train.sampling_temperature, seed)
+            records, validation = training_examples(
+                {task: read_jsonl(work / "prepared" / task / "train.jsonl") for task in tasks}, seeded.train)
             adapter = work / "adapters" / f"{group}-{seed}"
             last = work / "adapters" / f"{group}-{seed}-last" if args.compare_last else None
             trained = train(seeded.for_group(group), records, base, adapter, work / "train" / f"{group}-{seed}.json",

@@ -11,7 +11,7 @@ from finlora import training
 from finlora.config import load_params
 from finlora.errors import exit_on_error
 from finlora.files import read_jsonl
-from finlora.mixing import hold_out, mix
+from finlora.mixing import training_examples
 
 
 def main(group: str = typer.Argument(help="task group from params.yaml `tasks`"),
@@ -27,8 +27,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
     params = load_params().for_group(group).for_seed(seed)
     training.check_environment(params, base)
     by_task = {task: read_jsonl(data / task / "train.jsonl") for task in params.group_tasks(group)}
-    by_task, validation = hold_out(by_task, params.train.validation_fraction, params.train.seed)
-    records = mix(by_task, params.train.sampling, params.train.sampling_temperature, params.train.seed)
+    records, validation = training_examples(by_task, params.train)
     checkpoints = Path(".cache/finlora/train") / "-".join(adapter.parts)  # kept across interrupted runs
     result = training.train(params, records, base, adapter, metrics, live, checkpoints, validation)
     if result is not None:

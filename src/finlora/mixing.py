@@ -16,6 +16,10 @@ Before mixing, `hold_out` sets aside a seeded share of each task's examples for 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from finlora.config import TrainParams
 
 
 def shares(sizes: dict[str, int], policy: str, temperature: float) -> dict[str, int]:
@@ -40,6 +44,13 @@ def mix(by_task: dict[str, list[dict]], policy: str, temperature: float, seed: i
         random.Random(f"{seed}-{task}").shuffle(order)
         mixed += [records[order[i % len(order)]] for i in range(counts[task])]
     return mixed
+
+
+def training_examples(by_task: dict[str, list[dict]], train: TrainParams) -> tuple[list[dict], list[dict]]:
+    """A group's training examples as `train` (one seed's settings) draws them, and the validation
+    examples it holds out first."""
+    by_task, validation = hold_out(by_task, train.validation_fraction, train.seed)
+    return mix(by_task, train.sampling, train.sampling_temperature, train.seed), validation
 
 
 def hold_out(by_task: dict[str, list[dict]], fraction: float, seed: int) -> tuple[dict[str, list[dict]], list[dict]]:

@@ -44,8 +44,8 @@ PROTOCOL_TEXT = {
                "the first label of the answer must be the gold one.",
 }
 # What `dvc metrics show/diff` compare; the per-task and per-group files keep everything else.
-SUMMARY_TRAIN_KEYS = ("final_loss", "val_accuracy", "kept_step", "wall_s", "tokens_per_s", "peak_memory_gb", "adapter_bytes",
-                      "trainable_params", "lora_rank", "quant_bits")
+SUMMARY_TRAIN_KEYS = ("final_loss", "val_accuracy", "kept_step", "wall_s", "tokens_per_s", "peak_memory_gb",
+                      "adapter_bytes", "trainable_params", "lora_rank", "quant_bits")
 
 
 def provenance(params: Params, raw_dir: Path) -> dict[str, dict]:

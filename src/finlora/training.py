@@ -298,7 +298,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     history: list[tuple[float, float]] = []
     validations: list[Validated] = []
     if checkpoints:
-        history, validations, best = checkpoints.resume(engine, best)
+        history, validations = checkpoints.resume(engine, best)
     resumed_from = len(history)
     live = _open_live(live_dir) if rank == 0 and live_dir is not None else None
     for step, (loss, lr) in enumerate(history):  # a resumed run's curve starts where the first run's did
@@ -456,21 +456,22 @@ class Checkpoints:
     def __init__(self, folder: Path, fingerprint: str):
         self.folder, self.fingerprint = folder, fingerprint
 
-    def resume(self, engine, best: BestStep) -> tuple[list[tuple[float, float]], list[Validated], BestStep]:
-        """The (loss, lr) history, the validations and the best step so far of the checkpointed
-        run, its weights, optimizer and RNG loaded; nothing where no checkpoint of this run is."""
+    def resume(self, engine, best: BestStep) -> tuple[list[tuple[float, float]], list[Validated]]:
+        """The (loss, lr) history and the validations of the checkpointed run, its weights,
+        optimizer and RNG loaded and its best step put into `best`; nothing where no checkpoint
+        of this run is."""
         marker = self.folder / "fingerprint"
         if not marker.is_file() or marker.read_text() != self.fingerprint:
-            return [], [], best
+            return [], []
         _, state = engine.load_checkpoint(str(self.folder), load_module_strict=False)
         if not state:
-            return [], [], best
+            return [], []
         torch.set_rng_state(state["rng"])
         random.setstate(state["python_rng"])
         print(f"resuming from the checkpoint at step {len(state['history'])}")
         best.best = Validated(**state["best"]) if state["best"] else None
         best.weights = state["best_weights"]
-        return [tuple(item) for item in state["history"]], [Validated(**v) for v in state["validations"]], best
+        return [tuple(item) for item in state["history"]], [Validated(**v) for v in state["validations"]]
 
     def save(self, engine, step: int, history: list[tuple[float, float]], validations: list[Validated],
              best: BestStep) -> None:
