@@ -59,7 +59,7 @@ def summary(accuracy: float) -> dict:
     scores = {"accuracy": accuracy, "strict_accuracy": accuracy, "f1_weighted": 0.5, "invalid_rate": 0.0,
               "seconds_per_example": 0.1}
     train = {"batch_size_per_device": 16, "world_size": 4, "peak_memory_gb": 20.0, "peak_memory_kind": "cuda",
-             "device_hours": 1.0, "wall_s": 900, "tokens_per_s": 1000, "adapter_bytes": 4_500_000}
+             "device_hours": 1.0, "wall_s": 900, "tokens_per_s": 1000, "adapter_bytes": 4_500_000, "val_examples": 0}
     return {"fpb": {"base": scores, "lora": {**scores, "accuracy": accuracy + 0.1}, "gain": {"accuracy": 0.1}},
             "train": {"sentiment": train}}
 

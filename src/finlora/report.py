@@ -121,7 +121,7 @@ def plot_files(params: Params, metrics_dir: Path) -> dict[str, bytes]:
 def validation_table(params: Params, summary: dict) -> list[str]:
     """The held-out examples each group was validated on, and the step whose adapter was saved
     (means over seeds); nothing when no group held any out."""
-    groups = [group for group in params.tasks if summary["train"][group].get("val_examples")]
+    groups = [group for group in params.tasks if summary["train"][group]["val_examples"]]
     if not groups:
         return []
     choice = "the best validated step" if params.train.keep_best else "the last step"
@@ -143,9 +143,7 @@ def summarize(results: dict) -> dict:
                "gain": entry["gain"]}
         for task, entry in results.items() if task != "train"
     }
-    # (metrics of runs from before validation existed lack its keys)
-    summary["train"] = {group: {k: train[k] for k in SUMMARY_TRAIN_KEYS if k in train}
-                        for group, train in results["train"].items()}
+    summary["train"] = {group: {k: train[k] for k in SUMMARY_TRAIN_KEYS} for group, train in results["train"].items()}
     return summary
 
 
