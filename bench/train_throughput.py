@@ -7,6 +7,7 @@ Trainer + peft baseline, on the same model, data and settings.
     python bench/train_throughput.py --shape llama-3.1-8b --bits 4 --rank 8 --batch-size 4 --seq-len 512
     python bench/train_throughput.py --shape llama-3.1-8b --layers 2 ...   # the same widths, 2 layers (CPU)
     python bench/train_throughput.py --shape llama-3.1-8b --liger ...      # also finlora with Liger's kernels (CUDA)
+    python bench/train_throughput.py --profile FOLDER ...   # each side's torch.profiler table, in FOLDER
 
 With --shape, `--base` only lends its tokenizer; the random model is built once (on the GPU when
 there is one) into a folder under the temporary directory and reused by later runs.
@@ -27,6 +28,7 @@ batch size, optimizer (AdamW), gradient checkpointing setting and examples.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -188,6 +190,30 @@ def run_baseline(args, data: list[dict]) -> dict:
             "padding_efficiency": real_tokens / padded}
 
 
+@contextlib.contextmanager
+def profiled(folder: Path | None, worker: str):
+    """With a folder, run the body under torch.profiler and write there the worker's operators,
+    sorted by their own time on the device (on a CPU: on the host)."""
+    if folder is None:
+        yield
+        return
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    start = time.perf_counter()
+    with profile(activities=activities) as profiler:
+        yield
+    seconds = time.perf_counter() - start
+    sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"profile-{worker}.txt").write_text(
+        f"{worker}: {seconds:.1f} s for the whole side (model load, setup, training); the footer gives "
+        f"the operators' own time in all\n"
+        + profiler.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=60) + "\n")
+
+
 def liger_usable(args) -> bool:
     """Whether finlora can train with Liger's kernels here; says why not (checked before its run)."""
     try:
@@ -213,6 +239,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="with --shape: optimizer steps")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="on both sides")
     parser.add_argument("--liger", action="store_true", help="also run finlora with train.liger_kernel (CUDA)")
+    parser.add_argument("--profile", type=Path, metavar="FOLDER",
+                        help="write each side's torch.profiler table (profile-SIDE.txt) to this folder")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.shape and not args.worker:  # build the model once; both workers load it from disk
@@ -221,7 +249,8 @@ def main() -> None:
     data = (long_records(models.load_tokenizer(args.base), args.steps * args.batch_size, args.seq_len) if args.shape
             else records(args.examples_per_task))
     if args.worker:
-        result = (run_baseline if args.worker == "baseline" else run_finlora)(args, data)
+        with profiled(args.profile, args.worker):
+            result = (run_baseline if args.worker == "baseline" else run_finlora)(args, data)
         print("RESULT " + json.dumps(result))
         return
 

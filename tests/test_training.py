@@ -188,3 +188,19 @@ def test_train_keeps_the_adapter_of_its_best_validated_step(tiny_base, tmp_path)
         adapted = models.load_model(tiny_base, tmp_path / adapter)
         loss, accuracy = training.validate(adapted, held_out, 4, tokenizer.pad_token_id, 0, 1)
         assert loss == pytest.approx(logged["loss"][step], rel=1e-4) and accuracy == logged["accuracy"][step]
+
+
+def test_attention_without_cudnn_is_scoped_and_computes_the_same():
+    """cuDNN's attention rebuilds a graph for each new shape (bench/RESULTS.md, the H200 profile)."""
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 9, 8, generator=generator) for _ in range(3))
+    scores = (q @ k.transpose(-1, -2)) / 8 ** 0.5
+    causal = torch.ones(9, 9, dtype=torch.bool).tril()
+    expected = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    with models.attention_without_cudnn():
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+        got = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before
+    torch.testing.assert_close(got, expected)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from finlora import models
 
 @dataclass
 class Generated:
@@ -29,14 +30,15 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], batch_size: int
 
     device = next(model.parameters()).device
     prefix = shared_prefix(prompts) if reuse_prefix else []
-    prefix_cache = _prefix_cache(model, prefix, device)
     suffixes = [p[len(prefix):] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(suffixes[i]), reverse=True)
     stop_ids = stop_token_ids(tokenizer)
     stops = set(stop_ids)
     answers: list[str] = [""] * len(prompts)
     new_tokens = 0
-    with torch.inference_mode(), tqdm(total=len(prompts), desc="generate", unit="ex", disable=not progress) as bar:
+    with (torch.inference_mode(), models.attention_without_cudnn(),
+          tqdm(total=len(prompts), desc="generate", unit="ex", disable=not progress) as bar):
+        prefix_cache = _prefix_cache(model, prefix, device)
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             batch = left_pad([suffixes[i] for i in rows], tokenizer.pad_token_id, device, prefix)
@@ -70,9 +72,8 @@ def shared_prefix(prompts: list[list[int]]) -> list[int]:
 def _prefix_cache(model, prefix: list[int], device):
     if not prefix:
         return None
-    with torch.inference_mode():
-        ids = torch.tensor([prefix], device=device)
-        return model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True).past_key_values
+    ids = torch.tensor([prefix], device=device)
+    return model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True).past_key_values
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device, prefix: list[int] = ()) -> dict[str, torch.Tensor]:

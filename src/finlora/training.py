@@ -308,7 +308,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     tokens: Counter[str] = Counter()
     step_seconds = []
     start = time.perf_counter()
-    with _clear_training_errors(params):
+    with _clear_training_errors(params), models.attention_without_cudnn():
         for step in range(len(history), total_steps):
             step_start = time.perf_counter()
             tokens += _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history)
