@@ -27,6 +27,8 @@ def test_paper_profiles_build_the_papers_configs(name, bits, rank):
     params = paper_params(name)
     assert params.model.base == "meta-llama/Llama-3.1-8B-Instruct" and params.data.source == "finlora"
     assert params.all_tasks == list(TASKS) and params.eval.protocol == "finlora" and not params.model.chat_template
+    finer = params.for_group("finer").train  # the paper's schedule, not the CPU default's by_group
+    assert (finer.batch_size, finer.grad_accum, finer.max_seq_len, finer.epochs) == (16, 1, 16384, 4)
     xbrl = training.deepspeed_config(params.for_group("xbrl"), world_size=params.train.num_gpus)
     assert (params.for_group("xbrl").train.epochs, xbrl["train_micro_batch_size_per_gpu"],
             xbrl["gradient_accumulation_steps"]) == (1, 2, 2)  # the paper's XBRL schedule
@@ -48,12 +50,14 @@ def test_the_70b_profile_splits_evaluation_over_the_gpus():
     assert params.model.base == "meta-llama/Llama-3.1-70B-Instruct" and params.quant.bits == 4
     assert (params.eval.bits, params.eval.device_map, params.train.gradient_checkpointing) == (8, "auto", True)
     assert params.train.batch_size * params.train.grad_accum == 16
+    assert set(params.train.by_group) == {"xbrl"} and params.for_group("xbrl").train.max_seq_len == 16384
 
 
 def test_overrides_round_trip_to_the_same_params():
     profile = load_profile("paper-4bit-r4", PROFILES)
     removed = [o for o in overrides(profile) if o.startswith("~")]
-    assert removed == ["~data.sizes"]  # emptied, not merged into the defaults
+    # emptied or removed, not merged into the defaults: the data sizes and the CPU default's FiNER schedule
+    assert removed == ["~data.sizes", "~train.by_group.finer"]
     flat = dict(o.split("=", 1) for o in overrides(profile) if not o.startswith("~"))
     assert flat["lora.target_modules"] == '["q_proj","k_proj","v_proj"]' and flat["train.lr"] == "0.0001"
     rebuilt: dict = {}
@@ -63,7 +67,12 @@ def test_overrides_round_trip_to_the_same_params():
         for parent in parents:
             node = node.setdefault(parent, {})
         node[leaf] = yaml.safe_load(value)
-    del profile["data"]["sizes"]
+    for removal in removed:  # what the `~` overrides remove is not rebuilt
+        *parents, leaf = removal[1:].split(".")
+        node = profile
+        for parent in parents:
+            node = node[parent]
+        del node[leaf]
     assert rebuilt == profile
 
 
