@@ -18,6 +18,7 @@ import torch
 
 from finlora import models
 
+
 @dataclass
 class Generated:
     answers: list[str]
