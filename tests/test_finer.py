@@ -111,7 +111,8 @@ def test_the_real_tokenizer_keeps_prompts_within_max_seq_len(tokenizer_dir):
         fits = fits_in(tokenizer, max_seq_len, chat_template=True)
         prepared = prepare(TASKS["finer"], raw["splits"]["train"], Path("f"), params(), raw["tag_names"], fits=fits)
         lengths = [len(training_ids(tokenizer, r["context"], r["target"], True)[0]) for r in prepared.records]
-        assert max(lengths) <= max_seq_len
+        assert max(lengths) <= max_seq_len  # with the task marker (model.task_marker) each prompt starts with
+        assert all(r["context"].startswith("Task: finer\nInstruction: ") for r in prepared.records)
         sizes = [len(r["tags"]) for r in prepared.records]
         assert (max(sizes) == 4) == (max_seq_len == 1024)  # 4 questions do not fit in 400 tokens
 

@@ -23,6 +23,9 @@ EFFECTS = {
     "model.chat_template": ["test_params_effects.py::test_the_chat_template_wraps_the_prompt_as_a_user_turn",
                             "reliability/test_faults.py::test_tokenizer_without_a_chat_template",
                             "test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt"],
+    "model.task_marker": ["test_params_effects.py::test_the_task_marker_names_the_task_first_in_every_prompt",
+                          "test_predict.py::test_prompt_for_new_text_matches_the_training_prompt",
+                          "test_finer.py::test_the_real_tokenizer_keeps_prompts_within_max_seq_len"],
     "model.trust_remote_code": ["reliability/test_faults.py::test_model_code_is_not_run_unless_trusted"],
     "data.source": ["test_released.py::test_every_task_loads_the_published_files_unchanged",
                     "test_sources.py::test_local_files_in_the_datasets_own_schema",
@@ -236,3 +239,15 @@ def test_the_chat_template_wraps_the_prompt_as_a_user_turn(tokenizer_dir):
     assert raw == context  # the default: the raw prompt, as FinLoRA's code feeds it
     assert chat.startswith("<|im_start|>") and f"<|im_start|>user\n{context}" in chat
     assert chat.endswith("<|im_start|>assistant\n")
+
+
+def test_the_task_marker_names_the_task_first_in_every_prompt():
+    released = [{"context": "Instruction: What is the sentiment of this tweet?\nInput: $X up\nAnswer: ",
+                 "target": "positive"}]
+    generated = sample.generate("fiqa", 3, 1, seed=3)["splits"]["train"]
+    for rows in (released, generated):
+        marked = prepare(TASKS["fiqa"], rows, Path("f"), params_with({})).records
+        plain = prepare(TASKS["fiqa"], rows, Path("f"), params_with({"model": {"task_marker": False}})).records
+        assert plain[0]["context"].startswith("Instruction: What is the sentiment of this ")
+        assert [r["context"] for r in marked] == ["Task: fiqa\n" + r["context"] for r in plain]
+        assert [r["target"] for r in marked] == [r["target"] for r in plain]

@@ -3,6 +3,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from conftest import REPO, greedy_answers, params_with, run_env
 from finlora import models, training
 from finlora.errors import FinloraError
 from finlora.predict import export_merged, predict, record_context
+from finlora.prepare import prepare
 from finlora.prompts import build_context, prompt_ids
 from finlora.sources import sample
 from finlora.tasks import TASKS
@@ -33,14 +35,17 @@ def adapter(tmp_path_factory, tiny_base):
 
 def test_prompt_for_new_text_matches_the_training_prompt():
     row = sample.generate("tfns", 1, 1, seed=4)["splits"]["train"][0]
-    trained = build_context(TASKS["tfns"].example(row))
-    assert record_context("tfns", {"text": row["text"]}) == trained
+    trained = prepare(TASKS["tfns"], [row], Path("t"), params()).records[0]["context"]
+    assert trained == "Task: tfns\n" + build_context(TASKS["tfns"].example(row))  # model.task_marker: true
+    assert record_context("tfns", {"text": row["text"]}, task_marker=True) == trained
+    assert record_context("tfns", {"text": row["text"]}, task_marker=False) == build_context(TASKS["tfns"].example(row))
+    assert record_context("fpb", {"context": "Input: x\nAnswer: "}, task_marker=True) == "Task: fpb\nInput: x\nAnswer: "
     ner_row = sample.generate("ner", 1, 1, seed=4)["splits"]["train"][0]
     entity = ner_row["instruction"].split("'")[1]
-    assert record_context("ner", {"text": ner_row["input"], "entity": entity}) == \
-        build_context(TASKS["ner"].example(ner_row))
+    assert record_context("ner", {"text": ner_row["input"], "entity": entity}, task_marker=True) == \
+        prepare(TASKS["ner"], [ner_row], Path("n"), params()).records[0]["context"]
     with pytest.raises(FinloraError, match="needs the entity"):
-        record_context("ner", {"text": "x"})
+        record_context("ner", {"text": "x"}, task_marker=True)
 
 
 def test_predict_answers_as_the_adapter_does_and_labels_the_answer(tiny_base, adapter):
@@ -48,7 +53,7 @@ def test_predict_answers_as_the_adapter_does_and_labels_the_answer(tiny_base, ad
     p = params()
     results = predict(p, "fpb", records, tiny_base, adapter)
     tokenizer = models.load_tokenizer(tiny_base, p.model.chat_template)
-    prompts = [prompt_ids(tokenizer, record_context("fpb", r), p.model.chat_template) for r in records]
+    prompts = [prompt_ids(tokenizer, record_context("fpb", r, p.model.task_marker), p.model.chat_template) for r in records]
     expected = greedy_answers(models.load_model(tiny_base, adapter), tokenizer, prompts, p.eval.max_new_tokens)
     assert [r["answer"] for r in results] == expected
     assert [r["label"] for r in results] == [

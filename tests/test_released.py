@@ -42,7 +42,8 @@ def test_every_task_loads_the_published_files_unchanged(task):
     else:
         assert raw.splits["test"] == lines(test_file)  # every record, as published, in file order
     records = prepare(TASKS[task], raw.splits["test"], test_file, params, raw.tag_names).records
-    assert [r["context"] for r in records] == [row["context"] for row in raw.splits["test"]]
+    # the published prompts, named by their task (model.task_marker: true)
+    assert [r["context"] for r in records] == [f"Task: {task}\n{row['context']}" for row in raw.splits["test"]]
 
 
 def test_a_shared_train_file_is_split_by_the_form_of_its_targets():

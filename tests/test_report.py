@@ -55,6 +55,9 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
     sources = {"fpb": {"source": "sample", "generator": "sample", "seed": 42, "train": 1, "test": 1}}
     text = render(params, results, sources)
     assert "| LoRA r4, 16-bit, mean of 2 seeds | 81.25 / 0.500 |" in text
+    assert "Prompts name their task first (`model.task_marker`)." in text
+    unmarked = params_with({"tasks": {"sentiment": ["fpb"]}, "model": {"task_marker": False}})
+    assert "task_marker" not in render(unmarked, results, sources)
     assert "| fpb | 75.00 | 87.50 | 81.25 | 8.84 |" in text
     assert "## Validation (the best validated step kept)" in text
     assert "| sentiment | 4 | 15 of 20 | 37.5 | 0.5000 |" in text  # kept steps 10 and 20, accuracies 25 and 50 %

@@ -79,7 +79,7 @@ def test_one_shot_prompt_shape_and_targets():
     prepared = prepare(TASKS["xbrl_value"], [question()], Path("q.jsonl"), params(), filings=FIXTURES)
     [record] = prepared.records
     context = record["context"]
-    assert context.startswith("You are a knowledgeable XBRL assistant.")
+    assert context.startswith("Task: xbrl_value\nYou are a knowledgeable XBRL assistant.")  # model.task_marker
     assert "XBRL file:\n```xml\n<us-gaap:" in context and "\n```\nExample question: " in context
     assert "Example answer: 2540000000\nQuestion: What is the value of Brookline Instruments's total assets " \
            "for the Fiscal Year ending in FY 2023?\nAnswer: " in context

@@ -55,6 +55,7 @@ def check_choice(key: str, value: Any, choices: tuple) -> None:
 class ModelParams:
     base: str
     chat_template: bool
+    task_marker: bool
     trust_remote_code: bool
 
     def check(self) -> None:

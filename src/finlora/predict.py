@@ -10,7 +10,7 @@ from finlora.errors import FinloraError
 from finlora.files import atomic_dir
 from finlora.generation import generate_answers
 from finlora.metrics import parse_label
-from finlora.prompts import Example, build_context, prompt_ids
+from finlora.prompts import Example, build_context, prompt_ids, task_marked
 from finlora.tasks import get_task, instruction_for
 
 
@@ -22,19 +22,19 @@ def group_of(params: Params, task: str) -> str:
                        hint=f"groups: {', '.join(params.tasks)}")
 
 
-def record_context(task: str, record: dict) -> str:
-    """A prompt from {"context"} as-is, or from {"text", "entity"?, "question"?}."""
+def record_context(task: str, record: dict, task_marker: bool) -> str:
+    """The prompt, as training saw it, from {"context"} or from {"text", "entity"?, "question"?}."""
     if "context" in record:
-        return record["context"]
+        return task_marked(record["context"], task, task_marker)
     if "text" not in record:
         raise FinloraError("a record needs 'text' (or a ready 'context')")
     instruction = instruction_for(task, record.get("entity"), record.get("question"))
-    return build_context(Example(instruction, record["text"], ""))
+    return task_marked(build_context(Example(instruction, record["text"], "")), task, task_marker)
 
 
 def predict(params: Params, task: str, records: list[dict], base_dir: Path, adapter_dir: Path | None) -> list[dict]:
     """Each record with the model's `answer` and the parsed `label` (None when it names none)."""
-    contexts = [record_context(task, record) for record in records]
+    contexts = [record_context(task, record, params.model.task_marker) for record in records]
     models.base_info(base_dir)  # a clear error before transformers takes a missing folder for a Hub id
     tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits)

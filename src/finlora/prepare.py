@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from finlora.answers import kind, released_record
-from finlora.prompts import training_ids
+from finlora.prompts import task_marked, training_ids
 from finlora.released import is_released
 from finlora.rows import BadRecords, RowContext, for_each_row
 
@@ -35,6 +35,9 @@ def prepare(task: Task, rows: list[dict], path: Path, params: Params, tag_names:
     """Records of one split. `path` names the rows' file in messages; FiNER needs the tag names
     and `fits` (does a prompt + answer fit train.max_seq_len); XBRL needs the filings folder."""
     answer = kind(task)
+    marker = params.model.task_marker
+    if fits is not None and marker:
+        fits = marked_fits(fits, task.name)
     bad = BadRecords(path, params.data.on_bad_record)
     if rows and is_released(rows[0]):
         records: list[dict] = []
@@ -43,11 +46,17 @@ def prepare(task: Task, rows: list[dict], path: Path, params: Params, tag_names:
         records = answer.records(task, rows, RowContext(bad, params, tag_names, filings, fits))
     prepared = Prepared(skipped_bad_records=bad.skipped)
     for record in records:
+        record["context"] = task_marked(record["context"], task.name, marker)
         if answer.within_budget(record, params):
             prepared.records.append(record)
         else:
             prepared.dropped_over_budget += 1
     return prepared
+
+
+def marked_fits(fits: Callable[[str, str], bool], task: str) -> Callable[[str, str], bool]:
+    """`fits` of the prompt with its task marker, so FiNER packs questions into what is trained."""
+    return lambda context, target: fits(task_marked(context, task, True), target)
 
 
 def fits_in(tokenizer, max_seq_len: int, chat_template: bool) -> Callable[[str, str], bool]:

@@ -84,6 +84,13 @@ def xbrl_context(kind: str, fact_lines: list[str], question: str) -> str:
             f"Question: {question}\nAnswer: ")
 
 
+def task_marked(context: str, task: str, task_marker: bool) -> str:
+    """The prompt with its task named first ("Task: fiqa"), when model.task_marker is on. One
+    adapter is trained on every task of its group, and some of them share an instruction word for
+    word (FiQA's with FPB's and TFNS's) but not a balance of labels; the marker tells them apart."""
+    return f"Task: {task}\n{context}" if task_marker else context
+
+
 def prompt_ids(tokenizer, context: str, chat_template: bool) -> list[int]:
     """Token ids of a prompt, wrapped as a user turn when the model is a chat model."""
     if chat_template:

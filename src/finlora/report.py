@@ -174,7 +174,8 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
         "",
         f"Base model `{params.model.base}`; data source `{params.data.source}` "
         f"({_sizes_text(params)}); adapters: {adapter_label(params)}, alpha {params.lora.alpha}, "
-        f"targets {', '.join(params.lora.target_modules)}, lr {params.train.lr}, {params.train.epochs} epoch(s).",
+        f"targets {', '.join(params.lora.target_modules)}, lr {params.train.lr}, {params.train.epochs} epoch(s)."
+        + (" Prompts name their task first (`model.task_marker`)." if params.model.task_marker else ""),
     ]
     if params.data.source == "sample":
         lines.append("These numbers come from the project's generated sample data, not the paper's data sets: "
