@@ -354,7 +354,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         "device_hours": round(seconds * world / 3600, 4),
         "tokens_per_s": round(summary["example_tokens"] / seconds, 1) if seconds > 0 else 0.0,
         "steady_tokens_per_s": steady_tokens_per_s(summary["example_tokens"], step_seconds),
-        "padding_efficiency": round(summary["real_inputs"] / max(1, summary["all_inputs"]), 3),
+        "padding_efficiency": padding_efficiency(encoded, steps),
         "peak_memory_gb": round(summary["peak_memory"] / 1e9, 3),
         "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
         "trainable_params": trainable,
@@ -375,8 +375,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
 
 def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history) -> Counter[str]:
     """One optimizer step over its accumulation window; appends (loss, lr) to `history`. Returns
-    the tokens this rank trained on: the examples' (`example_tokens`, which tokens/s counts) and the
-    batches' input positions (`real_inputs` of `all_inputs`, the rest padding)."""
+    the tokens this rank trained on (`example_tokens`, which tokens/s counts)."""
     accumulation = params.train.grad_accum
     window = steps[step * accumulation:(step + 1) * accumulation]
     window_tokens = sum(answer_tokens(encoded[i]) for micro in window for ranks in micro for i in ranks)
@@ -392,8 +391,7 @@ def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer
         engine.backward(summed * world * accumulation / window_tokens)
         engine.step()
         loss_sum += summed.detach().double().cpu()
-        tokens += Counter(example_tokens=sum(len(e.input_ids) for e in examples),
-                          real_inputs=int(batch["attention_mask"].sum()), all_inputs=batch["attention_mask"].numel())
+        tokens += Counter(example_tokens=sum(len(e.input_ids) for e in examples))
     history.append((float(_all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
     return tokens
 
@@ -505,8 +503,21 @@ def steady_tokens_per_s(real_tokens: float, step_seconds: list[float]) -> float:
     return round(real_tokens / len(step_seconds) / statistics.median(step_seconds), 1)
 
 
+def padding_efficiency(encoded: list[Encoded], steps: list[list[list[int]]]) -> float:
+    """The share of the whole schedule's input positions (every micro-batch of every rank, as
+    `collate` pads each to its longest input) that are tokens, not padding. A property of the
+    schedule, so a run resumed from a checkpoint reports what an uninterrupted one does."""
+    real = padded = 0
+    for micro in steps:
+        for indices in micro:
+            inputs = [len(encoded[i].input_ids) - 1 for i in indices]
+            real += sum(inputs)
+            padded += len(inputs) * max(inputs, default=0)
+    return round(real / max(1, padded), 3)
+
+
 def _reduce_resources(tokens: Counter[str], peak: int) -> dict:
-    names = ["example_tokens", "real_inputs", "all_inputs"]
+    names = ["example_tokens"]
     values = _all_reduce(torch.tensor([tokens[name] for name in names] + [peak], dtype=torch.float64))
     return dict(zip(names + ["peak_memory"], values.tolist()))
 
