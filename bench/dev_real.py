@@ -66,6 +66,17 @@ def prepare_group(params, group: str, work: Path, base: Path) -> None:
         write_json(folder / "stats.json", stats)
 
 
+def earlier_base_scores(earlier: Path, work: Path, tasks: list[str]) -> dict[str, dict]:
+    """The base model's scores from an earlier run's --out, for test prompts identical to this run's
+    (the base model does not depend on the seed or on training settings; XBRL's take 20 minutes)."""
+    for task in tasks:
+        test = Path("prepared") / task / "test.jsonl"
+        if (earlier / test).read_bytes() != (work / test).read_bytes():
+            sys.exit(f"--base-from {earlier}: its {test} differs from this run's; evaluate the base model again")
+    shutil.copytree(earlier / "pred" / "base", work / "pred" / "base", dirs_exist_ok=True)
+    return {task: json.loads((earlier / "eval" / "base" / f"{task}.json").read_text()) for task in tasks}
+
+
 def majority(work: Path, task: str) -> float | None:
     """Accuracy of always answering the training split's most common label (classification only)."""
     if not get_task(task).labels:
@@ -93,10 +104,14 @@ def run(args) -> dict:
     results: dict = {"settings": args.set, "seeds": args.seeds, "tasks": {}}
     for group, tasks in params.tasks.items():
         prepare_group(params.for_group(group), group, work, base)
-        start = time.perf_counter()
-        scores = evaluate(params, tasks, base, None, work / "prepared", work / "pred" / "base", work / "eval" / "base",
-                          work / "confusion" / "base", progress_key=f"dev-base-{group}")
-        base_seconds = time.perf_counter() - start
+        if args.base_from:
+            scores = earlier_base_scores(args.base_from, work, tasks)
+            base_seconds = json.loads((args.base_from / "results.json").read_text())["tasks"][tasks[0]]["base_eval_s"]
+        else:
+            start = time.perf_counter()
+            scores = evaluate(params, tasks, base, None, work / "prepared", work / "pred" / "base",
+                              work / "eval" / "base", work / "confusion" / "base", progress_key=f"dev-base-{group}")
+            base_seconds = time.perf_counter() - start
         for task in tasks:
             results["tasks"][task] = {"base": scores[task], "majority": majority(work, task), "lora": [],
                                       "base_eval_s": round(base_seconds, 1)}
@@ -165,6 +180,9 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("-S", "--set", action="append", default=[], help="params change, e.g. lora.rank=8")
     parser.add_argument("--out", type=Path, default=Path(".cache/finlora/dev/run"))
+    parser.add_argument("--base-from", type=Path, metavar="OUT",
+                        help="take the base model's scores from an earlier run's --out "
+                             "(same test prompts and eval.* settings)")
     parser.add_argument("--compare-last", action="store_true",
                         help="with train.keep_best, also evaluate each training's last-step adapter")
     args = parser.parse_args()
