@@ -18,7 +18,6 @@ import random
 import shutil
 import statistics
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -305,7 +304,7 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         _log(live, loss, lr, next((v for v in validations if v.step == step + 1), None))
     progress = _progress(total_steps, rank, initial=len(history))
 
-    tokens: Counter[str] = Counter()
+    tokens = 0  # of every example this rank trained on, padding aside: what tokens/s counts
     step_seconds = []
     start = time.perf_counter()
     with _clear_training_errors(params), models.attention_without_cudnn():
@@ -333,7 +332,8 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         best.restore(engine.module)
     kept = best.best if params.train.keep_best and best.best is not None else (validations[-1] if validations else None)
 
-    summary = _reduce_resources(tokens, models.peak_memory_bytes())
+    all_tokens, peak_memory = _all_reduce(
+        torch.tensor([tokens, models.peak_memory_bytes()], dtype=torch.float64)).tolist()  # sums over ranks
     losses = [loss for loss, _ in history]
     if rank == 0:
         _save_adapter(engine.module, adapter_out, base_dir)
@@ -352,10 +352,10 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
         "world_size": world,
         "wall_s": round(seconds, 1),
         "device_hours": round(seconds * world / 3600, 4),
-        "tokens_per_s": round(summary["example_tokens"] / seconds, 1) if seconds > 0 else 0.0,
-        "steady_tokens_per_s": steady_tokens_per_s(summary["example_tokens"], step_seconds),
+        "tokens_per_s": round(all_tokens / seconds, 1) if seconds > 0 else 0.0,
+        "steady_tokens_per_s": steady_tokens_per_s(all_tokens, step_seconds),
         "padding_efficiency": padding_efficiency(encoded, steps),
-        "peak_memory_gb": round(summary["peak_memory"] / 1e9, 3),
+        "peak_memory_gb": round(peak_memory / 1e9, 3),
         "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
         "trainable_params": trainable,
         "adapter_bytes": models.adapter_bytes(adapter_out),
@@ -373,14 +373,14 @@ def train(params: Params, records: list[dict], base_dir: Path, adapter_out: Path
     return metrics
 
 
-def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history) -> Counter[str]:
+def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer, history) -> int:
     """One optimizer step over its accumulation window; appends (loss, lr) to `history`. Returns
-    the tokens this rank trained on (`example_tokens`, which tokens/s counts)."""
+    how many tokens this rank's examples hold (padding aside)."""
     accumulation = params.train.grad_accum
     window = steps[step * accumulation:(step + 1) * accumulation]
     window_tokens = sum(answer_tokens(encoded[i]) for micro in window for ranks in micro for i in ranks)
     loss_sum = torch.zeros((), dtype=torch.float64)
-    tokens: Counter[str] = Counter()
+    tokens = 0
     for micro in window:
         examples = [encoded[i] for i in micro[rank]]
         batch = collate(examples, tokenizer.pad_token_id)
@@ -391,7 +391,7 @@ def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer
         engine.backward(summed * world * accumulation / window_tokens)
         engine.step()
         loss_sum += summed.detach().double().cpu()
-        tokens += Counter(example_tokens=sum(len(e.input_ids) for e in examples))
+        tokens += sum(len(e.input_ids) for e in examples)
     history.append((float(_all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
     return tokens
 
@@ -514,12 +514,6 @@ def padding_efficiency(encoded: list[Encoded], steps: list[list[list[int]]]) -> 
             real += sum(inputs)
             padded += len(inputs) * max(inputs, default=0)
     return round(real / max(1, padded), 3)
-
-
-def _reduce_resources(tokens: Counter[str], peak: int) -> dict:
-    names = ["example_tokens"]
-    values = _all_reduce(torch.tensor([tokens[name] for name in names] + [peak], dtype=torch.float64))
-    return dict(zip(names + ["peak_memory"], values.tolist()))
 
 
 def _save_adapter(model, folder: Path, base_dir: Path) -> None:
