@@ -94,6 +94,9 @@ def test_estimate_prints_both_breakdowns_and_refuses_what_does_not_fit(fresh_clo
     assert "training, group sentiment: 16-bit, r4 on q_proj, k_proj, v_proj, batch 8 x 1024 tokens" in result.stdout
     assert "linear layers (16-bit)                                13.959 GB" in result.stdout
     assert "KV cache" in result.stdout
+    assert "inference: 16-bit, batch 16 x (1024 prompt + 8 new) tokens" in result.stdout
+    xbrl = finlora(fresh_clone, "estimate", "--config", str(config), "--group", "xbrl")
+    assert "inference: 16-bit, batch 2 x (8192 prompt + 8 new) tokens" in xbrl.stdout  # eval.batch_tokens 16384
     assert_user_error(finlora(fresh_clone, "estimate", "--config", str(config), "--available-gb", "8"),
                       "more than the 8.0 GB of --available-gb")
     assert_user_error(finlora(fresh_clone, "estimate"), "cannot read its config.json")

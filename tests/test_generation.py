@@ -1,5 +1,5 @@
 from finlora import models
-from finlora.generation import first_line, generate_answers, left_pad, shared_prefix, stop_token_ids
+from finlora.generation import first_line, generate_answers, left_pad, length_batches, shared_prefix, stop_token_ids
 from finlora.prompts import build_context, prompt_ids
 from finlora.sources import sample
 from finlora.tasks import TASKS
@@ -20,6 +20,14 @@ def test_left_padding_goes_between_the_shared_prefix_and_the_rest():
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 1]]
 
 
+def test_batches_go_longest_first_within_batch_size_and_batch_tokens():
+    lengths = [5, 9, 3, 9, 2, 7]
+    assert length_batches(lengths, 4) == [[1, 3, 5, 0], [2, 4]]
+    # 2 x 9 = 18 tokens fit in 20, 3 x 9 do not; 2 x 7 fit, 3 x 7 do not
+    assert length_batches(lengths, 4, batch_tokens=20) == [[1, 3], [5, 0], [2, 4]]
+    assert length_batches([30, 4, 4], 4, batch_tokens=20) == [[0], [1, 2]]  # over the budget: alone
+
+
 def test_shared_prefix_leaves_each_prompt_a_token():
     assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 3]]) == [1, 2]
     assert shared_prefix([[1, 2], [3, 4]]) == [] and shared_prefix([[1, 2, 3]]) == []
@@ -33,7 +41,7 @@ def test_stop_tokens_are_the_end_token_and_every_newline_token(tiny_base):
     assert tokenizer.encode("positive", add_special_tokens=False)[0] not in stops
 
 
-def test_answers_do_not_depend_on_batch_size_or_prefix_reuse(tiny_base):
+def test_answers_do_not_depend_on_batch_size_batch_tokens_or_prefix_reuse(tiny_base):
     tokenizer = models.load_tokenizer(tiny_base)
     model = models.load_base(tiny_base).eval()
     prompts = mixed_prompts(tokenizer)
@@ -41,6 +49,9 @@ def test_answers_do_not_depend_on_batch_size_or_prefix_reuse(tiny_base):
     reference = generate_answers(model, tokenizer, prompts, 1, 6, progress=False, reuse_prefix=False)
     batched = generate_answers(model, tokenizer, prompts, 8, 6, progress=False)
     assert batched.answers == reference.answers
+    budgeted = generate_answers(model, tokenizer, prompts, 8, 6, progress=False,
+                                batch_tokens=3 * max(len(p) for p in prompts))
+    assert budgeted.answers == reference.answers
     assert len(shared_prefix(prompts)) > 20  # chat preamble + "Instruction: What is ..."
     assert 0 < batched.new_tokens <= 6 * len(prompts)
 

@@ -77,7 +77,9 @@ EFFECTS = {
     "train.keep_best": ["test_params_effects.py::test_validate_every_and_keep_best_choose_the_steps_and_the_adapter",
                         "test_training.py::test_train_keeps_the_adapter_of_its_best_validated_step"],
     "train.by_group": ["test_config.py::test_a_group_trains_with_its_own_settings_where_it_has_them"],
-    "eval.batch_size": ["test_generation.py::test_answers_do_not_depend_on_batch_size_or_prefix_reuse"],
+    "eval.batch_size": ["test_generation.py::test_answers_do_not_depend_on_batch_size_batch_tokens_or_prefix_reuse"],
+    "eval.batch_tokens": ["test_params_effects.py::test_eval_batch_tokens_caps_each_batch_and_keeps_the_answers",
+                          "test_generation.py::test_batches_go_longest_first_within_batch_size_and_batch_tokens"],
     "eval.max_new_tokens": ["test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt",
                             "test_params_effects.py::test_answer_lengths_per_task"],
     "eval.max_new_tokens_by_task": ["test_params_effects.py::test_answer_lengths_per_task"],
@@ -225,6 +227,36 @@ def test_eval_limit_evaluates_the_first_n(tiny_base, tmp_path, monkeypatch):
                       tmp_path / "c", progress_key="limit")
     rows = [json.loads(line) for line in Path(tmp_path / "p" / "fpb.jsonl").read_text().splitlines()]
     assert scores["fpb"]["n"] == 4 and [r["context"] for r in rows] == [r["context"] for r in records[:4]]
+
+
+def test_eval_batch_tokens_caps_each_batch_and_keeps_the_answers(tiny_base, tmp_path, monkeypatch):
+    from finlora import generation
+    from finlora.evaluation import evaluate
+    from finlora.files import read_jsonl, write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    records = [{"context": f"Instruction: x\nInput: {'word ' * (3 * i)}s{i}\nAnswer: ", "target": "neutral"}
+               for i in range(6)]
+    write_jsonl(tmp_path / "prepared" / "fpb" / "test.jsonl", records)
+    seen = []
+
+    def recording(lengths, batch_size, batch_tokens=None):
+        batches = real_batches(lengths, batch_size, batch_tokens)
+        seen.append([(len(rows), max(lengths[i] for i in rows)) for rows in batches])
+        return batches
+
+    real_batches = generation.length_batches
+    monkeypatch.setattr(generation, "length_batches", recording)
+    answers = {}
+    for budget in (10_000, 40):
+        params = params_with({"tasks": {"s": ["fpb"]}, "eval": {"batch_size": 8, "batch_tokens": budget,
+                                                                "max_new_tokens": 2}})
+        evaluate(params, ["fpb"], tiny_base, None, tmp_path / "prepared", tmp_path / f"p{budget}",
+                 tmp_path / "m", tmp_path / "c", progress_key=f"budget{budget}")
+        answers[budget] = [row["answer"] for row in read_jsonl(tmp_path / f"p{budget}" / "fpb.jsonl")]
+    assert [rows for rows, _ in seen[0]] == [6]
+    assert len(seen[1]) > 1 and all(rows * longest <= 40 or rows == 1 for rows, longest in seen[1])
+    assert answers[40] == answers[10_000]
 
 
 def test_the_chat_template_wraps_the_prompt_as_a_user_turn(tokenizer_dir):

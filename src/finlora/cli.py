@@ -193,10 +193,11 @@ def estimate_command(
                f"{setting.processes} process(es), {dtype}; per process:")
     typer.echo(estimate.table(estimate.training(shape, setting)))
     new_tokens = params.eval.max_new_tokens
-    typer.echo(f"inference: {params.eval.bits}-bit, batch {params.eval.batch_size} x ({setting.seq_len} prompt + "
+    rows = max(1, min(params.eval.batch_size, params.eval.batch_tokens // setting.seq_len))  # as generation batches
+    typer.echo(f"inference: {params.eval.bits}-bit, batch {rows} x ({setting.seq_len} prompt + "
                f"{new_tokens} new) tokens:")
     typer.echo(estimate.table(estimate.inference(shape, params.eval.bits, setting.rank, setting.targets,
-                                                 params.eval.batch_size, setting.seq_len, new_tokens, setting.dtype_bytes)))
+                                                 rows, setting.seq_len, new_tokens, setting.dtype_bytes)))
     if available_gb is not None:
         estimate.refuse_if_too_big(shape, setting, available_gb * estimate.GB, "--available-gb")
         typer.echo(f"fits in {available_gb} GB")

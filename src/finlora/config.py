@@ -227,6 +227,7 @@ class TrainParams:
 @dataclass(frozen=True)
 class EvalParams:
     batch_size: int
+    batch_tokens: int
     max_new_tokens: int
     max_new_tokens_by_task: dict[str, int]  # may be left out: every task gets max_new_tokens
     limit: int
@@ -242,6 +243,7 @@ class EvalParams:
 
     def check(self) -> None:
         check_at_least("eval.batch_size", self.batch_size, 1)
+        check_at_least("eval.batch_tokens", self.batch_tokens, 1)
         check_at_least("eval.max_new_tokens", self.max_new_tokens, 1)
         for task, tokens in self.max_new_tokens_by_task.items():
             if task not in TASKS:

@@ -125,7 +125,7 @@ def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int
     for start in range(0, len(todo), chunk):
         indices = todo[start:start + chunk]
         result = generate_answers(model, tokenizer, [prompts[i] for i in indices], params.eval.batch_size,
-                                  params.eval.new_tokens(task))
+                                  params.eval.new_tokens(task), batch_tokens=params.eval.batch_tokens)
         new_tokens += result.new_tokens
         for i, answer in zip(indices, result.answers):
             answers[i] = answer
@@ -143,7 +143,8 @@ def _fingerprint(params: Params, base_dir: Path, adapter_dir: Path | None) -> st
         adapter = hashlib.sha256((adapter_dir / "adapter_model.safetensors").read_bytes()).hexdigest()
     settings = {**asdict(params.eval), "chat_template": params.model.chat_template}
     settings.pop("limit")
-    settings.pop("batch_size")  # answers do not depend on it (tested)
+    for batching in ("batch_size", "batch_tokens"):
+        settings.pop(batching)  # answers do not depend on them (tested)
     return hashlib.sha256(json.dumps([models.base_fingerprint(base_dir), adapter, settings],
                                      sort_keys=True).encode()).hexdigest()
 

@@ -40,7 +40,8 @@ def predict(params: Params, task: str, records: list[dict], base_dir: Path, adap
     model = models.load_model(base_dir, adapter_dir, params.eval.bits)
     prompts = [prompt_ids(tokenizer, context, params.model.chat_template) for context in contexts]
     answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, params.eval.new_tokens(task),
-                               progress=len(prompts) > params.eval.batch_size).answers
+                               progress=len(prompts) > params.eval.batch_size,
+                               batch_tokens=params.eval.batch_tokens).answers
     labels = get_task(task).labels
     return [{**record, "answer": answer, "label": parse_label(answer, labels)}
             for record, answer in zip(records, answers)]
