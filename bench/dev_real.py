@@ -1,7 +1,7 @@
 """The development loop on real data: FinLoRA's released files (by default the development share
 in ../shared/data/finlora-dev) through the pipeline's own code, download -> preprocess -> train ->
 evaluate, for the embedded model. Prints per task the base model, the fine-tuned model (each seed
-and the mean) and the majority class of the training split, accuracy and weighted F1, with times.
+and the mean) and the training split's most common answer, accuracy and weighted F1, with times.
 
     python bench/dev_real.py                                   # params.yaml's settings, one seed
     python bench/dev_real.py --groups sentiment --seeds 1 2 3 -S lora.rank=8 -S train.lr=5e-4
@@ -18,14 +18,14 @@ import shutil
 import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import yaml
 
 from finlora import models, sources
 from finlora.config import with_changes
-from finlora.evaluation import evaluate
+from finlora.answers import most_common_answer
+from finlora.evaluation import evaluate, tag_names
 from finlora.files import read_jsonl, write_json, write_jsonl
 from finlora.metrics import TaskScores
 from finlora.mixing import training_examples
@@ -77,14 +77,12 @@ def earlier_base_scores(earlier: Path, work: Path, tasks: list[str]) -> dict[str
     return {task: json.loads((earlier / "eval" / "base" / f"{task}.json").read_text()) for task in tasks}
 
 
-def majority(work: Path, task: str) -> float | None:
-    """Accuracy of always answering the training split's most common label (classification only)."""
-    if not get_task(task).labels:
-        return None
-    gold = lambda record: record.get("label", record["target"])  # noqa: E731
-    common = Counter(map(gold, read_jsonl(work / "prepared" / task / "train.jsonl"))).most_common(1)[0][0]
-    test = read_jsonl(work / "prepared" / task / "test.jsonl")
-    return sum(gold(record) == common for record in test) / len(test)
+def majority(work: Path, task: str) -> float:
+    """Strict accuracy of always giving the training split's most common answer (FiNER: its most
+    common tag for every entity), the bar evaluation reports beside the scores."""
+    folder = work / "prepared" / task
+    return most_common_answer(get_task(task), read_jsonl(folder / "train.jsonl"), read_jsonl(folder / "test.jsonl"),
+                              tag_names(folder))["strict_accuracy"]
 
 
 def run(args) -> dict:
@@ -142,7 +140,7 @@ def run(args) -> dict:
 
 
 def table(results: dict) -> str:
-    """Markdown: accuracy % (weighted F1) of base, each seed, their mean, and the majority class."""
+    """Markdown: accuracy % (weighted F1) of base, each seed, their mean, and the most common training answer."""
     seeds = results["seeds"]
     lines = ["| task | base | " + " | ".join(f"LoRA seed {s}" for s in seeds) + " | LoRA mean (sd) | majority | gain "
              "| train s | eval s |", "|---" * (len(seeds) + 7) + "|"]
@@ -150,13 +148,12 @@ def table(results: dict) -> str:
         accuracy = [100 * run["strict_accuracy"] for run in entry["lora"]]
         mean = statistics.mean(accuracy)
         spread = f" ({statistics.stdev(accuracy):.1f})" if len(accuracy) > 1 else ""
-        majority_cell = f"{100 * entry['majority']:.1f}" if entry["majority"] is not None else ""
         if "last_step" in entry:
             last = [100 * run["strict_accuracy"] for run in entry["last_step"]]
             spread += "; last step " + " / ".join(f"{a:.1f}" for a in last) + f", mean {statistics.mean(last):.1f}"
         lines.append(
             f"| {task} | {cell(entry['base'])} | " + " | ".join(cell(run) for run in entry["lora"])
-            + f" | {mean:.1f}{spread} | {majority_cell} | {mean - 100 * entry['base']['strict_accuracy']:+.1f} "
+            + f" | {mean:.1f}{spread} | {100 * entry['majority']:.1f} | {mean - 100 * entry['base']['strict_accuracy']:+.1f} "
             f"| {statistics.mean(run['train_s'] for run in entry['lora']):.0f} "
             f"| {statistics.mean(run['eval_s'] for run in entry['lora']):.0f} |")
     return "\n".join(lines)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import params_with
-from finlora.answers import kind, released_record
+from finlora.answers import kind, most_common_answer, released_record
 from finlora.prepare import prepare
 from finlora.sources import sample
 from finlora.tasks import TASKS
@@ -65,3 +65,24 @@ def test_only_value_answers_have_no_f1_and_only_finer_and_xbrl_lack_a_label_set(
     assert {name for name, task in TASKS.items() if not task.labels} == {"finer", "xbrl_tags", "xbrl_value"}
     assert {name for name, task in TASKS.items() if kind(task).needs_filings} == {"xbrl_tags", "xbrl_value"}
     assert {name for name, task in TASKS.items() if kind(task).needs_tag_names} == {"finer"}
+
+
+def records_of(golds: list, field: str = "target") -> list[dict]:
+    return [{"context": "", "target": ",".join(g) if isinstance(g, list) else g, field: g} for g in golds]
+
+
+@pytest.mark.parametrize("name, train, test, answer, expected", [
+    # counted by hand: the training split's mode, given for every test record (FiNER: every entity)
+    ("fpb", ["neutral", "neutral", "positive"], ["neutral", "positive", "negative", "neutral"], "neutral", 0.5),
+    ("finer", [["DebtInstrumentFaceAmount", "SharePrice"], ["SharePrice"], ["Revenues"]],
+     [["SharePrice", "Revenues"], ["DebtInstrumentFaceAmount", "SharePrice", "SharePrice"]], "SharePrice", 0.6),
+    ("xbrl_tags", ["us-gaap:NetIncomeLoss", "us-gaap:Revenues", "us-gaap:NetIncomeLoss"],
+     ["us-gaap:Revenues", "us-gaap:NetIncomeLoss", "us-gaap:Assets"], "us-gaap:NetIncomeLoss", 0.3333),
+    ("xbrl_value", ["100", "7", "100"], ["100", "5"], "100", 0.5),
+])
+def test_most_common_answer_scores_the_training_mode_given_every_time(name, train, test, answer, expected):
+    field = {"finer": "tags", "fpb": "label"}.get(name, "target")
+    tag_names = ["DebtInstrumentFaceAmount", "Revenues", "SharePrice"]
+    scores = most_common_answer(TASKS[name], records_of(train, field), records_of(test, field), tag_names)
+    assert scores["answer"] == answer
+    assert scores["strict_accuracy"] == expected

@@ -26,6 +26,9 @@ def prepared(tmp_path_factory):
     rows = sample.generate("fpb", 1, 24, seed=5)["splits"]["test"]
     records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
     write_jsonl(folder / "fpb" / "test.jsonl", records)
+    # a training split whose most common label is "negative": the bar evaluation reports beside the scores
+    write_jsonl(folder / "fpb" / "train.jsonl", [{"context": "-", "target": label}
+                                                  for label in ("negative", "positive", "negative")])
     return folder
 
 
@@ -63,6 +66,8 @@ def test_evaluate_writes_predictions_metrics_and_confusion_rows(tmp_path, monkey
     assert metrics["invalid_rate"] == round(first_label.count(None) / 24, 4)
     confusion = json.loads((out / "confusion" / "fpb.json").read_text())
     assert confusion == [{"actual": g, "predicted": p or "invalid"} for g, p in zip(golds, first_label)]
+    assert metrics["most_common_answer"]["answer"] == "negative"
+    assert metrics["most_common_answer"]["strict_accuracy"] == round(golds.count("negative") / 24, 4) > 0
     assert not list((tmp_path / ".cache" / "finlora" / "eval").iterdir())  # progress removed when done
 
 

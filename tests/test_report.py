@@ -37,7 +37,9 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
     params = params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"seeds": [1, 2], "keep_best": True,
                                                                         "validation_fraction": 0.05}})
     scores = {"accuracy": 0.5, "strict_accuracy": 0.5, "invalid_rate": 0.0, "f1_weighted": 0.5, "seconds_per_example": 0.1}
-    write(tmp_path / "eval" / "base" / "sentiment" / "fpb.json", scores)
+    most_common = {"answer": "neutral", "accuracy": 0.625, "strict_accuracy": 0.625, "invalid_rate": 0.0,
+                   "f1_weighted": 0.481}
+    write(tmp_path / "eval" / "base" / "sentiment" / "fpb.json", {**scores, "most_common_answer": most_common})
     for seed, accuracy in ((1, 0.75), (2, 0.875)):
         write(tmp_path / "eval" / "lora" / "sentiment" / f"seed-{seed}" / "fpb.json",
               {**scores, "accuracy": accuracy, "strict_accuracy": accuracy - 0.125})
@@ -52,6 +54,8 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
     summary = summarize(results)
     assert summary["fpb"]["seeds"]["accuracy"]["sd"] == round(statistics.stdev([0.75, 0.875]), 4)
     assert summary["fpb"]["seeds"]["strict_accuracy"]["mean"] == 0.6875
+    assert summary["fpb"]["most_common"] == {"accuracy": 0.625, "strict_accuracy": 0.625, "invalid_rate": 0.0,
+                                             "f1_weighted": 0.481}
     sources = {"fpb": {"source": "sample", "generator": "sample", "seed": 42, "train": 1, "test": 1}}
     text = render(params, results, sources)
     assert "| LoRA r4, 16-bit, mean of 2 seeds | 81.25 / 0.500 |" in text
@@ -59,6 +63,7 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
     unmarked = params_with({"tasks": {"sentiment": ["fpb"]}, "model": {"task_marker": False}})
     assert "task_marker" not in render(unmarked, results, sources)
     assert "| fpb | 75.00 | 87.50 | 81.25 | 8.84 |" in text
+    assert "| the training split's most common answer, every time: strict accuracy | 62.50 |" in text
     assert "## Validation (the best validated step kept)" in text
     assert "| sentiment | 4 | 15 of 20 | 37.5 | 0.5000 |" in text  # kept steps 10 and 20, accuracies 25 and 50 %
     assert summary["train"]["sentiment"]["val_accuracy"] == 0.375

@@ -15,6 +15,7 @@ object with `kind(task)`, calls its methods and reads its flags, and never asks 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from finlora import metrics
@@ -53,6 +54,10 @@ class AnswerKind:
               tag_names: list[str] | None = None) -> metrics.Scored:
         raise NotImplementedError
 
+    def gold_parts(self, record: dict) -> list[str]:
+        """The answers a record is scored on, one per scored unit (FiNER: one per entity)."""
+        return [record["target"]]
+
     def finlora_pairs(self, record: dict, answer: str) -> list[tuple[str, str]]:
         """(gold, answer) pairs as FinLoRA's evaluation code compares them: one per record."""
         return [(str(record["target"]), answer)]
@@ -70,6 +75,9 @@ class LabelAnswer(AnswerKind):
     def record(task: Task, row: dict) -> dict:
         example = task.example(row)
         return {"context": build_context(example), "target": example.answer}
+
+    def gold_parts(self, record: dict) -> list[str]:
+        return [record.get("label", record["target"])]
 
     def released_fields(self, task: Task, target: str) -> dict:
         """Labels are read case-blind; a level of a finer scale (NWGI's seven) is kept as the
@@ -110,6 +118,9 @@ class TagListAnswer(AnswerKind):
     def score(self, task: Task, records: list[dict], answers: list[str],
               tag_names: list[str] | None = None) -> metrics.Scored:
         return metrics.score_tag_lists(answers, [record["tags"] for record in records], tag_names or [])
+
+    def gold_parts(self, record: dict) -> list[str]:
+        return record["tags"]
 
     def finlora_pairs(self, record: dict, answer: str) -> list[tuple[str, str]]:
         """One pair per entity: answer parts cut or padded with empty strings to the gold tags."""
@@ -176,6 +187,18 @@ def released_record(task: Task, row: dict) -> dict:
     (the three-level `label` of a seven-level NWGI target, FiNER's per-entity `tags`)."""
     context, target = prompt_and_target(row)
     return {"context": context, **kind(task).released_fields(task, target)}
+
+
+def most_common_answer(task: Task, train: list[dict], test: list[dict],
+                       tag_names: list[str] | None = None) -> dict:
+    """The bar a model must clear to have learnt more than the answer's form: the scores of always
+    giving the training split's most common answer (label, tag or value; for FiNER, its most common
+    tag for every entity), with that answer."""
+    answer = kind(task)
+    common = Counter(part for record in train for part in answer.gold_parts(record)).most_common(1)[0][0]
+    answers = [",".join([common] * len(answer.gold_parts(record))) for record in test]
+    scores = metrics.TaskScores.of(answer.score(task, test, answers, tag_names).metrics)
+    return {"answer": common, **scores.as_dict()}
 
 
 def finlora_scores(task: Task, records: list[dict], answers: list[str]) -> dict:

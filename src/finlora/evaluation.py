@@ -18,7 +18,7 @@ from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.answers import finlora_scores, kind
+from finlora.answers import finlora_scores, kind, most_common_answer
 from finlora.metrics import INVALID, TaskScores
 from finlora.prompts import prompt_ids
 from finlora.tasks import get_task
@@ -43,8 +43,12 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         answers, new_tokens = _answers(params, model, tokenizer, task, prompts, progress)
         seconds = time.perf_counter() - start
         spec = get_task(task)
-        scored = kind(spec).score(spec, records, answers, tag_names(prepared_dir / task))
+        tags = tag_names(prepared_dir / task)
+        scored = kind(spec).score(spec, records, answers, tags)
         metrics = {**scored.metrics, "protocol": params.eval.protocol, **prepare_stats(prepared_dir / task)}
+        train = prepared_dir / task / "train.jsonl"
+        if train.is_file() and (train_records := read_jsonl(train)):  # the bar: answering by the training split's mode
+            metrics["most_common_answer"] = most_common_answer(spec, train_records, records, tags)
         if params.eval.protocol == "finlora":  # FinLoRA's accuracy and F1; strict_accuracy stays ours
             metrics.update(finlora_scores(spec, records, answers))
         generated = max(1, progress.generated)

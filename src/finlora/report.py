@@ -140,7 +140,9 @@ def summarize(results: dict) -> dict:
     summary = {
         task: {**{model: TaskScores.of(entry[model]).as_dict() for model in MODELS},
                "seeds": {score: spread(list(by_seed.values())) for score, by_seed in entry["seeds"].items()},
-               "gain": entry["gain"]}
+               "gain": entry["gain"],
+               **({"most_common": TaskScores.of(entry["base"]["most_common_answer"]).as_dict()}
+                  if "most_common_answer" in entry["base"] else {})}
         for task, entry in results.items() if task != "train"
     }
     summary["train"] = {group: {k: train[k] for k in SUMMARY_TRAIN_KEYS} for group, train in results["train"].items()}
@@ -197,6 +199,9 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
         lines.append(f"| {label}, strict accuracy | " + " | ".join(strict) + " |")
         invalid = [f"{100 * summary[t][model]['invalid_rate']:.2f}" for t in tasks]
         lines.append(f"| {label}, invalid answers (%) | " + " | ".join(invalid) + " |")
+    if all("most_common_answer" in summary[t]["base"] for t in tasks):
+        lines.append("| the training split's most common answer, every time: strict accuracy | " + " | ".join(
+            f"{100 * summary[t]['base']['most_common_answer']['strict_accuracy']:.2f}" for t in tasks) + " |")
     gains = [f"{100 * summary[t]['gain']['accuracy']:+.2f}" for t in tasks]
     mean_gain = 100 * sum(summary[t]["gain"]["accuracy"] for t in tasks) / len(tasks)
     lines += ["| accuracy gain (points) | " + " | ".join(gains) + " |", "",
