@@ -193,7 +193,7 @@ def most_common_answer(task: Task, train: list[dict], test: list[dict],
                        tag_names: list[str] | None = None) -> dict:
     """The bar a model must clear to have learnt more than the answer's form: the scores of always
     giving the training split's most common answer (label, tag or value; for FiNER, its most common
-    tag for every entity), with that answer."""
+    tag for every entity; a tie goes to the answer met first), with that answer."""
     answer = kind(task)
     common = Counter(part for record in train for part in answer.gold_parts(record)).most_common(1)[0][0]
     answers = [",".join([common] * len(answer.gold_parts(record))) for record in test]
