@@ -1,7 +1,8 @@
 """The development loop on real data: FinLoRA's released files (by default the development share
 in ../shared/data/finlora-dev) through the pipeline's own code, download -> preprocess -> train ->
 evaluate, for the embedded model. Prints per task the base model, the fine-tuned model (each seed
-and the mean) and the training split's most common answer, accuracy and weighted F1, with times.
+and the mean) and the training split's most common answer, accuracy and weighted F1, with times,
+and McNemar's p of each seed's adapter against the most common answer, paired per example.
 
     python bench/dev_real.py                                   # params.yaml's settings, one seed
     python bench/dev_real.py --groups sentiment --seeds 1 2 3 -S lora.rank=8 -S train.lr=5e-4
@@ -25,6 +26,7 @@ import yaml
 from finlora import models, sources
 from finlora.config import with_changes
 from finlora.answers import most_common_answer
+from finlora.compare import compare_runs, correctness
 from finlora.evaluation import evaluate, tag_names
 from finlora.files import read_jsonl, write_json, write_jsonl
 from finlora.metrics import TaskScores
@@ -81,8 +83,17 @@ def majority(work: Path, task: str) -> float:
     """Strict accuracy of always giving the training split's most common answer (FiNER: its most
     common tag for every entity), the bar evaluation reports beside the scores."""
     folder = work / "prepared" / task
-    return most_common_answer(get_task(task), read_jsonl(folder / "train.jsonl"), read_jsonl(folder / "test.jsonl"),
-                              tag_names(folder))["strict_accuracy"]
+    bar = most_common_answer(get_task(task), read_jsonl(folder / "train.jsonl"), read_jsonl(folder / "test.jsonl"),
+                             tag_names(folder))
+    return bar.summary()["strict_accuracy"]
+
+
+def p_vs_majority(work: Path, task: str, seed: int) -> float:
+    """McNemar's exact p of a seed's adapter against the most common answer, paired per example
+    (finlora.compare, as the report's "Is the gain real?")."""
+    bar = correctness(read_jsonl(work / "pred" / "base" / f"{task}.jsonl"), "most_common_correct")
+    adapter = correctness(read_jsonl(work / "pred" / f"lora-{seed}" / f"{task}.jsonl"))
+    return compare_runs(bar, adapter, task).p_value
 
 
 def run(args) -> dict:
@@ -132,7 +143,7 @@ def run(args) -> dict:
             for task in tasks:
                 results["tasks"][task]["lora"].append({"seed": seed, **scores[task], "train_s": trained["wall_s"],
                                                        **{key: trained[key] for key in ("steps", "kept_step", "val_accuracy")},
-                                                       "eval_s": eval_s})
+                                                       "eval_s": eval_s, "p_vs_majority": p_vs_majority(work, task, seed)})
                 if last:
                     results["tasks"][task].setdefault("last_step", []).append({"seed": seed, **last_scores[task]})
         write_json(work / "results.json", results)
@@ -140,10 +151,11 @@ def run(args) -> dict:
 
 
 def table(results: dict) -> str:
-    """Markdown: accuracy % (weighted F1) of base, each seed, their mean, and the most common training answer."""
+    """Markdown: accuracy % (weighted F1) of base, each seed, their mean, and the most common training
+    answer with McNemar's p of each seed's adapter against it."""
     seeds = results["seeds"]
-    lines = ["| task | base | " + " | ".join(f"LoRA seed {s}" for s in seeds) + " | LoRA mean (sd) | majority | gain "
-             "| train s | eval s |", "|---" * (len(seeds) + 7) + "|"]
+    lines = ["| task | base | " + " | ".join(f"LoRA seed {s}" for s in seeds) + " | LoRA mean (sd) | majority "
+             "| p vs majority, per seed | gain | train s | eval s |", "|---" * (len(seeds) + 8) + "|"]
     for task, entry in results["tasks"].items():
         accuracy = [100 * run["strict_accuracy"] for run in entry["lora"]]
         mean = statistics.mean(accuracy)
@@ -151,9 +163,11 @@ def table(results: dict) -> str:
         if "last_step" in entry:
             last = [100 * run["strict_accuracy"] for run in entry["last_step"]]
             spread += "; last step " + " / ".join(f"{a:.1f}" for a in last) + f", mean {statistics.mean(last):.1f}"
+        p_values = " / ".join(f"{run['p_vs_majority']:.2g}" for run in entry["lora"])
         lines.append(
             f"| {task} | {cell(entry['base'])} | " + " | ".join(cell(run) for run in entry["lora"])
-            + f" | {mean:.1f}{spread} | {100 * entry['majority']:.1f} | {mean - 100 * entry['base']['strict_accuracy']:+.1f} "
+            + f" | {mean:.1f}{spread} | {100 * entry['majority']:.1f} | {p_values} "
+            f"| {mean - 100 * entry['base']['strict_accuracy']:+.1f} "
             f"| {statistics.mean(run['train_s'] for run in entry['lora']):.0f} "
             f"| {statistics.mean(run['eval_s'] for run in entry['lora']):.0f} |")
     return "\n".join(lines)

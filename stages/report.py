@@ -20,7 +20,8 @@ def main(metrics: Path = typer.Option(Path("metrics"), help="folder holding eval
     """Write the paper-style tables, the summary metrics file and the plots' data."""
     params = load_params()
     results = collect(params, metrics)
-    text = render(params, results, provenance(params, raw), significance(params, predictions))
+    text = render(params, results, provenance(params, raw), significance(params, predictions),
+                  significance(params, predictions, "most_common"))
     with atomic_dir(plots) as tmp:
         for name, content in plot_files(params, metrics).items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)

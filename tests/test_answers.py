@@ -71,18 +71,22 @@ def records_of(golds: list, field: str = "target") -> list[dict]:
     return [{"context": "", "target": ",".join(g) if isinstance(g, list) else g, field: g} for g in golds]
 
 
-@pytest.mark.parametrize("name, train, test, answer, expected", [
+@pytest.mark.parametrize("name, train, test, answer, correct", [
     # counted by hand: the training split's mode, given for every test record (FiNER: every entity)
-    ("fpb", ["neutral", "neutral", "positive"], ["neutral", "positive", "negative", "neutral"], "neutral", 0.5),
+    ("fpb", ["neutral", "neutral", "positive"], ["neutral", "positive", "negative", "neutral"], "neutral",
+     [True, False, False, True]),
     ("finer", [["DebtInstrumentFaceAmount", "SharePrice"], ["SharePrice"], ["Revenues"]],
-     [["SharePrice", "Revenues"], ["DebtInstrumentFaceAmount", "SharePrice", "SharePrice"]], "SharePrice", 0.6),
+     [["SharePrice", "Revenues"], ["DebtInstrumentFaceAmount", "SharePrice", "SharePrice"]], "SharePrice",
+     [[True, False], [False, True, True]]),
     ("xbrl_tags", ["us-gaap:NetIncomeLoss", "us-gaap:Revenues", "us-gaap:NetIncomeLoss"],
-     ["us-gaap:Revenues", "us-gaap:NetIncomeLoss", "us-gaap:Assets"], "us-gaap:NetIncomeLoss", 0.3333),
-    ("xbrl_value", ["100", "7", "100"], ["100", "5"], "100", 0.5),
+     ["us-gaap:Revenues", "us-gaap:NetIncomeLoss", "us-gaap:Assets"], "us-gaap:NetIncomeLoss", [False, True, False]),
+    ("xbrl_value", ["100", "7", "100"], ["100", "5"], "100", [True, False]),
 ])
-def test_most_common_answer_scores_the_training_mode_given_every_time(name, train, test, answer, expected):
+def test_most_common_answer_scores_the_training_mode_given_every_time(name, train, test, answer, correct):
     field = {"finer": "tags", "fpb": "label"}.get(name, "target")
     tag_names = ["DebtInstrumentFaceAmount", "Revenues", "SharePrice"]
-    scores = most_common_answer(TASKS[name], records_of(train, field), records_of(test, field), tag_names)
-    assert scores["answer"] == answer
-    assert scores["strict_accuracy"] == expected
+    bar = most_common_answer(TASKS[name], records_of(train, field), records_of(test, field), tag_names)
+    assert bar.answer == answer and bar.scored.correct == correct
+    units = [c for record in correct for c in (record if isinstance(record, list) else [record])]
+    assert bar.summary()["answer"] == answer
+    assert bar.summary()["strict_accuracy"] == round(sum(units) / len(units), 4)  # 0.5, 0.6, 0.3333, 0.5

@@ -6,7 +6,8 @@ import math
 import pytest
 from scipy.stats import binomtest
 
-from finlora.compare import common_seed, compare_runs, correctness, mcnemar, paired_bootstrap
+from finlora.compare import (common_seed, compare_runs, correctness, mcnemar, paired_bootstrap, run_correctness,
+                             untrained)
 from finlora.errors import FinloraError
 
 
@@ -46,6 +47,16 @@ def test_finer_correctness_counts_each_entity():
     assert correctness(rows) == [True, False, True, False]
     with pytest.raises(FinloraError, match="rerun the evaluate stages"):
         correctness([{"answer": "x"}])
+
+
+def test_the_most_common_answer_is_read_from_the_base_model_rows():
+    rows = [{"correct": False, "most_common_correct": True}, {"correct": True, "most_common_correct": False}]
+    assert run_correctness("most_common", rows) == run_correctness("most_common@HEAD~1", rows) == [True, False]
+    assert run_correctness("base", rows) == run_correctness("workspace", rows) == [False, True]
+    assert [untrained(run) for run in ("base", "base@v1", "most_common@v1", "workspace", "exp-base")] == \
+        [True, True, True, False, False]
+    with pytest.raises(FinloraError, match="without per-example `most_common_correct`"):
+        run_correctness("most_common", [{"correct": True}])
 
 
 def test_the_default_seed_is_the_first_both_runs_trained():

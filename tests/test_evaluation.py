@@ -66,9 +66,13 @@ def test_evaluate_writes_predictions_metrics_and_confusion_rows(tmp_path, monkey
     assert metrics["invalid_rate"] == round(first_label.count(None) / 24, 4)
     confusion = json.loads((out / "confusion" / "fpb.json").read_text())
     assert confusion == [{"actual": g, "predicted": p or "invalid"} for g, p in zip(golds, first_label)]
-    assert metrics["most_common_answer"]["answer"] == "negative"
-    assert metrics["most_common_answer"]["strict_accuracy"] == round(golds.count("negative") / 24, 4) > 0
     assert not list((tmp_path / ".cache" / "finlora" / "eval").iterdir())  # progress removed when done
+    # the bar is the base model's evaluation's: the training split's mode, per example and overall
+    assert "most_common_answer" not in metrics and "most_common_correct" not in rows[0]
+    base, base_out = run(tmp_path, params(), tiny_base, prepared, name="base")
+    assert base["most_common_answer"]["answer"] == "negative"
+    assert base["most_common_answer"]["strict_accuracy"] == round(golds.count("negative") / 24, 4) > 0
+    assert [row["most_common_correct"] for row in predictions(base_out)] == [g == "negative" for g in golds]
 
 
 def test_interrupted_evaluation_resumes_with_the_same_answers(tmp_path, monkeypatch, tiny_base, prepared, adapter):

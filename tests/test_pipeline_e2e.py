@@ -89,6 +89,7 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     report = (project / "metrics" / "report.md").read_text()
     assert "| base |" in report and "LoRA r4, 16-bit" in report and "sample data" in report and "Values" in report
     assert "## Is the gain real?" in report and "| xbrl_value | 4 |" in report
+    assert "A = the training split's most common answer, every time, B = LoRA r4, 16-bit, seed 42" in report
     assert (project / "data" / "raw" / "xbrl" / "xbrl_value" / "filings").is_dir()
     predictions = (project / "data" / "predictions" / "lora" / "xbrl" / "seed-42" / "xbrl_value.jsonl").read_text().splitlines()
     assert len(predictions) == 4 and {"context", "target", "answer", "parsed"} <= set(json.loads(predictions[0]))
@@ -147,6 +148,10 @@ def test_queued_experiments_finish_with_separate_results(project):
     assert set(rows) == {"task", "fpb", "tfns", "xbrl_value"}
     fpb = found[16]["summary"]["fpb"]["lora"]["strict_accuracy"] - found[2]["summary"]["fpb"]["lora"]["strict_accuracy"]
     assert f"| {100 * fpb:+.1f} |" in rows["fpb"]  # B - A from the experiments' own predictions
+    against_bar = sh(project, sys.executable, "-m", "finlora.cli", "compare", "most_common", found[16]["name"]).stdout
+    fpb_row = next(line for line in against_bar.splitlines() if line.startswith("| fpb |")).split("|")
+    bar, adapter = (found[16]["summary"]["fpb"][model]["strict_accuracy"] for model in ("most_common", "lora"))
+    assert [cell.strip() for cell in fpb_row[3:5]] == [f"{100 * bar:.1f}", f"{100 * adapter:.1f}"]
 
 
 def test_a_second_seed_trains_only_that_seed_and_the_report_gives_the_spread(project):

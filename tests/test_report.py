@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import params_with
-from finlora.report import collect, mean_of, render, spread, summarize
+from finlora.report import collect, mean_of, render, significance, spread, summarize
 
 
 def test_seeds_give_the_mean_sd_and_t_interval():
@@ -67,3 +67,23 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
     assert "## Validation (the best validated step kept)" in text
     assert "| sentiment | 4 | 15 of 20 | 37.5 | 0.5000 |" in text  # kept steps 10 and 20, accuracies 25 and 50 %
     assert summary["train"]["sentiment"]["val_accuracy"] == 0.375
+
+
+def test_the_adapter_is_paired_with_the_base_model_and_with_the_most_common_answer(tmp_path):
+    params = params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"seeds": [3]}})
+    # counted by hand over 10 examples: base right on 1, the bar on 6, the adapter on 8
+    base = [True] + [False] * 9
+    bar = [True] * 6 + [False] * 4
+    adapter = [False] + [True] * 8 + [False]
+    base_rows = [{"context": str(i), "correct": c, "most_common_correct": m} for i, (c, m) in enumerate(zip(base, bar))]
+    for path, rows in ((tmp_path / "base" / "sentiment" / "fpb.jsonl", base_rows),
+                       (tmp_path / "lora" / "sentiment" / "seed-3" / "fpb.jsonl", [{"correct": c} for c in adapter])):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    [against_base] = significance(params, tmp_path)
+    [against_bar] = significance(params, tmp_path, "most_common")
+    assert (against_base.accuracy_a, against_base.accuracy_b, against_base.only_a, against_base.only_b) == (0.1, 0.8, 1, 8)
+    assert (against_bar.accuracy_a, against_bar.accuracy_b, against_bar.only_a, against_bar.only_b) == (0.6, 0.8, 1, 3)
+    assert against_bar.p_value == pytest.approx(0.625)  # McNemar: 2 * P(Binomial(4, 0.5) <= 1) = 2 * 5/16
+    assert against_base.p_value == pytest.approx(0.0390625)  # 2 * P(Binomial(9, 0.5) <= 1) = 2 * 10/512
+    assert (against_base.verdict, against_bar.verdict) == ("B better", "cannot tell apart")

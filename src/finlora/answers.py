@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from finlora import metrics
@@ -189,16 +190,27 @@ def released_record(task: Task, row: dict) -> dict:
     return {"context": context, **kind(task).released_fields(task, target)}
 
 
+@dataclass(frozen=True)
+class MostCommonAnswer:
+    """The bar a model must clear to have learnt more than the answer's form: always giving the
+    training split's most common answer, scored as a model's answers are."""
+
+    answer: str
+    scored: metrics.Scored
+
+    def summary(self) -> dict:
+        """The answer and its scores, as evaluation writes them beside the model's."""
+        return {"answer": self.answer, **metrics.TaskScores.of(self.scored.metrics).as_dict()}
+
+
 def most_common_answer(task: Task, train: list[dict], test: list[dict],
-                       tag_names: list[str] | None = None) -> dict:
-    """The bar a model must clear to have learnt more than the answer's form: the scores of always
-    giving the training split's most common answer (label, tag or value; for FiNER, its most common
-    tag for every entity; a tie goes to the answer met first), with that answer."""
+                       tag_names: list[str] | None = None) -> MostCommonAnswer:
+    """The training split's most common answer (label, tag or value; for FiNER, its most common
+    tag, given for every entity; a tie goes to the answer met first), scored on `test`."""
     answer = kind(task)
     common = Counter(part for record in train for part in answer.gold_parts(record)).most_common(1)[0][0]
     answers = [",".join([common] * len(answer.gold_parts(record))) for record in test]
-    scores = metrics.TaskScores.of(answer.score(task, test, answers, tag_names).metrics)
-    return {"answer": common, **scores.as_dict()}
+    return MostCommonAnswer(common, answer.score(task, test, answers, tag_names))
 
 
 def finlora_scores(task: Task, records: list[dict], answers: list[str]) -> dict:

@@ -121,7 +121,8 @@ def profile(name: str = typer.Argument(help="a file in profiles/ without .yaml, 
 
 @app.command("compare")
 def compare_command(
-    run_a: str = typer.Argument(help="A: a commit, an experiment, workspace, or base (the base model; base@REV)"),
+    run_a: str = typer.Argument(help="A: a commit, an experiment, workspace, base (the base model; base@REV) or "
+                                     "most_common (always the training split's most common answer; most_common@REV)"),
     run_b: str = typer.Argument(help="B: the same kinds as A"),
     seed: Optional[int] = typer.Option(None, help="the training seed whose adapters to compare (default: the "
                                                   "first both runs trained)"),

@@ -1,11 +1,12 @@
 """Is a difference real? Two runs' answers to the same test examples, paired per example.
 
-A run is `REV` (the adapter's predictions at a commit, an experiment or `workspace`) or `base`
-(the base model's; `base@REV` at another revision). Per task: the difference in strict accuracy
-(B - A), a paired bootstrap 95 % interval of it, and McNemar's exact test on the examples the
-two runs disagree on. Predictions are read through DVC, so an experiment's cached outputs serve.
-An adapter's predictions are those of one training seed (by default the first seed both runs
-trained); the report gives the spread over seeds.
+A run is `REV` (the adapter's predictions at a commit, an experiment or `workspace`), `base`
+(the base model's; `base@REV` at another revision) or `most_common` (always giving the training
+split's most common answer, the bar the base model's evaluation scores; `most_common@REV`).
+Per task: the difference in strict accuracy (B - A), a paired bootstrap 95 % interval of it, and
+McNemar's exact test on the examples the two runs disagree on. Predictions are read through DVC,
+so an experiment's cached outputs serve. An adapter's predictions are those of one training seed
+(by default the first seed both runs trained); the report gives the spread over seeds.
 """
 
 from __future__ import annotations
@@ -78,35 +79,48 @@ def run_folder(model: str, group: str, seed: int) -> str:
     return group if model == "base" else f"{group}/seed-{seed}"
 
 
+UNTRAINED_RUNS = ("base", "most_common")  # read from the base model's predictions, any training seed
+
+
+def untrained(run: str) -> bool:
+    return run.partition("@")[0] in UNTRAINED_RUNS
+
+
 def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
-    """The prediction rows of `run` for one task, read through DVC."""
+    """The prediction rows of `run` for one task, read through DVC (the bar's are the base model's)."""
     import dvc.api
 
-    model, _, rev = run.partition("@") if run.startswith("base") else ("lora", "", run)
+    rev = run.partition("@")[2] if untrained(run) else run
+    model = "base" if untrained(run) else "lora"
     path = f"data/predictions/{model}/{run_folder(model, group, seed)}/{task}.jsonl"
     try:
         text = dvc.api.read(path, rev=None if rev in ("", "workspace") else rev)
     except Exception as error:  # an unknown revision, outputs never computed or not in the cache
         raise FinloraError(f"{run}: cannot read {path} ({type(error).__name__})",
-                           hint="name a commit, an experiment (dvc exp show), workspace, or base; "
+                           hint="name a commit, an experiment (dvc exp show), workspace, base or most_common; "
                            "run dvc repro or dvc pull first") from None
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def correctness(rows: list[dict]) -> list[bool]:
-    """Per example (per entity for FiNER) strict correctness, as evaluation wrote it."""
+def correctness(rows: list[dict], field: str = "correct") -> list[bool]:
+    """Per example (per entity for FiNER) strict correctness, as evaluation wrote it: the model's
+    (`correct`) or, in the base model's rows, the training split's most common answer's."""
     flat: list[bool] = []
     for row in rows:
-        if "correct" not in row:
-            raise FinloraError("predictions without per-example correctness (written before this version)",
-                               hint="rerun the evaluate stages: dvc repro --force-downstream evaluate")
-        flat += row["correct"] if isinstance(row["correct"], list) else [row["correct"]]
+        if field not in row:
+            raise FinloraError(f"predictions without per-example `{field}` (written before this version)",
+                               hint="rerun the evaluate stages (dvc repro) or compare runs evaluated since")
+        flat += row[field] if isinstance(row[field], list) else [row[field]]
     return flat
 
 
+def run_correctness(run: str, rows: list[dict]) -> list[bool]:
+    return correctness(rows, "most_common_correct" if run.partition("@")[0] == "most_common" else "correct")
+
+
 def run_params(run: str) -> dict | None:
-    """A run's params.yaml as it was (None for the base model, whose predictions any run has)."""
-    if run.startswith("base"):
+    """A run's params.yaml as it was (None for the base model and the bar, which any run has)."""
+    if untrained(run):
         return None
     import dvc.api
     import yaml
@@ -115,7 +129,7 @@ def run_params(run: str) -> dict | None:
         return yaml.safe_load(dvc.api.read("params.yaml", rev=None if run == "workspace" else run))
     except Exception as error:
         raise FinloraError(f"{run}: cannot read its params.yaml ({type(error).__name__})",
-                           hint="name a commit, an experiment (dvc exp show), workspace, or base") from None
+                           hint="name a commit, an experiment (dvc exp show), workspace, base or most_common") from None
 
 
 def seeds_of(params: dict) -> list[int]:
@@ -150,7 +164,7 @@ def compare(params: Params, run_a: str, run_b: str, seed: int | None = None) -> 
             if [r["context"] for r in rows_a] != [r["context"] for r in rows_b]:
                 raise FinloraError(f"task {task}: {run_a} and {run_b} were tested on different examples",
                                    hint="compare runs on the same data and eval.limit")
-            results.append(compare_runs(correctness(rows_a), correctness(rows_b), task))
+            results.append(compare_runs(run_correctness(run_a, rows_a), run_correctness(run_b, rows_b), task))
     if not results:
         raise FinloraError(f"{run_a} and {run_b} evaluated no task in common")
     return results

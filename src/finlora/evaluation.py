@@ -18,10 +18,10 @@ from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.answers import finlora_scores, kind, most_common_answer
+from finlora.answers import MostCommonAnswer, finlora_scores, kind, most_common_answer
 from finlora.metrics import INVALID, TaskScores
 from finlora.prompts import prompt_ids
-from finlora.tasks import get_task
+from finlora.tasks import Task, get_task
 
 PROGRESS_DIR = Path(".cache/finlora/eval")
 CHUNK_BATCHES = 8  # batches generated between two progress writes
@@ -46,9 +46,9 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         tags = tag_names(prepared_dir / task)
         scored = kind(spec).score(spec, records, answers, tags)
         metrics = {**scored.metrics, "protocol": params.eval.protocol, **prepare_stats(prepared_dir / task)}
-        train = prepared_dir / task / "train.jsonl"
-        if train.is_file() and (train_records := read_jsonl(train)):  # the bar: answering by the training split's mode
-            metrics["most_common_answer"] = most_common_answer(spec, train_records, records, tags)
+        bar = _most_common_answer(prepared_dir / task, spec, records, tags) if adapter_dir is None else None
+        if bar is not None:
+            metrics["most_common_answer"] = bar.summary()
         if params.eval.protocol == "finlora":  # FinLoRA's accuracy and F1; strict_accuracy stays ours
             metrics.update(finlora_scores(spec, records, answers))
         generated = max(1, progress.generated)
@@ -59,11 +59,13 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
             peak_memory_gb=round(models.peak_memory_bytes() / 1e9, 3),
             resumed=len(prompts) - progress.generated,
         )
-        write_jsonl(predictions_dir / f"{task}.jsonl", [
-            {"context": r["context"], "target": r["target"], "gold": g, "answer": a,
-             "parsed": None if p == INVALID else p, "correct": c}
-            for r, g, a, p, c in zip(records, scored.golds, answers, scored.parsed, scored.correct)
-        ])
+        rows = [{"context": r["context"], "target": r["target"], "gold": g, "answer": a,
+                 "parsed": None if p == INVALID else p, "correct": c}
+                for r, g, a, p, c in zip(records, scored.golds, answers, scored.parsed, scored.correct)]
+        if bar is not None:  # what `finlora compare most_common ...` and the report pair an adapter with
+            for row, correct in zip(rows, bar.scored.correct):
+                row["most_common_correct"] = correct
+        write_jsonl(predictions_dir / f"{task}.jsonl", rows)
         write_json(metrics_dir / f"{task}.json", metrics)
         if scored.confusion is not None:
             write_json(confusion_dir / f"{task}.json", scored.confusion)
@@ -74,6 +76,16 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         print(f"{task}: accuracy {headline.accuracy:.3f}, strict {headline.strict_accuracy:.3f}{f1}, "
               f"invalid {headline.invalid_rate:.3f}, n {metrics['n']}")
     return results
+
+
+def _most_common_answer(task_dir: Path, task: Task, records: list[dict],
+                        tags: list[str] | None) -> MostCommonAnswer | None:
+    """The bar, scored with the base model (it does not depend on the model): always giving the
+    training split's most common answer; None where the group has no training split."""
+    train = task_dir / "train.jsonl"
+    if not train.is_file() or not (train_records := read_jsonl(train)):
+        return None
+    return most_common_answer(task, train_records, records, tags)
 
 
 def tag_names(task_dir: Path) -> list[str] | None:

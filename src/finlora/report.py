@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from finlora.config import Params
-from finlora.compare import Comparison, compare_runs, correctness, run_folder
+from finlora.compare import Comparison, compare_runs, correctness, run_correctness, run_folder
 from finlora.compare import table as compare_table
 from finlora.files import read_json, read_jsonl
 from finlora.metrics import TaskScores
@@ -158,18 +158,23 @@ def adapter_label(params: Params, seed: int | None = None) -> str:
     return label + (f", mean of {seeds} seeds" if seeds > 1 else "")
 
 
-def significance(params: Params, predictions_dir: Path) -> list[Comparison]:
-    """Adapter (the first training seed's) against base per task, paired over the same test
-    examples (finlora.compare)."""
-    def correct(model: str, group: str, task: str) -> list[bool]:
+def significance(params: Params, predictions_dir: Path, against: str = "base") -> list[Comparison]:
+    """The adapter (the first training seed's) against `against` per task, paired over the same test
+    examples (finlora.compare): the base model, or most_common (the training split's most common
+    answer, every time)."""
+    def rows(model: str, group: str, task: str) -> list[dict]:
         folder = run_folder(model, group, params.train.seeds[0])
-        return correctness(read_jsonl(predictions_dir / model / folder / f"{task}.jsonl"))
+        return read_jsonl(predictions_dir / model / folder / f"{task}.jsonl")
 
-    return [compare_runs(correct("base", group, task), correct("lora", group, task), task)
+    return [compare_runs(run_correctness(against, rows("base", group, task)), correctness(rows("lora", group, task)),
+                         task)
             for group, tasks in params.tasks.items() for task in tasks]
 
 
-def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[Comparison] = ()) -> str:
+def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[Comparison] = (),
+           bar_tests: list[Comparison] = ()) -> str:
+    """The report; `tests` pair the adapter with the base model, `bar_tests` with the training
+    split's most common answer (significance)."""
     tasks = params.all_tasks
     lines = [
         "# FinLoRA results",
@@ -209,9 +214,12 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
               + (f" (paper, same tasks: {_paper_gain(paper, tasks):+.2f})." if paper else "."), ""]
     if len(params.train.seeds) > 1:
         lines += seeds_table(params, summary)
+    first_seed = adapter_label(params, params.train.seeds[0])
     if tests:
-        first_seed = adapter_label(params, params.train.seeds[0])
         lines += ["## Is the gain real?", "", compare_table(list(tests), "base", first_seed)]
+    if bar_tests:
+        lines += ["### Does the adapter beat the most common answer?", "",
+                  compare_table(list(bar_tests), "the training split's most common answer, every time", first_seed)]
     lines += ["## Resources (Tables 4/5)", "",
               "| group | tasks | batch per device x devices | peak memory (GB) | device-hours | train wall (s) "
               "| tokens/s | adapter (MB) | eval s/example |",
