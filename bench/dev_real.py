@@ -25,9 +25,8 @@ import yaml
 
 from finlora import models, sources
 from finlora.config import with_changes
-from finlora.answers import most_common_answer
 from finlora.compare import compare_runs, correctness
-from finlora.evaluation import evaluate, tag_names
+from finlora.evaluation import evaluate
 from finlora.files import read_jsonl, write_json, write_jsonl
 from finlora.metrics import TaskScores
 from finlora.mixing import training_examples
@@ -79,15 +78,6 @@ def earlier_base_scores(earlier: Path, work: Path, tasks: list[str]) -> dict[str
     return {task: json.loads((earlier / "eval" / "base" / f"{task}.json").read_text()) for task in tasks}
 
 
-def majority(work: Path, task: str) -> float:
-    """Strict accuracy of always giving the training split's most common answer (FiNER: its most
-    common tag for every entity), the bar evaluation reports beside the scores."""
-    folder = work / "prepared" / task
-    bar = most_common_answer(get_task(task), read_jsonl(folder / "train.jsonl"), read_jsonl(folder / "test.jsonl"),
-                             tag_names(folder))
-    return bar.summary()["strict_accuracy"]
-
-
 def p_vs_majority(work: Path, task: str, seed: int) -> float:
     """McNemar's exact p of a seed's adapter against the most common answer, paired per example
     (finlora.compare, as the report's "Is the gain real?")."""
@@ -122,7 +112,8 @@ def run(args) -> dict:
                               work / "eval" / "base", work / "confusion" / "base", progress_key=f"dev-base-{group}")
             base_seconds = time.perf_counter() - start
         for task in tasks:
-            results["tasks"][task] = {"base": scores[task], "majority": majority(work, task), "lora": [],
+            bar = scores[task]["most_common_answer"]  # the base model's evaluation scores the bar
+            results["tasks"][task] = {"base": scores[task], "majority": bar["strict_accuracy"], "lora": [],
                                       "base_eval_s": round(base_seconds, 1)}
         for seed in args.seeds:
             seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seeds": [seed]}}, snapshot)
