@@ -60,8 +60,10 @@ def main() -> None:
     engine.train()
 
     def full_logits(batch):  # the mean cross-entropy a causal LM computes over all its logits
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        F.cross_entropy(logits.flatten(0, 1).float(), batch["targets"].flatten(), ignore_index=training.IGNORE).backward()
+        logits = model(input_ids=batch["input_ids"]).logits
+        targets = torch.full((logits.shape[0] * logits.shape[1],), training.IGNORE)
+        targets[batch["answer_positions"]] = batch["answer_targets"]
+        F.cross_entropy(logits.flatten(0, 1).float(), targets, ignore_index=training.IGNORE).backward()
         optimizer.step()
         optimizer.zero_grad()
 

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import params_with
 from finlora import models, training
@@ -28,12 +29,54 @@ def test_answer_loss_without_the_end_token_as_input_matches_the_full_sequence_lo
     encoded, _ = training.encode(tokenizer, fpb_records(4), 512, chat_template=True)
     batch = training.collate(encoded, tokenizer.pad_token_id)
     assert batch["input_ids"].shape[1] == max(len(e.input_ids) for e in encoded) - 1
+    assert len({len(e.input_ids) for e in encoded}) > 1  # padded, with no attention mask
     summed, count = training.answer_loss_sum(model, batch)
     # transformers' own shifted, masked cross-entropy over each whole example, one at a time
     reference = sum(model(input_ids=torch.tensor([e.input_ids]), labels=torch.tensor([e.labels])).loss
                     * training.answer_tokens(e) for e in encoded)
     assert count == sum(training.answer_tokens(e) for e in encoded)
     assert torch.allclose(summed, reference, atol=1e-4)
+
+
+class HostReads(TorchDispatchMode):
+    """Counts the operators whose result the host reads (`.item()`, `bool(tensor)`, boolean
+    indexing, which must learn how many elements it selects): on a GPU each one makes the host
+    wait until the device has run all it was given."""
+    READS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.masked_select.default",
+             "aten.is_nonzero.default", "aten.equal.default"}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        boolean_index = func is torch.ops.aten.index.Tensor and any(
+            index is not None and index.dtype == torch.bool for index in args[1])
+        self.count += str(func) in self.READS or boolean_index
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_the_answer_loss_makes_the_host_wait_no_more_than_the_model_itself(tiny_base, checkpointing):
+    tokenizer = models.load_tokenizer(tiny_base)
+    model = models.add_lora(models.load_base(tiny_base), tiny_params().lora, checkpointing).train()
+    encoded, _ = training.encode(tokenizer, fpb_records(4), 512, chat_template=True)
+    batch = training.collate(encoded, tokenizer.pad_token_id)
+    decoder = model.get_base_model().get_decoder()
+    with HostReads() as model_itself:  # transformers' own check for packed sequences
+        decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state.sum().backward()
+    with HostReads() as finlora:
+        summed, count = training.answer_loss_sum(model, batch)
+        summed.backward()
+    assert count == sum(training.answer_tokens(e) for e in encoded)
+    assert finlora.count == model_itself.count <= 1
+    # what the loss did before: a padding mask, which transformers reads, and answer positions
+    # found on the device
+    mask = torch.arange(batch["input_ids"].shape[1]) < torch.tensor([[len(e.input_ids) - 1] for e in encoded])
+    with HostReads() as masked:
+        hidden = decoder(input_ids=batch["input_ids"], attention_mask=mask.long(), use_cache=False).last_hidden_state
+        hidden[mask].sum().backward()
+    assert masked.count == 3  # transformers reads the mask twice; boolean indexing once
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -84,9 +127,10 @@ def test_train_writes_a_loadable_adapter_and_metrics(tiny_base, tmp_path):
     assert metrics["tokens_per_s"] > 0 and metrics["steady_tokens_per_s"] > 0
     tokenizer = models.load_tokenizer(tiny_base, params.model.chat_template)
     encoded, _ = training.encode(tokenizer, fpb_records(16), params.train.max_seq_len, params.model.chat_template)
-    batches = [training.collate([encoded[i] for i in micro[0]], tokenizer.pad_token_id)["attention_mask"]
-               for micro in training.micro_batches(encoded, params, 1)]
-    assert metrics["padding_efficiency"] == round(sum(int(m.sum()) for m in batches) / sum(m.numel() for m in batches), 3)
+    batches = [[encoded[i] for i in micro[0]] for micro in training.micro_batches(encoded, params, 1)]
+    inputs = [training.collate(batch, tokenizer.pad_token_id)["input_ids"] for batch in batches]
+    real = sum(len(e.input_ids) - 1 for batch in batches for e in batch)
+    assert metrics["padding_efficiency"] == round(real / sum(ids.numel() for ids in inputs), 3)
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
     adapted = models.load_model(tiny_base, tmp_path / "adapter")
     assert any("lora_A" in name for name, _ in adapted.named_parameters())

@@ -111,39 +111,49 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> li
 
 
 def collate(examples: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    """A padded batch: every token of each example but the last as input, and as targets the token
-    that follows each input (IGNORE where nothing is learned). The last token (the end token) is
-    a target only: as an input, its prediction would be computed and thrown away."""
+    """A right-padded batch, with the answer tokens' places in the flattened batch and their ids.
+
+    Every token of each example but the last is input (the last, the end token, is a target only:
+    as an input, its prediction would be computed and thrown away). There is no attention mask:
+    in a causal model a token attends only to those before it, so no real token sees the padding
+    after it, and only real positions are read. Without a mask, attention takes its causal kernel
+    for every batch and transformers reads no mask back from the GPU (a wait for the device); the
+    answer positions are worked out here on the host for the same reason."""
     width = max(len(e.input_ids) for e in examples) - 1
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    targets = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    positions, targets = [], []
     for row, example in enumerate(examples):
-        n = len(example.input_ids) - 1
-        ids[row, :n] = torch.tensor(example.input_ids[:-1])
-        targets[row, :n] = torch.tensor(example.labels[1:])
-        mask[row, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "targets": targets}
+        ids[row, :len(example.input_ids) - 1] = torch.tensor(example.input_ids[:-1])
+        for column, target in enumerate(example.labels[1:]):  # the token that follows each input
+            if target != IGNORE:
+                positions.append(row * width + column)
+                targets.append(target)
+    return {"input_ids": ids, "answer_positions": torch.tensor(positions, dtype=torch.long),
+            "answer_targets": torch.tensor(targets, dtype=torch.long)}
 
 
-def answer_logits(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The logits at the answer positions (one row per answer token), and where those are.
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch on `device`, without the host waiting for the copy (CUDA stages it)."""
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def answer_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The logits at the answer positions, one row per answer token in `answer_positions` order.
 
     The LM head runs on the answer positions alone instead of on every position: with a large
     vocabulary the full logits tensor is most of the step's memory and a good part of its time.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.get_decoder()(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-    ).last_hidden_state
-    keep = batch["targets"] != IGNORE
-    return causal_lm.get_output_embeddings()(hidden[keep]), keep
+    hidden = causal_lm.get_decoder()(input_ids=batch["input_ids"], use_cache=False).last_hidden_state
+    answers = hidden.flatten(0, 1).index_select(0, batch["answer_positions"])
+    return causal_lm.get_output_embeddings()(answers)
 
 
 def answer_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over the answer tokens, and how many there were."""
-    logits, keep = answer_logits(model, batch)
-    return F.cross_entropy(logits.float(), batch["targets"][keep], reduction="sum"), int(keep.sum())
+    logits = answer_logits(model, batch)
+    targets = batch["answer_targets"]
+    return F.cross_entropy(logits.float(), targets, reduction="sum"), targets.numel()
 
 
 @dataclass
@@ -164,13 +174,14 @@ def validate(model, examples: list[Encoded], batch_size: int, pad_id: int, rank:
     mine = examples[rank::world]
     with torch.no_grad():
         for start in range(0, len(mine), batch_size):
-            batch = {k: v.to(device) for k, v in collate(mine[start:start + batch_size], pad_id).items()}
-            logits, keep = answer_logits(model, batch)
-            targets = batch["targets"][keep]
-            hits = torch.ones_like(keep)
-            hits[keep] = logits.argmax(dim=-1) == targets
+            batch = to_device(collate(mine[start:start + batch_size], pad_id), device)
+            logits = answer_logits(model, batch)
+            targets = batch["answer_targets"]
+            rows, width = batch["input_ids"].shape
+            misses = torch.zeros(rows, device=device).index_add_(
+                0, batch["answer_positions"] // width, (logits.argmax(dim=-1) != targets).float())
             totals += torch.tensor([F.cross_entropy(logits.float(), targets, reduction="sum").item(),
-                                    len(targets), int(hits.all(dim=1).sum())], dtype=torch.float64)
+                                    targets.numel(), int((misses == 0).sum())], dtype=torch.float64)
     model.train(was_training)
     loss_sum, tokens, exact = _all_reduce(totals).tolist()
     return loss_sum / tokens, exact / len(examples)
@@ -379,18 +390,16 @@ def _optimizer_step(engine, encoded, steps, step, params, rank, world, tokenizer
     accumulation = params.train.grad_accum
     window = steps[step * accumulation:(step + 1) * accumulation]
     window_tokens = sum(answer_tokens(encoded[i]) for micro in window for ranks in micro for i in ranks)
-    loss_sum = torch.zeros((), dtype=torch.float64)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=engine.device)  # read once, at the step's end
     tokens = 0
     for micro in window:
         examples = [encoded[i] for i in micro[rank]]
-        batch = collate(examples, tokenizer.pad_token_id)
-        batch = {k: v.to(engine.device) for k, v in batch.items()}
-        summed, _ = answer_loss_sum(engine.module, batch)
+        summed, _ = answer_loss_sum(engine.module, to_device(collate(examples, tokenizer.pad_token_id), engine.device))
         # DeepSpeed divides by the accumulation steps and averages over ranks; scaling back makes
         # the gradient the mean over every answer token of the window, whatever the layout.
         engine.backward(summed * world * accumulation / window_tokens)
         engine.step()
-        loss_sum += summed.detach().double().cpu()
+        loss_sum += summed.detach()
         tokens += sum(len(e.input_ids) for e in examples)
     history.append((float(_all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
     return tokens
@@ -431,12 +440,16 @@ def _log(live, loss: float, lr: float, validated: Validated | None = None) -> No
 
 
 def _all_reduce(values: torch.Tensor) -> torch.Tensor:
-    """`values` summed over every rank (unchanged in a single process)."""
+    """`values` summed over every rank (unchanged in a single process), on the device they came on.
+    NCCL reduces CUDA tensors only, so under NCCL a CPU tensor goes through this rank's GPU."""
     import torch.distributed as dist
 
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(values)
-    return values
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return values
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else values.device
+    reduced = values.to(device)
+    dist.all_reduce(reduced)
+    return reduced.to(values.device)
 
 
 def _run_fingerprint(params: Params, base_dir: Path, encoded: list[Encoded], world: int) -> str:
