@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print where finlora's step spends its time")
     args = parser.parse_args()
 
-    params = with_changes({"tasks": {"bench": ["fpb"]}, "lora": {"rank": 8}, "train": {"batch_size": 8, "lr": 1e-4, "max_seq_len": 256}})
+    params = with_changes({"tasks": {"bench": ["fpb"]}, "lora": {"rank": 8}, "train": {"batch_size": 8, "lr": 1e-4, "max_seq_len": 256, "epochs": 1}})
     tokenizer = models.load_tokenizer(args.base, True)
     encoded, _ = training.encode(tokenizer, records(32), 1024, True)
     grouped = [[encoded[i] for i in step[0]] for step in training.micro_batches(encoded, params, 1)]
