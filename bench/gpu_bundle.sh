@@ -35,17 +35,18 @@ for name in sys.argv[1:]:
         print(f"{name}=={pinned[name]}")
 EOF
 )
-# The GPU machine's glibc is 2.28 or newer (pip needs each manylinux tag a wheel may carry named).
-platforms=$(for minor in 17 24 27 28; do echo "--platform manylinux_2_${minor}_x86_64"; done)
+# pip takes only the manylinux tags named: these two are the ones the wheels here carry (pydantic-core
+# and regex 2.17, bitsandbytes 2.24), and wheels with them ran on the H200 image.
+platforms="--platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64"
 deepspeed=$("$python" -c "import importlib.metadata as m; print(m.version('deepspeed'))")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "wheels for Python $python_version: deepspeed==$deepspeed" $pins
 # DeepSpeed publishes only a source archive; built without its ops it is a pure-Python wheel.
-.venv/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$work/wheels" "deepspeed==$deepspeed"
+"$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$work/wheels" "deepspeed==$deepspeed"
 # shellcheck disable=SC2086
-.venv/bin/pip install --quiet --no-deps --only-binary=:all: --target "$work/site" \
+"$python" -m pip install --quiet --no-deps --only-binary=:all: --target "$work/site" \
     --python-version "$python_version" --implementation cp $platforms $pins "$work"/wheels/deepspeed-*.whl
 find "$work/site/bitsandbytes" -name 'libbitsandbytes_*' ! -name libbitsandbytes_cpu.so \
     ! -name "libbitsandbytes_cuda${cuda_major}*" -delete
