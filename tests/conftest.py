@@ -5,11 +5,29 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="also run the end-to-end tests marked slow (the real DVC pipeline, DeepSpeed with two "
+                     "processes or nodes, SIGKILL and resume); .ci/run does")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --full, the end-to-end tests are deselected: `pytest` is the quick loop."""
+    if config.getoption("--full") or config.getoption("-m"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +71,49 @@ def tiny_base(tmp_path_factory, tiny_model_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def fpb_adapter(tmp_path_factory, tiny_base) -> Path:
+    """One adapter of the tiny model, trained once a session (16 generated FPB records, 2 epochs),
+    for the tests that need an adapter but not a training of their own."""
+    from finlora import training
+    from finlora.prompts import build_context
+    from finlora.sources import sample
+    from finlora.tasks import TASKS
+
+    rows = sample.generate("fpb", 16, 1, seed=2)["splits"]["train"]
+    records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
+    out = tmp_path_factory.mktemp("fpb-adapter")
+    training.train(params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"batch_size": 4, "epochs": 2}}), records,
+                   tiny_base, out / "adapter", out / "metrics.json", None)
+    return out / "adapter"
+
+
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """`finlora ARGS` run in this process, in a folder: the command's own code from argv to its exit
+    status, without a new interpreter's imports (a subprocess proves no more, save the entry point)."""
+    from finlora.cli import main
+
+    def run(workdir: Path, *args) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(workdir)
+        monkeypatch.setattr(sys, "argv", ["finlora", *map(str, args)])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+    return run
 
 
 def run_env() -> dict:

@@ -1,16 +1,14 @@
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from conftest import REPO, greedy_answers, params_with, run_env
-from finlora import models, training
+from conftest import REPO, greedy_answers, params_with
+from finlora import models
 from finlora.errors import FinloraError
 from finlora.predict import export_merged, predict, record_context
 from finlora.prepare import prepare
@@ -23,14 +21,9 @@ def params():
     return params_with({"tasks": {"sentiment": ["fpb"], "ner": ["ner"]}, "eval": {"max_new_tokens": 3}})
 
 
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory, tiny_base):
-    out = tmp_path_factory.mktemp("adapter")
-    rows = sample.generate("fpb", 8, 1, seed=2)["splits"]["train"]
-    records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
-    training.train(params_with({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4}}), records, tiny_base,
-                   out / "a", out / "m.json", out / "live")
-    return out / "a"
+@pytest.fixture
+def adapter(fpb_adapter):
+    return fpb_adapter
 
 
 def test_prompt_for_new_text_matches_the_training_prompt():
@@ -74,21 +67,20 @@ def test_export_merges_into_a_standalone_model(tmp_path, tiny_base, adapter):
     assert not (tmp_path / "merged" / "adapter_config.json").exists()
 
 
-def test_predict_command_in_a_project(tmp_path, tiny_base, adapter):
+def test_predict_command_in_a_project(tmp_path, tiny_base, adapter, cli):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     shutil.copytree(tiny_base, tmp_path / "models" / "base")
     shutil.copytree(adapter, tmp_path / "models" / "adapters" / "sentiment" / "seed-42")  # the first seed's
-    command = [sys.executable, "-m", "finlora.cli", "predict", "--task", "fpb"]
-    single = subprocess.run(command + ["Net sales rose 12% in the quarter."], cwd=tmp_path,
-                            capture_output=True, text=True, env=run_env())
+    texts = ["Net sales rose 12% in the quarter.", "Costs fell.", "Flat."]
+    expected = predict(params_with({}), "fpb", [{"text": text} for text in texts], tiny_base, adapter)
+    single = cli(tmp_path, "predict", "--task", "fpb", texts[0])
     assert single.returncode == 0, single.stderr
-    assert single.stdout.strip().splitlines()[-1] in ("negative", "neutral", "positive") or "no fpb label" in single.stdout
-    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "Costs fell."}) + "\n" + json.dumps({"text": "Flat."}) + "\n")
-    batch = subprocess.run(command + ["--input", "in.jsonl", "--output", "out.jsonl"], cwd=tmp_path,
-                           capture_output=True, text=True, env=run_env())
+    said = expected[0]["label"] or f"(no fpb label in the answer {expected[0]['answer']!r})"
+    assert single.stdout.strip().splitlines()[-1] == said
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": text}) + "\n" for text in texts[1:]))
+    batch = cli(tmp_path, "predict", "--task", "fpb", "--input", "in.jsonl", "--output", "out.jsonl")
     assert batch.returncode == 0, batch.stderr
-    assert [json.loads(line)["text"] for line in (tmp_path / "out.jsonl").read_text().splitlines()] == ["Costs fell.", "Flat."]
-    missing = subprocess.run(command[:-2] + ["--task", "ner", "Oslo is cold."], cwd=tmp_path,
-                             capture_output=True, text=True, env=run_env())
+    assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == expected[1:]
+    missing = cli(tmp_path, "predict", "--task", "ner", "Oslo is cold.")
     assert missing.returncode == 2 and "needs the entity" in missing.stderr
