@@ -2,6 +2,7 @@
 worked out by hand and against scipy's binomial test."""
 
 import math
+import os
 
 import pytest
 from scipy.stats import binomtest
@@ -68,3 +69,29 @@ def test_the_default_seed_is_the_first_both_runs_trained():
     assert common_seed({"train": {"seed": 42}}, run(42), "old", "b") == 42  # a commit from before train.seeds
     with pytest.raises(FinloraError, match=r"a trained seeds \[1\], b seeds \[2\]: none in common"):
         common_seed(run(1), run(2), "a", "b")
+
+
+def test_runs_that_evaluated_no_task_in_common_are_named(tmp_path, monkeypatch):
+    """Two commits whose params.yaml name different tasks: nothing to pair, said before any
+    prediction is read."""
+    import subprocess
+
+    import yaml
+
+    from conftest import params_with
+    from finlora.compare import compare
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                       env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+    git("init", "-q")
+    for tag, tasks in (("sentiment-run", {"sentiment": ["fpb"]}), ("ner-run", {"ner": ["ner"]})):
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump({"tasks": tasks, "train": {"seeds": [42]}}))
+        git("add", "params.yaml")
+        git("commit", "-qm", tag)
+        git("tag", tag)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FinloraError, match="sentiment-run and ner-run evaluated no task in common"):
+        compare(params_with({}), "sentiment-run", "ner-run")

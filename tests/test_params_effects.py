@@ -84,9 +84,10 @@ EFFECTS = {
                             "test_params_effects.py::test_answer_lengths_per_task"],
     "eval.max_new_tokens_by_task": ["test_params_effects.py::test_answer_lengths_per_task"],
     "eval.limit": ["test_params_effects.py::test_eval_limit_evaluates_the_first_n"],
-    "eval.bits": ["test_evaluation.py::test_eight_bit_merged_and_split_evaluation_answer_as_their_model_does"],
-    "eval.merge_adapter": ["test_evaluation.py::test_eight_bit_merged_and_split_evaluation_answer_as_their_model_does"],
-    "eval.device_map": ["test_evaluation.py::test_eight_bit_merged_and_split_evaluation_answer_as_their_model_does"],
+    "eval.bits": ["test_evaluation.py::test_eight_bit_merged_and_auto_placed_evaluation_answer_as_their_model_does"],
+    "eval.merge_adapter": ["test_evaluation.py::test_eight_bit_merged_and_auto_placed_evaluation_answer_as_their_model_does"],
+    # on a CPU, auto places every layer on the CPU (checked there); layers split only over GPUs
+    "eval.device_map": ["test_evaluation.py::test_eight_bit_merged_and_auto_placed_evaluation_answer_as_their_model_does"],
     "eval.protocol": ["test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt",
                       "test_protocol.py::test_the_report_puts_the_paper_beside_a_matching_run_and_names_the_protocol"],
 }

@@ -1,7 +1,9 @@
 import json
+import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import params_with
@@ -253,3 +255,102 @@ def test_attention_without_cudnn_is_scoped_and_computes_the_same():
         got = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     assert torch.backends.cuda.cudnn_sdp_enabled() == before
     torch.testing.assert_close(got, expected)
+
+
+def test_gradient_accumulation_trains_as_one_larger_batch(tiny_base, tmp_path):
+    """FiNER's and XBRL's defaults reach a global batch of 8 by accumulation: 4 x 2 and 2 x 4 give
+    the losses and the adapter of 8 x 1 (each step sees all 8 examples, dropout off)."""
+    records = fpb_records(8)
+    losses, weights = {}, {}
+    for batch, accumulation in ((8, 1), (4, 2), (2, 4)):
+        params = params_with({"tasks": {"sentiment": ["fpb"]}, "lora": {"rank": 4, "dropout": 0.0},
+                              "train": {"lr": 1e-2, "epochs": 3, "batch_size": batch, "grad_accum": accumulation}})
+        out = tmp_path / f"{batch}x{accumulation}"
+        metrics = training.train(params, records, tiny_base, out / "a", out / "m.json", out / "live")
+        assert metrics["steps"] == 3
+        losses[batch] = [float(line.split("\t")[-1]) for line in
+                         (out / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
+        weights[batch] = load_file(out / "a" / "adapter_model.safetensors")
+    assert losses[8][0] > losses[8][-1]  # it trained
+    for batch in (4, 2):
+        assert losses[batch] == pytest.approx(losses[8], rel=1e-5)
+        for name, weight in weights[8].items():
+            torch.testing.assert_close(weights[batch][name], weight, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_schedule_warms_up_linearly_then_follows_a_cosine_to_zero():
+    factor = training.warmup_cosine(total_steps=10, warmup_steps=2)
+    by_hand = [1 / 2, 2 / 2, 1.0, 0.5 * (1 + math.cos(math.pi / 8)), 0.5 * (1 + math.cos(math.pi / 4)),
+               0.5 * (1 + math.cos(3 * math.pi / 8)), 0.5, 0.5 * (1 + math.cos(5 * math.pi / 8))]
+    assert [factor(step) for step in range(8)] == pytest.approx(by_hand)
+    assert factor(10) == pytest.approx(0.0) and factor(12) == pytest.approx(0.0)  # stays at zero past the end
+
+
+def test_the_logged_learning_rate_follows_the_schedule(tiny_base, tmp_path):
+    params = tiny_params(epochs=5)  # 16 examples / 4 = 4 steps an epoch, 20 in all, 2 of warm-up
+    training.train(params, fpb_records(16), tiny_base, tmp_path / "a", tmp_path / "m.json", tmp_path / "live")
+    logged = [float(line.split("\t")[-1]) for line in
+              (tmp_path / "live" / "plots" / "metrics" / "train" / "lr.tsv").read_text().splitlines()[1:]]
+    factor = training.warmup_cosine(20, 2)
+    assert logged == pytest.approx([1e-2 * factor(step + 1) for step in range(20)])  # the lr after each step
+
+
+def test_no_example_that_fits_and_too_few_for_a_global_batch_are_named(tiny_base, tmp_path):
+    with pytest.raises(FinloraError, match="no training example fits train.max_seq_len = 16"):
+        training.train(tiny_params(max_seq_len=16), fpb_records(4), tiny_base, tmp_path / "a", tmp_path / "m.json", None)
+    with pytest.raises(FinloraError, match="3 examples are too few for one global batch of 4 x 1 processes x 2 "
+                                           "accumulation steps"):
+        training.train(tiny_params(grad_accum=2), fpb_records(3), tiny_base, tmp_path / "a", tmp_path / "m.json", None)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_a_missing_lora_target_names_the_layers_the_model_has(tiny_base):
+    lora = params_with({"lora": {"target_modules": ["q_proj", "qkv_proj"]}}).lora
+    with pytest.raises(FinloraError, match="lora.target_modules: qkv_proj not found in the model") as raised:
+        models.add_lora(models.load_base(tiny_base), lora)
+    assert "down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj" in raised.value.hint
+
+
+class Killed(Exception):
+    pass
+
+
+OPTIMIZER_STEP = training._optimizer_step
+
+
+def interrupted_at(monkeypatch, stop_step: int | None):
+    """Make training stop before optimizer step `stop_step`, as a kill would (None: run to the end)."""
+    def step(engine, encoded, steps, index, *args):
+        if index == stop_step:
+            raise Killed
+        return OPTIMIZER_STEP(engine, encoded, steps, index, *args)
+
+    monkeypatch.setattr(training, "_optimizer_step", step)
+
+
+def test_a_checkpoint_resumes_only_the_very_same_run(tiny_base, tmp_path, monkeypatch, capsys):
+    records = fpb_records(16)
+
+    def run(name, stop_step=None, **train):
+        interrupted_at(monkeypatch, stop_step)
+        params = tiny_params(epochs=2, checkpoint_every=1, **train)
+        out = tmp_path / name
+        metrics = training.train(params, records, tiny_base, out / "a", out / "m.json", out / "live", tmp_path / "ckpt")
+        return metrics, [float(line.split("\t")[-1]) for line in
+                         (out / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
+
+    _, reference = run("reference")
+    with pytest.raises(Killed):
+        run("same", stop_step=5)
+    capsys.readouterr()
+    resumed, losses = run("same")
+    assert "resuming from the checkpoint at step 5" in capsys.readouterr().out
+    assert resumed["resumed_from_step"] == 5 and losses == pytest.approx(reference, rel=1e-5)
+    assert not (tmp_path / "ckpt").exists()  # removed once training finished
+
+    with pytest.raises(Killed):
+        run("same", stop_step=5)
+    capsys.readouterr()
+    other, _ = run("other", lr=5e-3)  # another learning rate: the checkpoint is not this run's
+    assert "resuming" not in capsys.readouterr().out
+    assert other["resumed_from_step"] == 0 and other["steps"] == 8
