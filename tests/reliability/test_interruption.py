@@ -29,10 +29,13 @@ def new_project(root: Path, tiny_model_dir: Path) -> Path:
     shutil.copytree(REPO, workdir, ignore=COPY_IGNORE)
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["model"]["base"] = str(tiny_model_dir)
-    params["data"].update(train_size=48, test_size=32, sizes={"xbrl_value": {"train": 8, "test": 8}})
-    params["tasks"] = {"sentiment": ["fpb"], "xbrl": ["xbrl_value"]}
-    params["train"].update(batch_size=2, checkpoint_every=2)
-    params["eval"].update(max_new_tokens=3, batch_size=2)
+    # one group of a classification task and an XBRL one (filings included): every kind of stage
+    # once. 32 test records make two evaluation chunks, so a kill can fall between them.
+    params["data"].update(train_size=16, test_size=32, sizes={"xbrl_value": {"train": 4, "test": 4}})
+    params["tasks"] = {"mixed": ["fpb", "xbrl_value"]}
+    params["train"].update(lr=1e-3, epochs=2, batch_size=2, grad_accum=1, max_seq_len=1024, checkpoint_every=2,
+                           seeds=[42], validation_fraction=0, keep_best=False, by_group={})
+    params["eval"].update(max_new_tokens=3, max_new_tokens_by_task={}, batch_size=2)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(workdir, "git", "init", "-q")
     sh(workdir, "git", "add", "-A")
@@ -72,8 +75,8 @@ def test_two_clean_runs_give_identical_results_and_record_provenance(clean_run, 
     first, again = results(clean_run), results(second)
     assert first.keys() == again.keys() and len(first) > 20
     assert first == again
-    source = json.loads((clean_run / "data" / "raw" / "xbrl" / "xbrl_value" / "source.json").read_text())
-    assert source["source"] == "sample" and source["train"] == 8 and source["filings"] >= 1
+    source = json.loads((clean_run / "data" / "raw" / "mixed" / "xbrl_value" / "source.json").read_text())
+    assert source["source"] == "sample" and source["train"] == 4 and source["filings"] >= 1
     assert set(source["sha256"]) >= {"train.jsonl", "test.jsonl"} and any(k.startswith("filings/") for k in source["sha256"])
     report = (clean_run / "metrics" / "report.md").read_text()
     assert "## Data provenance" in report and source["sha256"]["train.jsonl"][:12] in report
@@ -103,11 +106,11 @@ def test_sigkill_in_every_kind_of_stage_then_repro_gives_the_same_results(clean_
     progress = project / ".cache" / "finlora" / "eval"
     kill_during(project, "download@", lambda: True)
     kill_during(project, "preprocess@", lambda: True)
-    kill_during(project, "train@sentiment-42", lambda: any(checkpoints.rglob("fingerprint")))
+    kill_during(project, "train@mixed-42", lambda: any(checkpoints.rglob("fingerprint")))
     kill_during(project, "evaluate", lambda: any(p.stat().st_size > 200 for p in progress.glob("*.jsonl")))
     final = sh(project, "dvc", "repro")
     assert "report" in stages_run(final.stdout)
-    train = json.loads((project / "metrics" / "train" / "sentiment" / "seed-42.json").read_text())
+    train = json.loads((project / "metrics" / "train" / "mixed" / "seed-42.json").read_text())
     assert train["resumed_from_step"] > 0  # continued from the checkpoint written before the kill
     resumed = [json.loads(p.read_text()).get("resumed", 0) for p in (project / "metrics" / "eval").rglob("*.json")]
     assert max(resumed) > 0  # an evaluation reused the answers written before the kill
