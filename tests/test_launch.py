@@ -59,6 +59,20 @@ def test_ops_are_built_inside_the_environment(monkeypatch):
     assert launch.extensions_dir() == Path("/opt/ops")  # the user's choice stays
 
 
+def test_ops_build_with_the_environments_own_ninja(monkeypatch):
+    """Two ninja versions read each other's build log as stale: every switch rebuilt the op."""
+    import shutil
+
+    scripts = Path(sys.executable).parent
+    if not (scripts / "ninja").is_file():
+        pytest.skip("this environment has no ninja of its own")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    launch.extensions_dir()
+    assert shutil.which("ninja") == str(scripts / "ninja")
+    launch.extensions_dir()
+    assert os.environ["PATH"] == f"{scripts}{os.pathsep}/usr/bin:/bin"  # added once
+
+
 def test_a_lock_left_by_a_killed_build_is_named_and_one_in_use_is_not(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     launch.refuse_stale_build_locks()  # nothing built yet

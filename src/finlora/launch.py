@@ -44,8 +44,16 @@ def free_port() -> int:
 
 def extensions_dir() -> Path:
     """Where torch builds DeepSpeed's ops: TORCH_EXTENSIONS_DIR, set to the environment's own
-    folder unless the user set it; child processes (the launcher's ranks) inherit it."""
+    folder unless the user set it; child processes (the launcher's ranks) inherit it.
+
+    The build runs the `ninja` first on PATH. Two ninja versions (the environment's, from pip,
+    and the system's) keep logs that do not match, so each rebuilt the op (about 40 s) whenever
+    the other had built it last; the environment's own goes first on PATH, for every process."""
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+    scripts = Path(sys.executable).parent
+    path = os.environ.get("PATH", "")
+    if (scripts / "ninja").is_file() and not path.startswith(f"{scripts}{os.pathsep}"):
+        os.environ["PATH"] = f"{scripts}{os.pathsep}{path}"
     return Path(os.environ["TORCH_EXTENSIONS_DIR"])
 
 
