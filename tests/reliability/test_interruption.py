@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from test_pipeline_e2e import COPY_IGNORE, REPO, dvc_env, sh, stages_run
 
@@ -44,16 +46,33 @@ def new_project(root: Path, tiny_model_dir: Path) -> Path:
 
 
 def results(project: Path) -> dict[str, object]:
-    """Every metrics file with the measurements left out, and the bytes of predictions, prompts and
-    every adapter file (its config too: DVC hashes the whole folder)."""
+    """Every metrics file with the measurements left out, the bytes of predictions, prompts and
+    every adapter file but the weights (its config too: DVC hashes the whole folder), and the
+    adapter's weights as tensors."""
     found: dict[str, object] = {}
     for path in sorted((project / "metrics").rglob("*.json")):
         found[str(path.relative_to(project))] = _without_measurements(json.loads(path.read_text()))
     for folder in ("data/predictions", "models/adapters", "data/prepared"):
         for path in sorted((project / folder).rglob("*")):
-            if path.is_file() and (folder == "models/adapters" or path.suffix == ".jsonl"):
+            if path.suffix == ".safetensors":
+                found[str(path.relative_to(project))] = load_file(path)
+            elif path.is_file() and (folder == "models/adapters" or path.suffix == ".jsonl"):
                 found[str(path.relative_to(project))] = path.read_bytes()
     return found
+
+
+def assert_same_results(first: dict, second: dict) -> None:
+    """Equal, but the adapter's weights within float rounding: two CPU runs of the same training
+    can differ in the last bits (seen here once: about 1e-7 relative), with every prediction
+    and score still identical."""
+    assert first.keys() == second.keys()
+    for key, value in first.items():
+        if key.endswith(".safetensors"):
+            assert value.keys() == second[key].keys(), key
+            for name, tensor in value.items():
+                torch.testing.assert_close(second[key][name], tensor, rtol=1e-5, atol=1e-7, msg=f"{key}: {name}")
+        else:
+            assert second[key] == value, key
 
 
 def _without_measurements(value):
@@ -73,8 +92,8 @@ def test_two_clean_runs_give_identical_results_and_record_provenance(clean_run, 
     second = new_project(tmp_path_factory.mktemp("second"), tiny_model_dir)
     sh(second, "dvc", "repro")
     first, again = results(clean_run), results(second)
-    assert first.keys() == again.keys() and len(first) > 20
-    assert first == again
+    assert len(first) > 20
+    assert_same_results(first, again)
     source = json.loads((clean_run / "data" / "raw" / "mixed" / "xbrl_value" / "source.json").read_text())
     assert source["source"] == "sample" and source["train"] == 4 and source["filings"] >= 1
     assert set(source["sha256"]) >= {"train.jsonl", "test.jsonl"} and any(k.startswith("filings/") for k in source["sha256"])
@@ -114,5 +133,5 @@ def test_sigkill_in_every_kind_of_stage_then_repro_gives_the_same_results(clean_
     assert train["resumed_from_step"] > 0  # continued from the checkpoint written before the kill
     resumed = [json.loads(p.read_text()).get("resumed", 0) for p in (project / "metrics" / "eval").rglob("*.json")]
     assert max(resumed) > 0  # an evaluation reused the answers written before the kill
-    assert results(project) == results(clean_run)
+    assert_same_results(results(clean_run), results(project))
     assert stages_run(sh(project, "dvc", "repro").stdout) == set()
