@@ -78,23 +78,11 @@ def fpb_adapter(tmp_path_factory, tiny_base) -> Path:
     """One adapter of the tiny model, trained once a session (16 generated FPB records, 2 epochs),
     for the tests that need an adapter but not a training of their own."""
     from finlora import training
-    from finlora.prompts import build_context
-    from finlora.sources import sample
-    from finlora.tasks import TASKS
 
-    rows = sample.generate("fpb", 16, 1, seed=2)["splits"]["train"]
-    records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
     out = tmp_path_factory.mktemp("fpb-adapter")
-    training.train(params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"batch_size": 4, "epochs": 2}}), records,
-                   tiny_base, out / "adapter", out / "metrics.json", None)
+    training.train(params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"batch_size": 4, "epochs": 2}}),
+                   fpb_records(16, seed=2), tiny_base, out / "adapter", out / "metrics.json", None)
     return out / "adapter"
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture
@@ -116,6 +104,22 @@ def cli(monkeypatch, capsys):
         return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
     return run
+
+
+def fpb_records(n: int, seed: int = 0) -> list[dict]:
+    """`n` generated FPB training records as the pipeline prepares them (no task marker)."""
+    from finlora.prompts import build_context
+    from finlora.sources import sample
+    from finlora.tasks import TASKS
+
+    rows = sample.generate("fpb", n, 1, seed)["splits"]["train"]
+    return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
+
+
+def logged(live: Path, name: str = "loss") -> list[float]:
+    """The per-step values training logged with dvclive under `live` (train/loss or train/lr)."""
+    lines = (live / "plots" / "metrics" / "train" / f"{name}.tsv").read_text().splitlines()[1:]
+    return [float(line.split("\t")[-1]) for line in lines]
 
 
 def run_env() -> dict:

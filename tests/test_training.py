@@ -6,23 +6,15 @@ import torch
 from safetensors.torch import load_file
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import params_with
+from conftest import fpb_records, logged, params_with
 from finlora import models, training
 from finlora.dropout import UniformMaskDropout, use_uniform_mask_dropout
 from finlora.errors import FinloraError
-from finlora.prompts import build_context
-from finlora.sources import sample
-from finlora.tasks import TASKS
 
 
 def tiny_params(**train):
     return params_with({"tasks": {"sentiment": ["fpb"]},
                          "train": {"lr": 1e-2, "batch_size": 4, **train}, "lora": {"rank": 4}})
-
-
-def fpb_records(n: int, seed: int = 0) -> list[dict]:
-    rows = sample.generate("fpb", n, 1, seed)["splits"]["train"]
-    return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
 
 
 def test_answer_loss_without_the_end_token_as_input_matches_the_full_sequence_loss(tiny_base):
@@ -142,9 +134,7 @@ def test_train_writes_a_loadable_adapter_and_metrics(tiny_base, tmp_path):
 def test_training_lowers_the_loss(tiny_base, tmp_path):
     params = tiny_params(epochs=4)
     metrics = training.train(params, fpb_records(16), tiny_base, tmp_path / "a", tmp_path / "m.json", tmp_path / "l")
-    losses = [float(line.split("\t")[-1]) for line in
-              (tmp_path / "l" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
-    assert metrics["final_loss"] < losses[0]
+    assert metrics["final_loss"] < logged(tmp_path / "l")[0]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -268,8 +258,7 @@ def test_gradient_accumulation_trains_as_one_larger_batch(tiny_base, tmp_path):
         out = tmp_path / f"{batch}x{accumulation}"
         metrics = training.train(params, records, tiny_base, out / "a", out / "m.json", out / "live")
         assert metrics["steps"] == 3
-        losses[batch] = [float(line.split("\t")[-1]) for line in
-                         (out / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
+        losses[batch] = logged(out / "live")
         weights[batch] = load_file(out / "a" / "adapter_model.safetensors")
     assert losses[8][0] > losses[8][-1]  # it trained
     for batch in (4, 2):
@@ -289,10 +278,8 @@ def test_the_schedule_warms_up_linearly_then_follows_a_cosine_to_zero():
 def test_the_logged_learning_rate_follows_the_schedule(tiny_base, tmp_path):
     params = tiny_params(epochs=5)  # 16 examples / 4 = 4 steps an epoch, 20 in all, 2 of warm-up
     training.train(params, fpb_records(16), tiny_base, tmp_path / "a", tmp_path / "m.json", tmp_path / "live")
-    logged = [float(line.split("\t")[-1]) for line in
-              (tmp_path / "live" / "plots" / "metrics" / "train" / "lr.tsv").read_text().splitlines()[1:]]
     factor = training.warmup_cosine(20, 2)
-    assert logged == pytest.approx([1e-2 * factor(step + 1) for step in range(20)])  # the lr after each step
+    assert logged(tmp_path / "live", "lr") == pytest.approx([1e-2 * factor(step + 1) for step in range(20)])  # the lr after each step
 
 
 def test_no_example_that_fits_and_too_few_for_a_global_batch_are_named(tiny_base, tmp_path):
@@ -336,8 +323,7 @@ def test_a_checkpoint_resumes_only_the_very_same_run(tiny_base, tmp_path, monkey
         params = tiny_params(epochs=2, checkpoint_every=1, **train)
         out = tmp_path / name
         metrics = training.train(params, records, tiny_base, out / "a", out / "m.json", out / "live", tmp_path / "ckpt")
-        return metrics, [float(line.split("\t")[-1]) for line in
-                         (out / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
+        return metrics, logged(out / "live")
 
     _, reference = run("reference")
     with pytest.raises(Killed):

@@ -14,13 +14,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import REPO, params_with, run_env
+from conftest import REPO, logged, params_with, run_env
+from conftest import fpb_records as generated_records
 from finlora import models, training
 from finlora.files import write_jsonl
 from finlora.launch import SHARED_MEMORY_PREFIX, free_port, remove_orphaned_shared_memory
-from finlora.prompts import build_context
-from finlora.sources import sample
-from finlora.tasks import TASKS
 
 SCRIPT = '''
 import json, os, signal, sys
@@ -42,8 +40,7 @@ training.train(with_changes(args["params"], args["params_file"]), read_jsonl(arg
 
 
 def fpb_records(n: int) -> list[dict]:
-    rows = sample.generate("fpb", n, 1, seed=9)["splits"]["train"]
-    return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
+    return generated_records(n, seed=9)
 
 
 def raw_params(**train) -> dict:
@@ -206,8 +203,7 @@ def launch(tmp_path: Path, name: str, processes: int, params: dict, base: Path, 
 
 
 def losses(out: Path) -> list[float]:
-    lines = (out / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]
-    return [float(line.split("\t")[-1]) for line in lines]
+    return logged(out / "live")
 
 
 @pytest.mark.slow
@@ -305,11 +301,7 @@ def test_two_nodes_train_as_one_process_on_the_same_global_batches(tiny_base, tm
     outputs = [node.communicate(timeout=300)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert json.loads((first / "metrics.json").read_text())["world_size"] == 2
-    by_single = [float(line.split("\t")[-1]) for line in
-                 (single / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
-    by_nodes = [float(line.split("\t")[-1]) for line in
-                (first / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
-    assert by_nodes == pytest.approx(by_single, rel=1e-4)
+    assert logged(first / "live") == pytest.approx(logged(single / "live"), rel=1e-4)
     second = tmp_path / "two-node1"
     assert not (second / "adapter").exists() and not (second / "metrics.json").exists()  # global rank 0 writes
 
