@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from finlora import sources
+from finlora.sources import released
 from finlora.config import load_params
 from finlora.errors import exit_on_error
 from finlora.files import atomic_dir, write_json, write_jsonl
@@ -21,10 +22,12 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
     """
     params = load_params()
     tasks = params.group_tasks(group)
+    if params.data.source == "finlora":  # every group's files, so a bad one stops the first download
+        released.check_files(params)
     with atomic_dir(out) as tmp:
         for name in tasks:
             task = get_task(name)
-            raw = sources.fetch(task, params.data)
+            raw = sources.fetch(task, params.data, tuple(tasks))
             for split, rows in raw.splits.items():
                 write_jsonl(tmp / name / f"{split}.jsonl", rows)
             if raw.tag_names is not None:

@@ -5,6 +5,7 @@ are below."""
 
 import ast
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -27,7 +28,7 @@ EFFECTS = {
                           "test_predict.py::test_prompt_for_new_text_matches_the_training_prompt",
                           "test_finer.py::test_the_real_tokenizer_keeps_prompts_within_max_seq_len"],
     "model.trust_remote_code": ["reliability/test_faults.py::test_model_code_is_not_run_unless_trusted"],
-    "data.source": ["test_released.py::test_every_task_loads_the_published_files_unchanged",
+    "data.source": ["test_released.py::test_every_task_trains_from_its_train_file_and_tests_on_its_test_file_unchanged",
                     "test_sources.py::test_local_files_in_the_datasets_own_schema",
                     "test_sources.py::test_hub_offline_fails_with_a_clear_message"],
     "data.local_dir": ["test_sources.py::test_local_files_in_the_datasets_own_schema",
@@ -39,6 +40,7 @@ EFFECTS = {
     "data.on_bad_record": ["test_released.py::test_a_bad_record_names_its_file_and_line_or_is_skipped_and_counted",
                            "test_xbrl.py::test_bad_questions_stop_with_file_and_line_or_are_skipped_and_counted"],
     "data.carved_test_fraction": ["test_params_effects.py::test_the_carved_test_share_follows_the_param"],
+    "data.tfns_labels": ["test_released.py::test_tfns_labels_are_read_corrected_or_as_published"],
     "finer.entities_per_sentence": ["test_finer.py::test_each_entity_is_a_question_quoting_the_sentence_and_prompts_batch_k"],
     "finer.questions_per_prompt": ["test_finer.py::test_each_entity_is_a_question_quoting_the_sentence_and_prompts_batch_k"],
     "xbrl.text_value_chars": ["test_params_effects.py::test_text_facts_are_cut_to_text_value_chars"],
@@ -128,8 +130,9 @@ def test_split_sizes_and_seed_choose_the_rows():
 
 
 def test_the_carved_test_share_follows_the_param(tmp_path):
+    shutil.copytree(REPO / "tests" / "fixtures" / "finlora" / "data" / "test", tmp_path / "test")  # test files only
     for fraction, expected in ((0.5, 3), (0.25, 2)):  # of fiqa's six test records, none trained on twice
-        data = params_with({"data": {"source": "finlora", "local_dir": str(REPO / "tests" / "fixtures" / "finlora"),
+        data = params_with({"data": {"source": "finlora", "local_dir": str(tmp_path),
                                      "carved_test_fraction": fraction}}).data
         splits = fetch(TASKS["fiqa"], data).splits
         assert len(splits["test"]) == expected and len(splits["train"]) == 6 - expected

@@ -245,7 +245,9 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
     assert [(row["target"], row["gold"]) for row in nwgi] == [
         ("strong positive", "positive"), ("moderately negative", "negative"), ("moderately positive", "positive")]
     source = json.loads((workdir / "data" / "raw" / "all" / "fiqa" / "source.json").read_text())
-    assert source["source"] == "finlora" and source["train_file"] is None and source["train"] == 3
+    assert source["source"] == "finlora" and source["train_file"] == "train/finlora_sentiment_train.jsonl"
+    assert source["train"] == 4 and source["shared_file"]["train/finlora_sentiment_train.jsonl"] == {
+        "taken: news, dealt in turn among fpb, fiqa": 2, "taken: tweet, dealt in turn among fiqa, tfns": 2}
     assert "data source `finlora`" in (workdir / "metrics" / "report.md").read_text()
 
     # the same files under FinLoRA's evaluation protocol: only the evaluations and the report rerun

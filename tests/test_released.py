@@ -1,22 +1,28 @@
-"""FinLoRA's released data files through `data.source: finlora`: hand-written fixtures in the
-published formats (tests/fixtures/finlora/data: classification prompts, NWGI's seven levels, FiNER
-batched prompts, XBRL one-shot prompts with doc_path and one shared XBRL train file, a task with a
-test file only), and the sample generator's data written in the same layout."""
+"""FinLoRA's released data files through `data.source: finlora`: hand-written fixtures in today's
+layout (tests/fixtures/finlora/data: one sentiment train file for four tasks with TFNS's labels as
+FinLoRA publishes them, NWGI's seven levels, FiNER batched prompts, XBRL one-shot prompts with
+doc_path in one train file with a formula question), and the sample generator's data written in
+each older release's layout."""
 
+import dataclasses
 import json
 import shutil
 
 import pytest
 
 from conftest import REPO, params_with
-from finlora.errors import FinloraError
 from finlora.answers import kind
+from finlora.errors import FinloraError
 from finlora.prepare import prepare
-from finlora.sources import fetch
-from finlora.sources.sample_released import write_sample
+from finlora.sources import fetch, hub, released
+from finlora.sources.sample_released import release_named, write_sample
 from finlora.tasks import NWGI_LEVELS, TASKS
 
 FIXTURE = REPO / "tests" / "fixtures" / "finlora"
+DATA = FIXTURE / "data"
+SENTIMENT = ("fpb", "fiqa", "tfns", "nwgi")
+GROUP_OF = {"fpb": SENTIMENT, "fiqa": SENTIMENT, "tfns": SENTIMENT, "nwgi": SENTIMENT,
+            "xbrl_tags": ("xbrl_tags", "xbrl_value"), "xbrl_value": ("xbrl_tags", "xbrl_value")}
 
 
 def lines(path) -> list[dict]:
@@ -28,37 +34,190 @@ def finlora_data(folder, **data):
                                  "test_size": 100, "sizes": {}, **data}})
 
 
+def load(task, folder=FIXTURE, group=None, **data):
+    return fetch(TASKS[task], finlora_data(folder, **data).data, group or GROUP_OF.get(task, (task,)))
+
+
+# A TFNS record's label as FinLoRA publishes it (bullish "neutral", neutral "positive") and as the Hub set means it.
+CORRECTED = {"negative": "negative", "neutral": "positive", "positive": "neutral"}
+
+TODAYS_FILES = {  # task: (train file, test file), under data/
+    "fpb": ("train/finlora_sentiment_train.jsonl", "test/fpb_test.jsonl"),
+    "fiqa": ("train/finlora_sentiment_train.jsonl", "test/fiqa_test.jsonl"),
+    "tfns": ("train/finlora_sentiment_train.jsonl", "test/tfns_test.jsonl"),
+    "nwgi": ("train/finlora_sentiment_train.jsonl", "test/nwgi_test.jsonl"),
+    "headline": ("train/headline_train.jsonl", "test/headline_test.jsonl"),
+    "ner": ("train/ner_train.jsonl", "test/ner_test.jsonl"),
+    "finer": ("train/finer_train_batched.jsonl", "test/finer_test_batched.jsonl"),
+    "xbrl_tags": ("train/xbrl_extract_train.jsonl", "test/xbrl_extract_tags_test.jsonl"),
+    "xbrl_value": ("train/xbrl_extract_train.jsonl", "test/xbrl_extract_value_test.jsonl"),
+}
+
+
 @pytest.mark.parametrize("task", list(TASKS))
-def test_every_task_loads_the_published_files_unchanged(task):
-    params = finlora_data(FIXTURE)  # a FinLoRA clone: the data/ folder is found below it
-    raw = fetch(TASKS[task], params.data)
-    test_file = FIXTURE / "data" / "test" / next(n for n in TASKS[task].released.test
-                                                 if (FIXTURE / "data" / "test" / n).is_file())
-    if task == "fiqa":  # a test file only: half of it (seeded) trains, the rest tests
-        assert len(raw.splits["train"]) == len(raw.splits["test"]) == 3
-        assert sorted(map(json.dumps, raw.splits["train"] + raw.splits["test"])) == \
-            sorted(map(json.dumps, lines(test_file)))
-        assert "carved" in raw.origin and raw.origin["train_file"] is None
-    else:
-        assert raw.splits["test"] == lines(test_file)  # every record, as published, in file order
-    records = prepare(TASKS[task], raw.splits["test"], test_file, params, raw.tag_names).records
+def test_every_task_trains_from_its_train_file_and_tests_on_its_test_file_unchanged(task):
+    raw = load(task)  # a FinLoRA clone: the data/ folder is found below it
+    train_file, test_file = TODAYS_FILES[task]
+    assert (raw.origin["train_file"], raw.origin["test_file"]) == (train_file, test_file)
+    releases = {"finer": ["2025-02", "2025-04", "2025-05"], "xbrl_tags": ["2025-05"], "xbrl_value": ["2025-05"]}
+    assert "carved" not in raw.origin and raw.origin["release"] == releases.get(task, ["2025-04", "2025-05"])
+    published = lines(DATA / test_file)
+    if task == "tfns":
+        published = [{**row, "target": CORRECTED[row["target"]]} for row in published]
+    assert raw.splits["test"] == published  # every record, in file order
+    train_records = lines(DATA / train_file)
+    assert raw.splits["train"] and all(row in train_records or task in ("tfns", "fiqa") for row in raw.splits["train"])
+    records = prepare(TASKS[task], raw.splits["test"], DATA / test_file, finlora_data(FIXTURE), raw.tag_names).records
     # the published prompts, named by their task (model.task_marker: true)
     assert [r["context"] for r in records] == [f"Task: {task}\n{row['context']}" for row in raw.splits["test"]]
 
 
-def test_a_shared_train_file_is_split_by_the_form_of_its_targets():
-    params = finlora_data(FIXTURE / "data")
-    tags = fetch(TASKS["xbrl_tags"], params.data).splits["train"]
-    values = fetch(TASKS["xbrl_value"], params.data).splits["train"]
-    shared = lines(FIXTURE / "data" / "train" / "xbrl_extract_train.jsonl")
-    assert [r["target"] for r in tags] == ["us-gaap:Assets", "us-gaap:EarningsPerShareDiluted"]
-    assert [r["target"] for r in values] == ["48200000000", "6120000000", "7350000000"]
-    assert len(tags) + len(values) == len(shared)
+def inputs(rows) -> list[str]:
+    return [row["context"].split("Input: ")[1].split("\n")[0] for row in rows]
+
+
+def test_the_sentiment_file_is_told_apart_by_instruction_and_a_shared_form_is_dealt_in_turn():
+    """The fixture's file: 4 FPB news sentences, 4 TFNS tweets, 4 NWGI seven-level news. FPB's news
+    form is FiQA's headlines' too, and TFNS's tweet form FiQA's posts': dealt in turn."""
+    shared = lines(DATA / "train" / "finlora_sentiment_train.jsonl")
+    news, tweets, levels = shared[0:4], shared[4:8], shared[8:12]
+    splits = {task: load(task).splits["train"] for task in SENTIMENT}
+    assert inputs(splits["fpb"]) == inputs([news[0], news[2]])
+    assert inputs(splits["fiqa"]) == inputs([news[1], news[3], tweets[0], tweets[2]])
+    assert inputs(splits["tfns"]) == inputs([tweets[1], tweets[3]])
+    assert splits["nwgi"] == levels
+    assert sorted(inputs(sum(splits.values(), []))) == sorted(inputs(shared))  # the group trains on each once
+    origin = load("fiqa").origin
+    assert origin["shared_file"] == {"train/finlora_sentiment_train.jsonl": {
+        "taken: news, dealt in turn among fpb, fiqa": 2, "taken: tweet, dealt in turn among fiqa, tfns": 2}}
+
+
+def test_records_of_tasks_not_asked_for_are_left_out_and_counted():
+    raw = load("fpb", group=("fpb",))
+    assert raw.splits["train"] == lines(DATA / "train" / "finlora_sentiment_train.jsonl")[0:4]
+    assert raw.origin["shared_file"]["train/finlora_sentiment_train.jsonl"] == {
+        "taken: news": 4, "left out: tweet (fiqa, tfns)": 4, "left out: seven-level news (nwgi)": 4}
+
+
+def test_the_xbrl_file_is_told_apart_by_answer_and_question_and_formulas_are_left_out():
+    tags, values = load("xbrl_tags"), load("xbrl_value")
+    assert [r["target"] for r in tags.splits["train"]] == ["us-gaap:Assets", "us-gaap:EarningsPerShareDiluted"]
+    assert [r["target"] for r in values.splits["train"]] == ["48200000000", "6120000000", "7350000000"]
+    assert values.origin["shared_file"]["train/xbrl_extract_train.jsonl"] == {
+        "taken: value question": 3, "left out: formula question (xbrl_formula)": 1}
+
+
+def test_tfns_labels_are_read_corrected_or_as_published():
+    """FinLoRA's files call the bullish "Chipmaker upgraded to buy" neutral and the neutral
+    "Utility to present at an industry conference" positive."""
+    test_rows = {"corrected": load("tfns").splits["test"],
+                 "published": load("tfns", tfns_labels="published").splits["test"]}
+    labels = {setting: dict(zip(inputs(rows), (r["target"] for r in rows))) for setting, rows in test_rows.items()}
+    assert labels["corrected"] == {"Chipmaker upgraded to buy at a regional broker": "positive",
+                                   "Airline cuts capacity guidance on fuel costs": "negative",
+                                   "Utility to present at an industry conference on Tuesday": "neutral"}
+    assert labels["published"]["Chipmaker upgraded to buy at a regional broker"] == "neutral"
+    assert labels["published"]["Utility to present at an industry conference on Tuesday"] == "positive"
+    raw = load("tfns", group=("tfns",))  # the file's tweets, TFNS's alone: its labels corrected, FPB's and NWGI's not read
+    assert dict(zip(inputs(raw.splits["train"]), (r["target"] for r in raw.splits["train"]))) == {
+        "Chipmaker upgraded to buy at a regional broker": "positive",
+        "Airline cuts capacity guidance on fuel costs": "negative",
+        "Utility to present at an industry conference on Tuesday": "neutral",
+        "Bank shares rally after stress test results": "positive"}
+    assert raw.origin["tfns_labels_corrected"] == 3 + 2  # the train file's non-negative tweets and the test file's
+
+
+@pytest.mark.parametrize("stub, message", [
+    ("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 138234567\n",
+     r"a Git LFS pointer, not the data \(138234567 bytes kept in Git LFS\)"),
+    ("<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", "a web page, not JSON lines"),
+])
+def test_a_file_that_is_not_data_is_refused_in_one_line_before_any_task_loads(tmp_path, stub, message):
+    shutil.copytree(DATA, tmp_path / "data")
+    (tmp_path / "data" / "train" / "xbrl_extract_train.jsonl").write_text(stub)
+    params = finlora_data(tmp_path)
+    with pytest.raises(FinloraError, match=f"xbrl_extract_train.jsonl: {message}") as error:
+        released.check_files(params)  # the download stage's first step, for every group
+    assert "\n" not in error.value.args[0]
+    if "LFS" in message:
+        assert "git lfs pull" in error.value.hint
+    with pytest.raises(FinloraError, match=message):
+        fetch(TASKS["xbrl_tags"], params.data)
+
+
+def test_validate_checks_every_groups_files(tmp_path, cli):
+    import yaml
+
+    shutil.copytree(DATA, tmp_path / "data")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["data"].update(source="finlora", local_dir=str(tmp_path))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert cli(tmp_path, "validate").returncode == 0
+    (tmp_path / "data" / "train" / "xbrl_extract_train.jsonl").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 9\n")
+    result = cli(tmp_path, "validate")
+    assert result.returncode != 0
+    assert "xbrl_extract_train.jsonl: a Git LFS pointer, not the data (9 bytes kept in Git LFS)" in result.stderr
+    assert "git lfs pull" in result.stderr
+
+
+def test_a_task_without_a_train_file_carves_its_test_file(tmp_path):
+    shutil.copytree(DATA / "test", tmp_path / "test")  # a folder of test files only, as the development data
+    raw = load("fiqa", tmp_path)
+    assert len(raw.splits["train"]) == len(raw.splits["test"]) == 3
+    assert sorted(map(json.dumps, raw.splits["train"] + raw.splits["test"])) == \
+        sorted(map(json.dumps, lines(DATA / "test" / "fiqa_test.jsonl")))
+    assert raw.origin["train_file"] is None and "no train file: 3" in raw.origin["carved"]
+
+
+@pytest.mark.parametrize("name, files", [
+    ("2025-04", {"fpb": ("train/finlora_sentiment_train.jsonl", "test/fpb_test.jsonl"),
+                 "finer": ("train/finer_train_batched.jsonl", "test/finer_test_batched.jsonl"),
+                 "xbrl_tags": ("train/xbrl_train.jsonl", "test/xbrl_xbrl_tags_test.jsonl"),
+                 "xbrl_value": ("train/xbrl_train.jsonl", "test/xbrl_value_test.jsonl")}),
+    ("2025-01", {"headline": ("train/fingpt_headline_train.jsonl", None),
+                 "finer": ("train/finer_train.jsonl", "test/finer_test.jsonl"),
+                 "xbrl_tags": (None, "xbrl/xbrl_xbrl_tags_test.jsonl")}),
+])
+def test_each_release_layout_loads_from_its_own_files(tmp_path, name, files):
+    params = finlora_data(tmp_path)
+    written = write_sample(tmp_path, params, n_train=6, n_test=4, release=release_named(name))
+    assert set(written) == set(release_named(name).train.values()) | set(release_named(name).test.values())
+    for task, (train_file, test_file) in files.items():
+        if test_file is None:  # the paper's release: FinLoRA's code read the test split from the Hub
+            with pytest.raises(FinloraError, match=f"no test file of task {task} .*Hub data set.*cannot reach"):
+                fetch(TASKS[task], params.data)
+            continue
+        raw = fetch(TASKS[task], params.data, GROUP_OF.get(task, (task,)))
+        assert (raw.origin["train_file"], raw.origin["test_file"]) == (train_file, test_file)
+        assert name in raw.origin["release"]
+        tested = raw.splits["test"] + (raw.splits["train"] if train_file is None else [])  # carved
+        assert len(tested) == len(lines(tmp_path / test_file))
+
+
+def test_the_papers_release_tests_on_the_hub_data_set(tmp_path, monkeypatch):
+    """A local folder in the Hub set's own schema stands in for the Hub (as in test_sources)."""
+    params = finlora_data(tmp_path)
+    write_sample(tmp_path, params, n_train=6, n_test=4, release=release_named("2025-01"))
+    hub_folder = tmp_path / "hub"
+    hub_folder.mkdir()
+    (hub_folder / "train.jsonl").write_text("".join(json.dumps({"text": f"$T{i} rallies", "label": i % 3}) + "\n"
+                                                    for i in range(5)))
+    (hub_folder / "validation.jsonl").write_text("".join(json.dumps({"text": f"$V{i} slips", "label": 1}) + "\n"
+                                                         for i in range(3)))
+    task = dataclasses.replace(TASKS["tfns"], hub=dataclasses.replace(TASKS["tfns"].hub, path=str(hub_folder)))
+    monkeypatch.setattr(hub, "resolve_commit", lambda task, revision: "0123abc")
+    raw = released.load(task, params.data, SENTIMENT)
+    assert raw["origin"]["train_file"] == "train/fingpt_sentiment_train.jsonl"
+    assert raw["origin"]["test_from_hub"]["commit"] == "0123abc"
+    assert [row["text"] for row in raw["splits"]["test"]] == [f"$V{i} slips" for i in range(3)]
+    # the Hub set's 1 is Bullish: positive
+    assert [r["target"] for r in prepare(task, raw["splits"]["test"], hub_folder, params).records] == ["positive"] * 3
 
 
 def test_nwgi_trains_on_seven_levels_and_is_scored_on_three():
     params = finlora_data(FIXTURE)
-    rows = fetch(TASKS["nwgi"], params.data).splits["test"]
+    rows = load("nwgi").splits["test"]
     records = prepare(TASKS["nwgi"], rows, FIXTURE, params).records
     assert [(r["target"], r["label"]) for r in records] == [
         ("strong positive", "positive"), ("moderately negative", "negative"), ("moderately positive", "positive")]
@@ -70,7 +229,7 @@ def test_nwgi_trains_on_seven_levels_and_is_scored_on_three():
 
 def test_finer_batches_are_scored_per_entity_with_the_listed_tag_names():
     params = finlora_data(FIXTURE)
-    raw = fetch(TASKS["finer"], params.data)
+    raw = load("finer")
     assert raw.tag_names[:3] == ["Revenues", "DebtInstrumentFaceAmount", "LongTermDebt"]
     assert len(raw.tag_names) == 11  # the list's leading empty item is not a tag
     records = prepare(TASKS["finer"], raw.splits["test"], FIXTURE, params, raw.tag_names).records
@@ -89,31 +248,35 @@ def test_finer_batches_are_scored_per_entity_with_the_listed_tag_names():
     ("fpb", 3, {"target": "neutral"}, "record has no 'context' prompt text"),
 ])
 def test_a_bad_record_names_its_file_and_line_or_is_skipped_and_counted(tmp_path, task, line, bad, message):
-    shutil.copytree(FIXTURE / "data", tmp_path / "data")
-    name = TASKS[task].released.test[0]
+    shutil.copytree(DATA, tmp_path / "data")
+    name = TODAYS_FILES[task][1].split("/")[1]
     path = tmp_path / "data" / "test" / name
     rows = lines(path)
     rows.insert(line - 1, bad)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     with pytest.raises(FinloraError, match=f"(?s){name}:{line}: .*{message}"):
-        fetch(TASKS[task], finlora_data(tmp_path).data)
-    raw = fetch(TASKS[task], finlora_data(tmp_path, on_bad_record="skip").data)
+        load(task, tmp_path)
+    raw = load(task, tmp_path, on_bad_record="skip")
     assert raw.origin["skipped_bad_records"] == {name: 1} and bad not in raw.splits["test"]
 
 
 def test_a_folder_without_finlora_data_is_named():
     with pytest.raises(FinloraError, match="no FinLoRA data folder"):
-        fetch(TASKS["fpb"], finlora_data(REPO / "src").data)
+        load("fpb", REPO / "src")
 
 
-def test_the_sample_data_written_in_the_released_layout_loads_for_every_task(tmp_path):
+def test_the_sample_data_in_todays_layout_loads_for_every_task_with_its_own_labels(tmp_path):
     params = finlora_data(tmp_path)
     written = write_sample(tmp_path, params, n_train=6, n_test=4)
-    assert written["train/fpb_train.jsonl"] == 6 and written["test/ner-test.jsonl"] == 4
+    assert written["train/finlora_sentiment_train.jsonl"] == 4 * 6 and written["test/ner_test.jsonl"] == 4
     for task in TASKS.values():
-        raw = fetch(task, params.data)
+        raw = fetch(task, params.data, GROUP_OF.get(task.name, (task.name,)))
         assert raw.origin["train_file"] is not None and raw.splits["train"] and raw.splits["test"]
         prepared = prepare(task, raw.splits["test"], tmp_path, params, raw.tag_names)
         assert len(prepared.records) == len(raw.splits["test"]) and prepared.skipped_bad_records == 0
-    nwgi = lines(tmp_path / "train" / "nwgi_train.jsonl")
-    assert {r["target"] for r in nwgi} <= set(NWGI_LEVELS) and "mildly" in nwgi[0]["context"]
+    from finlora.sources import sample
+    generated = sample.generate("tfns", 6, 4, params.data.seed)["splits"]["test"]
+    tfns = fetch(TASKS["tfns"], params.data, SENTIMENT).splits["test"]
+    assert [r["target"] for r in tfns] == [TASKS["tfns"].example(row).answer for row in generated]
+    nwgi = [r for r in lines(tmp_path / "train" / "finlora_sentiment_train.jsonl") if "mildly" in r["context"]]
+    assert len(nwgi) == 6 and {r["target"] for r in nwgi} <= set(NWGI_LEVELS)

@@ -31,8 +31,13 @@ app = typer.Typer(help="FinLoRA: LoRA/QLoRA fine-tuning for financial NLP, drive
 
 @app.command()
 def validate(params: Path = typer.Option(Path(PARAMS_FILE), help="params file to check")) -> None:
-    """Check params.yaml the way every stage does, without running anything."""
+    """Check params.yaml the way every stage does, and with data.source finlora that every file it
+    will read is data (not a Git LFS pointer), without running anything."""
     loaded = load_params(params)
+    if loaded.data.source == "finlora":
+        from finlora.sources.released import check_files
+
+        check_files(loaded)
     groups = ", ".join(f"{group} ({', '.join(tasks)})" for group, tasks in loaded.tasks.items())
     typer.echo(f"{params}: valid. groups: {groups}")
 
@@ -97,11 +102,13 @@ def write_sample_command(
     out: Path = typer.Argument(help="folder to write train/ and test/ into (FinLoRA's data/ layout)"),
     train: int = typer.Option(16, min=1, help="training examples per task (FiNER: sentences)"),
     test: int = typer.Option(8, min=1, help="test examples per task (FiNER: sentences)"),
+    release: str = typer.Option("2025-05", help="whose layout: 2025-05 (today's) | 2025-04 | 2025-02 | 2025-01 (the "
+                                "paper's; its classification tests are read from the Hub)"),
 ) -> None:
     """Write the offline sample data as FinLoRA's released files, for data.source: finlora."""
-    from finlora.sources.sample_released import write_sample
+    from finlora.sources.sample_released import release_named, write_sample
 
-    written = write_sample(out, load_params(), train, test)
+    written = write_sample(out, load_params(), train, test, release_named(release))
     typer.echo(f"{sum(written.values())} records in {len(written)} files -> {out}; use them with\n"
                f"dvc exp run -S data.source=finlora -S data.local_dir={out}")
 

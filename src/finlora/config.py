@@ -24,6 +24,7 @@ BUILTIN_MODELS = ("smollm2-135m",)
 SOURCES = ("sample", "hub", "local", "finlora")
 QUANT_BITS = (4, 8, 16)
 ON_BAD_RECORD = ("error", "skip")
+TFNS_LABELS = ("corrected", "published")  # finlora.sources.released
 DEVICE_MAPS = ("none", "auto")
 PROTOCOLS = ("strict", "finlora")
 TARGET_SETS = {"all-linear": ["all-linear"], "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -86,6 +87,7 @@ class DataParams:
     seed: int
     on_bad_record: str
     carved_test_fraction: float
+    tfns_labels: str
 
     def split_sizes(self, task: str) -> SplitSizes:
         return self.sizes.get(task, SplitSizes(self.train_size, self.test_size))
@@ -95,6 +97,7 @@ class DataParams:
         check_at_least("data.train_size", self.train_size, 1)
         check_at_least("data.test_size", self.test_size, 1)
         check_choice("data.on_bad_record", self.on_bad_record, ON_BAD_RECORD)
+        check_choice("data.tfns_labels", self.tfns_labels, TFNS_LABELS)
         if not 0 < self.carved_test_fraction < 1:
             raise invalid("data.carved_test_fraction", self.carved_test_fraction, "a number in (0, 1)")
         for task, sizes in self.sizes.items():

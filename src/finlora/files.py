@@ -23,10 +23,32 @@ os.umask(UMASK)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    path = Path(path)
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def check_is_jsonl(path: Path) -> None:
+    """Refuse, in one line, a file that is not JSON lines whatever its name says: a Git LFS pointer
+    left by a clone without `git lfs`, a saved web page, a compressed file."""
     if not path.is_file():
         raise FinloraError(f"{path}: file not found")
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    if head.startswith(LFS_POINTER):
+        size = next((line.split()[1].decode() for line in head.splitlines() if line.startswith(b"size ")), "?")
+        raise FinloraError(f"{path}: a Git LFS pointer, not the data ({size} bytes kept in Git LFS)",
+                           hint=f"run `git lfs install && git lfs pull` in the clone that holds {path.name}")
+    what = next((name for magic, name in NOT_JSONL if head.lstrip().lower().startswith(magic)), None)
+    if what:
+        raise FinloraError(f"{path}: {what}, not JSON lines", hint="expected one JSON object per line")
+
+
+NOT_JSONL = ((b"<!doctype html", "a web page"), (b"<html", "a web page"), (b"\x1f\x8b", "gzip-compressed"),
+             (b"pk\x03\x04", "a zip archive"), (b"bzh", "bzip2-compressed"))
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    path = Path(path)
+    check_is_jsonl(path)
     rows = []
     try:
         with path.open(encoding="utf-8") as handle:

@@ -284,10 +284,23 @@ def _origin(source: dict) -> str:
     if source["source"] == "local":
         return source["folder"]
     if source["source"] == "finlora":
-        files = [Path(name).name for name in (source.get("train_file"), source["test_file"]) if name]
-        carved = f"; {source['carved']}" if source.get("carved") else ""
-        return f"FinLoRA files {' + '.join(files)} in {source['folder']}{carved}"
+        return _finlora_origin(source)
     return f"{source['generator']}, seed {source['seed']}"
+
+
+def _finlora_origin(source: dict) -> str:
+    """Which of FinLoRA's files, of which release, and what was made of them."""
+    files = [name for name in (source.get("train_file"), source.get("test_file")) if name]
+    notes = [f"release {' or '.join(source['release'])}"] if source.get("release") else []
+    if source.get("test_from_hub"):
+        notes.append(f"tested on {source['test_from_hub']['dataset']} from the Hub, as the paper's code did")
+    if source.get("carved"):
+        notes.append(source["carved"])
+    for counts in source.get("shared_file", {}).values():
+        notes += [f"{key} {n}" for key, n in counts.items()]
+    if source.get("tfns_labels_corrected"):
+        notes.append(f"{source['tfns_labels_corrected']} TFNS labels corrected to the Hub set's meaning")
+    return f"FinLoRA files {' + '.join(files)} in {source['folder']}" + "".join(f"; {note}" for note in notes)
 
 
 def _sizes_text(params: Params) -> str:

@@ -19,23 +19,6 @@ SENTIMENT_LABELS = ("negative", "neutral", "positive")
 HEADLINE_LABELS = ("yes", "no")
 NER_LABELS = ("location", "organization", "person")
 
-@dataclass(frozen=True)
-class ReleasedFiles:
-    """FinLoRA's released files of a task under its data/train and data/test folders: the first
-    name found is read. A name in `shared` holds several tasks' records (XBRL extraction trains
-    tags and values from one file), told apart by the form of their targets."""
-
-    train: tuple[str, ...]
-    test: tuple[str, ...]
-    shared: tuple[str, ...] = ()
-
-
-def released(task: str, train: tuple[str, ...] = (), test: tuple[str, ...] = (),
-             shared: tuple[str, ...] = ()) -> ReleasedFiles:
-    """`<task>_train.jsonl` and `<task>_test.jsonl` after the names given; shared files last."""
-    return ReleasedFiles(train + (f"{task}_train.jsonl",) + shared, test + (f"{task}_test.jsonl",), shared)
-
-
 PARQUET_REVISION = "refs/convert/parquet"
 
 
@@ -69,7 +52,6 @@ class Task:
     hub: HubDataset | None  # None: no public data set in a loadable form (XBRL extraction)
     fields: tuple[str, ...]  # columns a raw row must have (the data set's own schema)
     label_field: str  # the column holding the label (ints become names at download)
-    released: ReleasedFiles | None = None  # FinLoRA's file names (data.source finlora)
     to_example: Callable[[dict], Example] | None = None  # classification tasks only
     answer: str = "label"  # the kind of answer asked for: a key of finlora.answers.KINDS
     levels: dict[str, str] = field(default_factory=dict)  # a finer scale's levels -> labels (NWGI's seven)
@@ -186,14 +168,14 @@ TASKS: dict[str, Task] = {
         Task(
             "fpb", "sentiment", "FPB", SENTIMENT_LABELS,
             HubDataset("financial_phrasebank", "sentences_50agree", pool=("train",), parquet=True),
-            fields=("sentence", "label"), label_field="label", to_example=_fpb, released=released("fpb"),
+            fields=("sentence", "label"), label_field="label", to_example=_fpb,
             description="Financial PhraseBank news sentences", finlora_new_tokens=5,
         ),
         Task(
             "fiqa", "sentiment", "FiQA", SENTIMENT_LABELS,
             HubDataset("pauri32/fiqa-2018", pool=("train", "validation", "test"), test_fraction=0.226),
             fields=("sentence", "sentiment_score", "format"), label_field="sentiment_score",
-            to_example=_fiqa, released=released("fiqa"), finlora_new_tokens=5,
+            to_example=_fiqa, finlora_new_tokens=5,
             description="FiQA-2018 task 1 headlines and posts, scores binned",
         ),
         Task(
@@ -202,13 +184,13 @@ TASKS: dict[str, Task] = {
                 "zeroshot/twitter-financial-news-sentiment",
                 splits={"train": "train", "test": "validation"},
             ),
-            fields=("text", "label"), label_field="label", to_example=_tfns, released=released("tfns"),
+            fields=("text", "label"), label_field="label", to_example=_tfns,
             description="Twitter financial news sentiment", finlora_new_tokens=5,
         ),
         Task(
             "nwgi", "sentiment", "NWGI", SENTIMENT_LABELS,
             HubDataset("oliverwang15/news_with_gpt_instructions"),
-            fields=("news", "label"), label_field="label", to_example=_nwgi, released=released("nwgi"),
+            fields=("news", "label"), label_field="label", to_example=_nwgi,
             levels=NWGI_LABELS,
             description="News with GPT instructions, 7 levels scored as 3", finlora_new_tokens=5,
         ),
@@ -216,7 +198,7 @@ TASKS: dict[str, Task] = {
             "headline", "headline", "Headline", HEADLINE_LABELS,
             HubDataset("FinGPT/fingpt-headline"),
             fields=("instruction", "input", "output"), label_field="output",
-            to_example=_instruction_record, released=released("headline"),
+            to_example=_instruction_record,
             description="Gold-price headline yes/no questions",
         ),
         Task(
@@ -224,28 +206,23 @@ TASKS: dict[str, Task] = {
             HubDataset("FinGPT/fingpt-ner-cls"),
             fields=("instruction", "input", "output"), label_field="output",
             to_example=_instruction_record,
-            released=released("ner", train=("ner-train.jsonl",), test=("ner-test.jsonl",)),
             description="Entity type of one named entity",
         ),
         Task(
             "finer", "xbrl tagging", "FiNER", (),
             HubDataset("nlpaueb/finer-139", parquet=True),
             fields=("tokens", "ner_tags"), label_field="ner_tags", answer="tag_list",
-            released=released("finer", train=("finer_train_batched.jsonl",), test=("finer_test_batched.jsonl",)),
             description="FiNER-139: the US-GAAP tag of each highlighted numeric entity",
             finlora_new_tokens=100,
         ),
         Task(
             "xbrl_tags", "xbrl extraction", "Tags", (), None,
             fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="tag",
-            released=released("xbrl_tags", train=("xbrl_xbrl_tags_train.jsonl",),
-                              test=("xbrl_xbrl_tags_test.jsonl",), shared=("xbrl_extract_train.jsonl",)),
             description="the us-gaap element of a described concept in a filing",
         ),
         Task(
             "xbrl_value", "xbrl extraction", "Values", (), None,
             fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="value",
-            released=released("xbrl_value", shared=("xbrl_extract_train.jsonl",)),
             description="the value of a described concept in a filing", finlora_new_tokens=20,
         ),
     ]

@@ -22,13 +22,14 @@ class RawData:
     origin: dict = field(default_factory=dict)  # where exactly the rows came from, for source.json
 
 
-def fetch(task: Task, data: DataParams) -> RawData:
-    """Raw train/test rows for `task`, capped at the configured sizes (seeded sample)."""
+def fetch(task: Task, data: DataParams, group: tuple[str, ...] = ()) -> RawData:
+    """Raw train/test rows for `task`, capped at the configured sizes (seeded sample). `group`: the
+    tasks trained with it, among which a FinLoRA file several tasks share is dealt (default: itself)."""
     sizes = data.split_sizes(task.name)
     if data.source == "sample":
         return RawData(**sample.generate(task.name, sizes.train, sizes.test, data.seed))
     if data.source == "finlora":
-        loaded = released.load(task, Path(data.local_dir), data.seed, data.carved_test_fraction, data.on_bad_record)
+        loaded = released.load(task, data, group or (task.name,))
     elif data.source == "hub":
         loaded = hub.load(task, data.seed)
     else:

@@ -1,25 +1,130 @@
 """FinLoRA's released data files, read unchanged (`data.source: finlora`).
 
-FinLoRA's repository publishes its prepared data as JSON lines under data/train/ and data/test/,
-one file per task and split (`Task.released` names them): `{"context", "target"}` records, plus
-`doc_path` for XBRL extraction. `data.local_dir` is that data folder, or the repository above it.
-Each record is checked here, where its file and line are known; a bad one stops the stage naming
-them, or with `data.on_bad_record: skip` is skipped and counted.
+FinLoRA's repository published its prepared data as JSON lines, `{"context", "target"}` records
+(plus `doc_path` for XBRL extraction), and renamed and regrouped the files several times after the
+paper. RELEASES names each release's file of every task; a folder is read by looking for each
+task's files newest release first, so a clone of any release, or a folder mixing them, loads.
+`data.local_dir` is that data folder, or the repository above it.
 
-A task whose train file is absent (a folder of test files only, such as a share of FinLoRA's test
-files kept for development) trains on a seeded part of its test file, carved off and never tested on.
+- One train file can hold several tasks (the four sentiment tasks; XBRL tags, values and
+  formulas). Its records are told apart by their form (RECORD_FORMS). A form that several of the
+  group's tasks share (FiQA's headlines are FPB's form, its posts TFNS's) cannot be told apart:
+  such records are dealt among those tasks in turn, so the group trains on each once. Records of
+  tasks not asked for are left out. source.json counts all of it.
+- A task without a train file (a folder of test files only, such as the development share of
+  FinLoRA's test files) trains on a seeded part of its test file, carved off and never tested on.
+- The paper's release kept no test file for the classification tasks: FinLoRA's code read them
+  from their Hub data sets, and so does this source (`finlora.sources.hub`).
+- FinLoRA's TFNS files from 2025-04 on swap two labels (SWAPPED_TFNS); `data.tfns_labels` says
+  whether to read them corrected (the Hub set's meaning, as the paper's Table 3 was scored) or
+  as published.
+
+Each record is checked where its file and line are known; a bad one stops the stage naming them,
+or with `data.on_bad_record: skip` is skipped and counted. A file that is not JSON lines (a Git
+LFS pointer above all) is refused in one line before any task loads (`check_files`).
 """
 
 from __future__ import annotations
 
 import random
+import re
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-from finlora.errors import FinloraError
-from finlora.files import read_jsonl
 from finlora.answers import kind, released_record
+from finlora.errors import FinloraError
+from finlora.files import check_is_jsonl, read_jsonl
 from finlora.released import tag_names
 from finlora.tasks import Task
+
+if TYPE_CHECKING:
+    from finlora.config import DataParams, Params
+
+SENTIMENT = ("fpb", "fiqa", "tfns", "nwgi")
+XBRL = ("xbrl_tags", "xbrl_value")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release's files, as paths under FinLoRA's data/ folder. A task missing from `test` was
+    tested on its Hub data set."""
+
+    name: str  # the month it appeared
+    commits: str
+    train: dict[str, str]
+    test: dict[str, str]
+
+
+def _each(tasks: tuple[str, ...], path: str) -> dict[str, str]:
+    return dict.fromkeys(tasks, path)
+
+
+def _own(tasks: tuple[str, ...], split: str) -> dict[str, str]:
+    return {task: f"{split}/{task}_{split}.jsonl" for task in tasks}
+
+
+PAPER_TRAIN = {**_each(SENTIMENT, "train/fingpt_sentiment_train.jsonl"), "headline": "train/fingpt_headline_train.jsonl",
+               "ner": "train/fingpt_ner_cls_train.jsonl", "finer": "train/finer_train.jsonl"}
+PAPER_XBRL_TEST = {"xbrl_tags": "xbrl/xbrl_xbrl_tags_test.jsonl", "xbrl_value": "xbrl/xbrl_value_test.jsonl"}
+APRIL_TRAIN = {**_each(SENTIMENT, "train/finlora_sentiment_train.jsonl"), **_own(("headline", "ner"), "train"),
+               "finer": "train/finer_train_batched.jsonl"}
+APRIL_TEST = {**_own(SENTIMENT + ("headline", "ner"), "test"), "finer": "test/finer_test_batched.jsonl"}
+
+RELEASES = (  # newest first
+    Release("2025-05", "7dfd9b7 to 7e1cf82 (today's)", {**APRIL_TRAIN, **_each(XBRL, "train/xbrl_extract_train.jsonl")},
+            {**APRIL_TEST, "xbrl_tags": "test/xbrl_extract_tags_test.jsonl",
+             "xbrl_value": "test/xbrl_extract_value_test.jsonl"}),
+    Release("2025-04", "03d71d8", {**APRIL_TRAIN, **_each(XBRL, "train/xbrl_train.jsonl")},
+            {**APRIL_TEST, "xbrl_tags": "test/xbrl_xbrl_tags_test.jsonl", "xbrl_value": "test/xbrl_value_test.jsonl"}),
+    Release("2025-02", "e0dac06", {**PAPER_TRAIN, "finer": "train/finer_train_batched.jsonl"},
+            {"finer": "test/finer_test_batched.jsonl", **PAPER_XBRL_TEST}),
+    Release("2025-01", "6993ea9 (the paper's)", PAPER_TRAIN, {"finer": "test/finer_test.jsonl", **PAPER_XBRL_TEST}),
+)
+
+# Files that hold several tasks: every train file more than one task of a release names.
+SHARED = {path for release in RELEASES for path, n in Counter(release.train.values()).items() if n > 1}
+
+# FinLoRA's processing script from 2025-04 on maps TFNS's ids with FPB's map, so these files call
+# bullish tweets "neutral" and neutral ones "positive" (in the shared file: its tweet records).
+SWAPPED_TFNS = {"test/tfns_test.jsonl", "train/finlora_sentiment_train.jsonl"}
+TFNS_CORRECTION = {"neutral": "positive", "positive": "neutral"}
+
+
+@dataclass(frozen=True)
+class RecordForm:
+    """A form that records of a shared file take, and the tasks whose records take it."""
+
+    name: str
+    tasks: tuple[str, ...]
+    matches: Callable[[str, str], bool]  # (context, target)
+
+
+def _instruction(context: str) -> str:
+    return context.split("\nInput:", 1)[0].lower()
+
+
+def _question(context: str) -> str:
+    """The question of a one-shot XBRL prompt: what follows its last "Question:" (the example
+    question comes before it)."""
+    return context.rsplit("Question:", 1)[-1].lower()
+
+
+NUMBER = re.compile(r"-?\d[\d,]*(\.\d+)?")
+RECORD_FORMS = (
+    RecordForm("seven-level news", ("nwgi",), lambda context, target: "mildly" in _instruction(context)),
+    RecordForm("tweet", ("fiqa", "tfns"), lambda context, target: "tweet" in _instruction(context)),
+    RecordForm("news", ("fpb", "fiqa"), lambda context, target: "news" in _instruction(context)),
+    RecordForm("tag question", ("xbrl_tags",), lambda context, target: target.startswith("us-gaap:")),
+    RecordForm("formula question", ("xbrl_formula",), lambda context, target: "formula" in _question(context)),
+    RecordForm("value question", ("xbrl_value",), lambda context, target: bool(NUMBER.fullmatch(target))),
+)
+
+
+def form_of(row: dict) -> RecordForm | None:
+    context, target = str(row.get("context", "")), str(row.get("target", "")).strip()
+    return next((form for form in RECORD_FORMS if form.matches(context, target)), None)
 
 
 def data_folder(local_dir: Path) -> Path:
@@ -31,54 +136,155 @@ def data_folder(local_dir: Path) -> Path:
                        hint="set data.local_dir to a FinLoRA clone or its data/ folder")
 
 
-def find(folder: Path, names: tuple[str, ...]) -> Path | None:
-    return next((folder / name for name in names if (folder / name).is_file()), None)
+@dataclass(frozen=True)
+class Found:
+    path: Path
+    name: str  # as RELEASES names it, e.g. "train/finlora_sentiment_train.jsonl"
+    releases: frozenset[str]  # those whose layout has this file for the task
 
 
-def load(task: Task, local_dir: Path, seed: int, test_fraction: float, on_bad_record: str) -> dict:
-    """{"splits", "tag_names", "origin"} for `finlora.sources.RawData`: the task's records, checked."""
-    folder = data_folder(local_dir)
-    test_file = find(folder / "test", task.released.test)
-    if test_file is None:
-        raise FinloraError(f"{folder / 'test'}: no test file of task {task.name}",
-                           hint=f"FinLoRA names it {' or '.join(task.released.test)}")
-    train_file = find(folder / "train", task.released.train)
-    skipped: dict[str, int] = {}
-    test = read_records(task, test_file, on_bad_record, skipped)
-    if train_file is None:
-        train, test = carve(test, test_fraction, seed)
-        origin = {"test_file": str(test_file), "train_file": None,
-                  "carved": f"no train file: {len(train)} of the test file's records train, {len(test)} test"}
+def find(folder: Path, task: str, split: str) -> Found | None:
+    """The task's file of `split`, from the newest release that has it here."""
+    for release in RELEASES:
+        name = getattr(release, split).get(task)
+        if name and (folder / name).is_file():
+            return Found(folder / name, name, frozenset(r.name for r in RELEASES if getattr(r, split).get(task) == name))
+    return None
+
+
+def expected(task: str, split: str) -> str:
+    names = dict.fromkeys(getattr(release, split)[task] for release in RELEASES if task in getattr(release, split))
+    return " or ".join(names)
+
+
+def check_files(params: Params) -> None:
+    """Every file the configured tasks will read is JSON lines (not a Git LFS pointer, not a web
+    page): checked before any task loads, so a bad file stops the run in one line at its start."""
+    folder = data_folder(Path(params.data.local_dir))
+    for tasks in params.tasks.values():
+        for task in tasks:
+            for split in ("train", "test"):
+                if found := find(folder, task, split):
+                    check_is_jsonl(found.path)
+
+
+def load(task: Task, data: DataParams, asked: tuple[str, ...]) -> dict:
+    """{"splits", "tag_names", "origin"} for `finlora.sources.RawData`: the task's records, checked.
+    `asked`: the tasks of the task's group, among which a shared file's records are dealt."""
+    folder = data_folder(Path(data.local_dir))
+    train_file, test_file = find(folder, task.name, "train"), find(folder, task.name, "test")
+    if train_file is None and test_file is None:
+        raise FinloraError(f"{folder}: no file of task {task.name}",
+                           hint=f"FinLoRA names its test file {expected(task.name, 'test')} and its train file "
+                           f"{expected(task.name, 'train')}")
+    reader = Reader(task, data)
+    origin: dict = {}
+    if test_file is not None:
+        test = reader.read(test_file)
+        origin["test_file"] = test_file.name
+    elif task.hub is not None:  # the paper's release: FinLoRA's code tested on the Hub data set
+        from finlora.sources import hub
+
+        try:
+            from_hub = hub.load(task, data.seed)
+        except FinloraError as error:
+            raise FinloraError(f"{folder}: no test file of task {task.name} (FinLoRA's paper release tested it on "
+                               f"its Hub data set, read from there): {error.args[0]}", hint=error.hint) from None
+        test = from_hub["splits"]["test"]
+        origin["test_file"] = None
+        origin["test_from_hub"] = from_hub["origin"]
     else:
-        shared = train_file.name in task.released.shared
-        train = read_records(task, train_file, on_bad_record, skipped, other_tasks_inside=shared)
-        origin = {"test_file": str(test_file), "train_file": str(train_file)}
-    loaded = {"splits": {"train": train, "test": test}, "origin": {**origin, "skipped_bad_records": skipped}}
+        raise FinloraError(f"{folder}: no test file of task {task.name}",
+                           hint=f"FinLoRA names it {expected(task.name, 'test')}")
+    if train_file is None:
+        train, test = carve(test, data.carved_test_fraction, data.seed)
+        origin.update(train_file=None, carved=f"no train file: {len(train)} of the test file's records "
+                      f"train, {len(test)} test")
+    else:
+        train = reader.read(train_file, asked if train_file.name in SHARED else None)
+        origin["train_file"] = train_file.name
+    origin["release"] = sorted(frozenset.intersection(*(found.releases for found in (train_file, test_file) if found)))
+    loaded = {"splits": {"train": train, "test": test}, "origin": {**origin, **reader.counts()}}
     if kind(task).needs_tag_names:
         loaded["tag_names"] = tag_names(train + test)
     return loaded
 
 
-def read_records(task: Task, path: Path, on_bad_record: str, skipped: dict[str, int],
-                 other_tasks_inside: bool = False) -> list[dict]:
-    """The records of one file as they are. In a file several tasks share, a record whose target
-    does not fit this task belongs to another task and is left out without a word."""
-    records = []
-    for line, row in enumerate(read_jsonl(path), start=1):
-        try:
-            released_record(task, row)
-        except FinloraError as error:
-            if other_tasks_inside:
+class Dealing:
+    """Which records of a shared file a task takes: those of its own forms, a form that several
+    asked tasks share dealt among them in turn (every task reading the file deals alike)."""
+
+    def __init__(self, task: str, asked: tuple[str, ...]):
+        self.task, self.asked = task, asked
+        self.seen: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+
+    def takes(self, form: RecordForm | None) -> bool:
+        owners = [name for name in form.tasks if name in self.asked] if form else []
+        if not owners:
+            self.counts[f"left out: {form.name} ({', '.join(form.tasks)})" if form else "left out: unrecognised"] += 1
+            return False
+        turn = owners[self.seen[form.name] % len(owners)]
+        self.seen[form.name] += 1
+        if turn != self.task:
+            return False
+        shared = f", dealt in turn among {', '.join(owners)}" if len(owners) > 1 else ""
+        self.counts[f"taken: {form.name}{shared}"] += 1
+        return True
+
+
+class Reader:
+    """Reads a task's files, checking each record and keeping count of what it leaves out."""
+
+    def __init__(self, task: Task, data: DataParams):
+        self.task, self.data = task, data
+        self.skipped: Counter[str] = Counter()
+        self.shared: dict[str, dict] = {}
+        self.tfns_corrected = 0
+
+    def read(self, found: Found, asked: tuple[str, ...] | None = None) -> list[dict]:
+        """The task's records of one file. With `asked` the file is shared: its records are told
+        apart by form, and those of a form several asked tasks share are dealt among them in turn."""
+        records = []
+        dealing = Dealing(self.task.name, asked) if asked is not None else None
+        for line, row in enumerate(read_jsonl(found.path), start=1):
+            form = form_of(row) if dealing else None
+            if dealing and not dealing.takes(form):
                 continue
-            if on_bad_record == "error":
-                raise FinloraError(f"{path}:{line}: {error.args[0]}", hint=error.hint
-                                   or "set data.on_bad_record: skip to skip and count such records") from None
-            skipped[path.name] = skipped.get(path.name, 0) + 1
-            continue
-        records.append(row)
-    if not records:
-        raise FinloraError(f"{path}: no usable {task.name} record")
-    return records
+            row = self.corrected(row, found, form)
+            try:
+                released_record(self.task, row)
+            except FinloraError as error:
+                if self.data.on_bad_record == "error":
+                    raise FinloraError(f"{found.path}:{line}: {error.args[0]}", hint=error.hint
+                                       or "set data.on_bad_record: skip to skip and count such records") from None
+                self.skipped[found.path.name] += 1
+                continue
+            records.append(row)
+        if dealing:
+            self.shared[found.name] = dict(dealing.counts)
+        if not records:
+            raise FinloraError(f"{found.path}: no usable {self.task.name} record")
+        return records
+
+    def corrected(self, row: dict, found: Found, form: RecordForm | None) -> dict:
+        """TFNS records with the Hub set's meaning restored (data.tfns_labels: corrected)."""
+        is_tfns = self.task.name == "tfns" if form is None else form.name == "tweet"
+        if self.data.tfns_labels != "corrected" or found.name not in SWAPPED_TFNS or not is_tfns:
+            return row
+        target = str(row.get("target", "")).strip().lower()
+        if target not in TFNS_CORRECTION:
+            return row
+        self.tfns_corrected += 1
+        return {**row, "target": TFNS_CORRECTION[target]}
+
+    def counts(self) -> dict:
+        counts: dict = {"skipped_bad_records": dict(self.skipped)}
+        if self.shared:
+            counts["shared_file"] = self.shared
+        if self.tfns_corrected:
+            counts["tfns_labels_corrected"] = self.tfns_corrected
+        return counts
 
 
 def carve(records: list[dict], test_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:

@@ -1,42 +1,64 @@
-"""The sample generator's data written in FinLoRA's released layout, so that the released-files
-path (`data.source: finlora`) runs offline and in the tests: `finlora write-sample OUT`."""
+"""The sample generator's data written in one of FinLoRA's release layouts, so that the
+released-files path (`data.source: finlora`) runs offline and in the tests: `finlora write-sample
+OUT --release 2025-05`. Files are written as that release has them: tasks that share a file share
+it, and TFNS's labels are swapped where FinLoRA's own files swap them."""
 
 from __future__ import annotations
 
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 from finlora.answers import kind
 from finlora.config import Params
+from finlora.errors import FinloraError
 from finlora.files import write_jsonl
 from finlora.prepare import prepare
 from finlora.prompts import Example, build_context, sentiment_instruction
 from finlora.sources import sample
-from finlora.tasks import TASKS
+from finlora.sources.released import RELEASES, SWAPPED_TFNS, TFNS_CORRECTION, Release
+from finlora.tasks import TASKS, Task
 
 
-def write_sample(out: Path, params: Params, n_train: int, n_test: int) -> dict[str, int]:
-    """The sample generator's data for every task, prompted as preprocess prompts it, written in
-    FinLoRA's released layout (<out>/train/<name>, <out>/test/<name>): so the released-files path
-    runs offline too. Returns the records written per file."""
-    written = {}
+def release_named(name: str) -> Release:
+    """The release that appeared in month `name`, such as 2025-05."""
+    for release in RELEASES:
+        if release.name == name:
+            return release
+    raise FinloraError(f"no FinLoRA release {name!r}", hint="releases: " + ", ".join(r.name for r in RELEASES))
+
+
+def write_sample(out: Path, params: Params, n_train: int, n_test: int, release: Release = RELEASES[0]) -> dict[str, int]:
+    """The sample generator's data for every task the release has files for, prompted as
+    preprocess prompts it, in the release's layout under `out`. Returns the records per file."""
+    files: dict[str, list[dict]] = defaultdict(list)
     for task in TASKS.values():
+        names = {split: getattr(release, split).get(task.name) for split in ("train", "test")}
+        if not any(names.values()):
+            continue
         raw = sample.generate(task.name, n_train, n_test, params.data.seed)
-        with tempfile.TemporaryDirectory() as filings:
-            for name, content in raw.get("filings", {}).items():
-                (Path(filings) / name).write_bytes(content)
-            for split, names in (("train", task.released.train), ("test", task.released.test)):
-                rows = raw["splits"][split]
-                records = prepare(task, rows, Path(f"{task.name}/{split}"), params, raw.get("tag_names"),
-                                  Path(filings), fits=lambda context, target: True).records
-                if task.levels:  # FinLoRA's NWGI asks for, and answers with, the seven levels
-                    instruction = sentiment_instruction(tuple(task.levels))
-                    records = [{"context": build_context(Example(instruction, row["news"], "")), "target": row["label"]}
-                               for row in rows]
-                if kind(task).needs_filings:  # the filing a question came from, as FinLoRA records it
-                    records = [{**r, "doc_path": row["filing"]} for r, row in zip(records, rows)]
-                path = out / split / names[0]
-                write_jsonl(path, [{key: r[key] for key in ("context", "target", "doc_path") if key in r}
-                                   for r in records])
-                written[str(path.relative_to(out))] = len(records)
-    return written
+        for split, name in names.items():
+            if name:
+                files[name] += released_records(task, raw, split, params, swap_tfns=name in SWAPPED_TFNS)
+    for name, records in files.items():
+        write_jsonl(out / name, records)
+    return {name: len(records) for name, records in files.items()}
+
+
+def released_records(task: Task, raw: dict, split: str, params: Params, swap_tfns: bool) -> list[dict]:
+    """One split of the generated data as FinLoRA's records: {"context", "target"}, XBRL's `doc_path`."""
+    rows = raw["splits"][split]
+    with tempfile.TemporaryDirectory() as filings:
+        for name, content in raw.get("filings", {}).items():
+            (Path(filings) / name).write_bytes(content)
+        records = prepare(task, rows, Path(f"{task.name}/{split}"), params, raw.get("tag_names"),
+                          Path(filings), fits=lambda context, target: True).records
+    if task.levels:  # FinLoRA's NWGI asks for, and answers with, the seven levels
+        instruction = sentiment_instruction(tuple(task.levels))
+        records = [{"context": build_context(Example(instruction, row["news"], "")), "target": row["label"]}
+                   for row in rows]
+    if kind(task).needs_filings:  # the filing a question came from, as FinLoRA records it
+        records = [{**record, "doc_path": row["filing"]} for record, row in zip(records, rows)]
+    if swap_tfns and task.name == "tfns":
+        records = [{**record, "target": TFNS_CORRECTION.get(record["target"], record["target"])} for record in records]
+    return [{key: record[key] for key in ("context", "target", "doc_path") if key in record} for record in records]
