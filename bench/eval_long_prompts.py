@@ -23,6 +23,7 @@ from finlora.config import with_changes
 from finlora.files import read_jsonl
 from finlora.generation import generate_answers
 from finlora.prompts import prompt_ids
+from finlora.protocols import answer_length
 
 TASKS = ["xbrl_tags", "xbrl_value"]
 
@@ -49,7 +50,7 @@ def main() -> None:
     for task in args.tasks:
         prompts = [prompt_ids(tokenizer, r["context"], params.model.chat_template)
                    for r in read_jsonl(work / "prepared" / task / "test.jsonl")]
-        new_tokens = params.eval.new_tokens(task)
+        new_tokens = answer_length(params.eval, task)
         timings, answers = {}, {}
         for name, batch_tokens in (("uncapped", None), ("capped", cap)):
             start = time.perf_counter()

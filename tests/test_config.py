@@ -9,6 +9,7 @@ import yaml
 from conftest import REPO, params_with, run_env
 from finlora.config import Params, load_params, parse_params
 from finlora.errors import FinloraError
+from finlora.protocols import answer_length
 
 
 def default_raw() -> dict:
@@ -111,7 +112,7 @@ def test_per_task_mappings_may_be_left_out():
     del raw["data"]["sizes"], raw["eval"]["max_new_tokens_by_task"]
     params = parse_params(raw)
     assert params.data.split_sizes("ner").train == raw["data"]["train_size"]
-    assert params.eval.new_tokens("finer") == raw["eval"]["max_new_tokens"]
+    assert answer_length(params.eval, "finer") == raw["eval"]["max_new_tokens"]
 
 
 def test_changes_replace_keys_of_a_section_and_tasks_whole():

@@ -59,3 +59,22 @@ def test_answers_do_not_depend_on_batch_size_batch_tokens_or_prefix_reuse(tiny_b
 def test_first_line():
     assert first_line("  positive\nExplanation: ...") == "positive" and first_line("") == ""
     assert first_line("\npositive") == ""
+
+
+def test_under_finlora_protocols_answers_run_past_a_newline(tiny_base):
+    """A model made to answer with a newline first: the strict answer stops there, empty; the
+    whole answer (first_line_only=False, the finlora-* protocols) runs on to its token budget."""
+    import torch
+
+    tokenizer = models.load_tokenizer(tiny_base)
+    model = models.load_base(tiny_base).eval()
+    prompts = mixed_prompts(tokenizer)[:4]
+    newline = tokenizer.encode("\n", add_special_tokens=False)[0]
+    with torch.no_grad():  # the newline token's output row along the first prompt's last hidden state
+        hidden = model(torch.tensor([prompts[0]]), output_hidden_states=True).hidden_states[-1][0, -1]
+        model.get_output_embeddings().weight[newline] = 100 * hidden / hidden.norm()
+    strict = generate_answers(model, tokenizer, prompts, 4, 8, progress=False)
+    whole = generate_answers(model, tokenizer, prompts, 4, 8, progress=False, first_line_only=False)
+    assert any(answer.startswith("\n") for answer in whole.answers)
+    assert strict.answers == [first_line(answer) for answer in whole.answers]
+    assert whole.new_tokens > strict.new_tokens

@@ -15,6 +15,7 @@ from finlora import training
 from finlora.mixing import mix
 from finlora.prepare import prepare
 from finlora.prompts import build_context
+from finlora.protocols import answer_length
 from finlora.sources import fetch, sample
 from finlora.tasks import TASKS
 
@@ -23,7 +24,7 @@ EFFECTS = {
                    "test_config.py::test_hub_id_is_accepted_without_network"],
     "model.chat_template": ["test_params_effects.py::test_the_chat_template_wraps_the_prompt_as_a_user_turn",
                             "reliability/test_faults.py::test_tokenizer_without_a_chat_template",
-                            "test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt"],
+                            "test_protocol.py::test_each_protocol_uses_its_answer_lengths_and_the_raw_prompt"],
     "model.task_marker": ["test_params_effects.py::test_the_task_marker_names_the_task_first_in_every_prompt",
                           "test_predict.py::test_prompt_for_new_text_matches_the_training_prompt",
                           "test_finer.py::test_the_real_tokenizer_keeps_prompts_within_max_seq_len"],
@@ -82,7 +83,7 @@ EFFECTS = {
     "eval.batch_size": ["test_generation.py::test_answers_do_not_depend_on_batch_size_batch_tokens_or_prefix_reuse"],
     "eval.batch_tokens": ["test_params_effects.py::test_eval_batch_tokens_caps_each_batch_and_keeps_the_answers",
                           "test_generation.py::test_batches_go_longest_first_within_batch_size_and_batch_tokens"],
-    "eval.max_new_tokens": ["test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt",
+    "eval.max_new_tokens": ["test_protocol.py::test_each_protocol_uses_its_answer_lengths_and_the_raw_prompt",
                             "test_params_effects.py::test_answer_lengths_per_task"],
     "eval.max_new_tokens_by_task": ["test_params_effects.py::test_answer_lengths_per_task"],
     "eval.limit": ["test_params_effects.py::test_eval_limit_evaluates_the_first_n"],
@@ -90,8 +91,8 @@ EFFECTS = {
     "eval.merge_adapter": ["test_evaluation.py::test_eight_bit_merged_and_auto_placed_evaluation_answer_as_their_model_does"],
     # on a CPU, auto places every layer on the CPU (checked there); layers split only over GPUs
     "eval.device_map": ["test_evaluation.py::test_eight_bit_merged_and_auto_placed_evaluation_answer_as_their_model_does"],
-    "eval.protocol": ["test_protocol.py::test_finlora_protocol_uses_its_answer_lengths_and_the_raw_prompt",
-                      "test_protocol.py::test_the_report_puts_the_paper_beside_a_matching_run_and_names_the_protocol"],
+    "eval.protocol": ["test_protocol.py::test_each_protocol_uses_its_answer_lengths_and_the_raw_prompt",
+                      "test_protocol.py::test_the_report_names_the_protocol_and_finloras_commit"],
 }
 MAPPINGS = ("tasks", "data.sizes", "eval.max_new_tokens_by_task", "train.by_group")  # keys whose values are mappings
 
@@ -216,7 +217,7 @@ def test_validate_every_and_keep_best_choose_the_steps_and_the_adapter(tiny_base
 
 def test_answer_lengths_per_task():
     params = params_with({"eval": {"max_new_tokens": 7, "max_new_tokens_by_task": {"finer": 40}}})
-    assert (params.eval.new_tokens("fpb"), params.eval.new_tokens("finer")) == (7, 40)
+    assert (answer_length(params.eval, "fpb"), answer_length(params.eval, "finer")) == (7, 40)
 
 
 def test_eval_limit_evaluates_the_first_n(tiny_base, tmp_path, monkeypatch):

@@ -253,10 +253,10 @@ def test_repro_on_finlora_released_files_for_all_nine_tasks(tmp_path_factory, ti
     # the same files under FinLoRA's evaluation protocol: only the evaluations and the report rerun
     sh(workdir, "git", "add", "-A")
     sh(workdir, "git", "commit", "-qm", "strict results")
-    rerun = stages_run(sh(workdir, "dvc", "exp", "run", "-S", "eval.protocol=finlora").stdout)
+    rerun = stages_run(sh(workdir, "dvc", "exp", "run", "-S", "eval.protocol=finlora-2025-01").stdout)
     assert rerun == {"report"} | {f"evaluate_base@{group}" for group in params["tasks"]} \
         | {f"evaluate@{group}-42" for group in params["tasks"]}
-    assert "Evaluation protocol `finlora`" in (workdir / "metrics" / "report.md").read_text()
+    assert "Evaluation protocol `finlora-2025-01`" in (workdir / "metrics" / "report.md").read_text()
     finlora = json.loads((workdir / "metrics" / "summary.json").read_text())
 
     def direction(text):  # FinLoRA's reading of a sentiment answer, written out here

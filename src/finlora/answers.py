@@ -1,7 +1,7 @@
 """The four kinds of answer a task asks for, each one object that owns everything that differs
 between them: building records from raw rows (with finlora.prepare's builders), checking the
-target of a record from FinLoRA's released files, scoring answers (with finlora.metrics' parsers)
-and pairing answers with gold answers as FinLoRA's evaluation code does.
+target of a record from FinLoRA's released files, and scoring answers our way (with
+finlora.metrics' parsers; FinLoRA's own scoring rules are finlora.protocols).
 
 - LABEL: one label from the task's closed set (sentiment, headline, NER).
 - TAG_LIST: FiNER's comma-separated XBRL tags, one per highlighted entity of a batched prompt.
@@ -58,10 +58,6 @@ class AnswerKind:
     def gold_parts(self, record: dict) -> list[str]:
         """The answers a record is scored on, one per scored unit (FiNER: one per entity)."""
         return [record["target"]]
-
-    def finlora_pairs(self, record: dict, answer: str) -> list[tuple[str, str]]:
-        """(gold, answer) pairs as FinLoRA's evaluation code compares them: one per record."""
-        return [(str(record["target"]), answer)]
 
 
 class LabelAnswer(AnswerKind):
@@ -122,12 +118,6 @@ class TagListAnswer(AnswerKind):
 
     def gold_parts(self, record: dict) -> list[str]:
         return record["tags"]
-
-    def finlora_pairs(self, record: dict, answer: str) -> list[tuple[str, str]]:
-        """One pair per entity: answer parts cut or padded with empty strings to the gold tags."""
-        golds = [part.strip().replace("\n", "") for part in str(record["target"]).split(",")]
-        parts = [part.strip().replace("\n", "") for part in answer.split(",")]
-        return list(zip(golds, (parts + [""] * len(golds))[:len(golds)]))
 
 
 class ExtractionAnswer(AnswerKind):
@@ -212,25 +202,3 @@ def most_common_answer(task: Task, train: list[dict], test: list[dict],
     answers = [",".join([common] * len(answer.gold_parts(record))) for record in test]
     return MostCommonAnswer(common, answer.score(task, test, answers, tag_names))
 
-
-def finlora_scores(task: Task, records: list[dict], answers: list[str]) -> dict:
-    """Accuracy and weighted F1 as FinLoRA's evaluation code computes them. Sentiment tasks
-    compare directions (NWGI's seven levels included); other tasks count an answer correct when
-    it contains the gold answer (case ignored), and F1 compares the gold answer, where contained,
-    or the raw answer; FiNER answers are split on commas and aligned with the gold tags."""
-    from sklearn.metrics import f1_score
-
-    answer = kind(task)
-    if task.family == "sentiment":
-        golds = [metrics.finlora_direction(record["target"]) for record in records]
-        responses = [metrics.finlora_direction(text) for text in answers]
-        correct = [response == gold for response, gold in zip(responses, golds)]
-    else:
-        pairs = [pair for record, text in zip(records, answers) for pair in answer.finlora_pairs(record, text)]
-        golds = [gold for gold, _ in pairs]
-        correct = [gold.lower() in text.lower() for gold, text in pairs]
-        responses = [gold if ok else text for (gold, text), ok in zip(pairs, correct)]
-    scores = {"accuracy": round(sum(correct) / len(correct), 4)}
-    if answer.has_f1:
-        scores["f1_weighted"] = round(float(f1_score(golds, responses, average="weighted", zero_division=0)), 4)
-    return scores

@@ -24,9 +24,10 @@ BUILTIN_MODELS = ("smollm2-135m",)
 SOURCES = ("sample", "hub", "local", "finlora")
 QUANT_BITS = (4, 8, 16)
 ON_BAD_RECORD = ("error", "skip")
+PROTOCOLS = ("strict", "finlora-2025-01", "finlora-2025-08")  # finlora.protocols (not imported: training never
+# depends on scoring code)
 TFNS_LABELS = ("corrected", "published")  # finlora.sources.released
 DEVICE_MAPS = ("none", "auto")
-PROTOCOLS = ("strict", "finlora")
 TARGET_SETS = {"all-linear": ["all-linear"], "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
                "qkv": ["q_proj", "k_proj", "v_proj"]}  # lora.target_modules by name
 LORA_VARIANTS = ("lora", "dora", "rslora")
@@ -239,11 +240,6 @@ class EvalParams:
     device_map: str
     protocol: str
 
-    def new_tokens(self, task: str) -> int:
-        if self.protocol == "finlora":
-            return TASKS[task].finlora_new_tokens
-        return self.max_new_tokens_by_task.get(task, self.max_new_tokens)
-
     def check(self) -> None:
         check_at_least("eval.batch_size", self.batch_size, 1)
         check_at_least("eval.batch_tokens", self.batch_tokens, 1)
@@ -302,8 +298,8 @@ class Params:
         for section in (self.model, self.data, self.finer, self.xbrl, self.lora, self.quant, self.train, self.eval):
             section.check()
         self._check_tasks()
-        if self.eval.protocol == "finlora" and self.model.chat_template:
-            raise FinloraError("eval.protocol finlora with model.chat_template true: FinLoRA's code prompts the "
+        if self.eval.protocol != "strict" and self.model.chat_template:
+            raise FinloraError(f"eval.protocol {self.eval.protocol} with model.chat_template true: FinLoRA's code prompts the "
                                "model with the raw prompt, no chat template",
                                hint="set model.chat_template: false (training and evaluation then use the raw "
                                "prompt) or eval.protocol: strict")

@@ -18,8 +18,10 @@ from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import generate_answers
-from finlora.answers import MostCommonAnswer, finlora_scores, kind, most_common_answer
+from finlora.answers import MostCommonAnswer, kind, most_common_answer
+from finlora.generation import first_line
 from finlora.metrics import INVALID, TaskScores
+from finlora.protocols import PROTOCOLS, answer_length
 from finlora.prompts import prompt_ids
 from finlora.tasks import Task, get_task
 
@@ -44,13 +46,16 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         seconds = time.perf_counter() - start
         spec = get_task(task)
         tags = tag_names(prepared_dir / task)
-        scored = kind(spec).score(spec, records, answers, tags)
-        metrics = {**scored.metrics, "protocol": params.eval.protocol, **prepare_stats(prepared_dir / task)}
+        protocol = PROTOCOLS[params.eval.protocol]
+        scored = kind(spec).score(spec, records, [first_line(answer) for answer in answers], tags)
+        metrics = {**scored.metrics, "protocol": protocol.name, **prepare_stats(prepared_dir / task)}
+        if protocol.commit:
+            metrics["protocol_finlora_commit"] = protocol.commit
         bar = _most_common_answer(prepared_dir / task, spec, records, tags) if adapter_dir is None else None
         if bar is not None:
             metrics["most_common_answer"] = bar.summary()
-        if params.eval.protocol == "finlora":  # FinLoRA's accuracy and F1; strict_accuracy stays ours
-            metrics.update(finlora_scores(spec, records, answers))
+        if protocol.score:  # FinLoRA's accuracy and F1 on the whole answers; strict_accuracy stays ours
+            metrics.update(protocol.score(spec, kind(spec), records, answers))
         generated = max(1, progress.generated)
         metrics.update(
             skipped_too_long=skipped,
@@ -112,7 +117,7 @@ def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[
     """Prompts that fit the model's context with room for the answer; the rest are skipped and
     counted (data.on_bad_record: skip) or stop the stage (error). Never truncated."""
     context = getattr(model.config, "max_position_embeddings", None) or 10**9
-    budget = context - params.eval.new_tokens(task)
+    budget = context - answer_length(params.eval, task)
     kept, prompts, skipped = [], [], 0
     for number, record in enumerate(records, start=1):
         ids = prompt_ids(tokenizer, record["context"], params.model.chat_template)
@@ -120,7 +125,7 @@ def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[
             if params.data.on_bad_record == "error":
                 raise FinloraError(
                     f"task {task}, test record {number}: the prompt has {len(ids)} tokens, more than the "
-                    f"model's context of {context} minus {params.eval.new_tokens(task)} answer tokens",
+                    f"model's context of {context} minus {answer_length(params.eval, task)} answer tokens",
                     hint="set data.on_bad_record: skip to skip and count such records")
             skipped += 1
             continue
@@ -141,7 +146,8 @@ def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int
     for start in range(0, len(todo), chunk):
         indices = todo[start:start + chunk]
         result = generate_answers(model, tokenizer, [prompts[i] for i in indices], params.eval.batch_size,
-                                  params.eval.new_tokens(task), batch_tokens=params.eval.batch_tokens)
+                                  answer_length(params.eval, task), batch_tokens=params.eval.batch_tokens,
+                                  first_line_only=PROTOCOLS[params.eval.protocol].first_line_only)
         new_tokens += result.new_tokens
         for i, answer in zip(indices, result.answers):
             answers[i] = answer

@@ -28,13 +28,16 @@ class Generated:
 
 
 def generate_answers(model, tokenizer, prompts: list[list[int]], batch_size: int, max_new_tokens: int,
-                     progress: bool = True, reuse_prefix: bool = True, batch_tokens: int | None = None) -> Generated:
+                     progress: bool = True, reuse_prefix: bool = True, batch_tokens: int | None = None,
+                     first_line_only: bool = True) -> Generated:
+    """Greedy answers to token prompts. `first_line_only`: stop at a newline and keep the first line
+    (eval.protocol strict); else stop at the end token only and keep the whole continuation."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     prefix = shared_prefix(prompts) if reuse_prefix else []
     suffixes = [p[len(prefix):] for p in prompts]
-    stop_ids = stop_token_ids(tokenizer)
+    stop_ids = stop_token_ids(tokenizer) if first_line_only else [tokenizer.eos_token_id]
     stops = set(stop_ids)
     answers: list[str] = [""] * len(prompts)
     new_tokens = 0
@@ -52,7 +55,8 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], batch_size: int
                                     eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
             generated = output[:, batch["input_ids"].shape[1]:]
             for row, tokens in zip(rows, generated):
-                answers[row] = first_line(tokenizer.decode(tokens, skip_special_tokens=True))
+                text = tokenizer.decode(tokens, skip_special_tokens=True)
+                answers[row] = first_line(text) if first_line_only else text
                 new_tokens += _length_until_stop(tokens.tolist(), stops)
             bar.update(len(rows))
     return Generated(answers, new_tokens)

@@ -185,13 +185,3 @@ def score_values(answers: list[str], golds: list[str]) -> Scored:
                "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
     return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], golds, correct)
 
-
-# --- FinLoRA's evaluation code (eval.protocol: finlora) ------------------------------------------
-
-def finlora_direction(text: str) -> str:
-    """How FinLoRA's code reads a sentiment answer or gold label: positive if the text says
-    "positive" (or "Positive"), else negative likewise, else neutral. An answer naming no label
-    counts as neutral, and one naming both counts as positive."""
-    if "positive" in text or "Positive" in text:
-        return "positive"
-    return "negative" if "negative" in text or "Negative" in text else "neutral"

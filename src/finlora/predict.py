@@ -11,6 +11,7 @@ from finlora.files import atomic_dir
 from finlora.generation import generate_answers
 from finlora.metrics import parse_label
 from finlora.prompts import Example, build_context, prompt_ids, task_marked
+from finlora.protocols import answer_length
 from finlora.tasks import get_task, instruction_for
 
 
@@ -39,7 +40,7 @@ def predict(params: Params, task: str, records: list[dict], base_dir: Path, adap
     tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits)
     prompts = [prompt_ids(tokenizer, context, params.model.chat_template) for context in contexts]
-    answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, params.eval.new_tokens(task),
+    answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, answer_length(params.eval, task),
                                progress=len(prompts) > params.eval.batch_size,
                                batch_tokens=params.eval.batch_tokens).answers
     labels = get_task(task).labels

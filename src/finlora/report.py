@@ -16,6 +16,7 @@ from finlora.compare import Comparison, compare_runs, correctness, run_correctne
 from finlora.compare import table as compare_table
 from finlora.files import read_json, read_jsonl
 from finlora.metrics import TaskScores
+from finlora.protocols import PROTOCOLS
 from finlora.tasks import get_task
 
 MODELS = ("base", "lora")
@@ -32,16 +33,6 @@ PAPER_TABLE3: dict = {
     (8, 8): {"fpb": (82.84, .830), "fiqa": (80.36, .818), "tfns": (84.05, .844), "nwgi": (83.96, .849),
              "ner": (98.05, .981), "headline": (84.66, .852), "xbrl_tags": (94.37, None),
              "xbrl_value": (97.36, None), "finer": (75.21, None)},
-}
-PROTOCOL_TEXT = {
-    "strict": "Accuracy: the gold answer is contained in the answer (whole words); strict accuracy counts only "
-              "answers whose first label is the gold one; invalid answers name no label at all. FiNER is "
-              "scored per entity; Tags by normalised element name; Values as numbers (strict: numerically "
-              "equal; no F1).",
-    "finlora": "Accuracy and F1 as FinLoRA's evaluation code computes them: raw prompts, its answer lengths, "
-               "sentiment answers read by direction (an answer naming no label counts as neutral), other "
-               "answers correct when they contain the gold answer, FiNER per entity. Strict accuracy is ours: "
-               "the first label of the answer must be the gold one.",
 }
 # What `dvc metrics show/diff` compare; the per-task and per-group files keep everything else.
 SUMMARY_TRAIN_KEYS = ("final_loss", "val_accuracy", "kept_step", "wall_s", "tokens_per_s", "peak_memory_gb",
@@ -189,7 +180,7 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
                      "compare them with each other, not with the paper.")
     paper = paper_setting(params)
     lines += ["", "## Accuracy / weighted F1 (Table 3)", "",
-              f"Evaluation protocol `{params.eval.protocol}`. {PROTOCOL_TEXT[params.eval.protocol]}", "",
+              f"Evaluation protocol `{params.eval.protocol}`. {PROTOCOLS[params.eval.protocol].describe}", "",
               "| model | " + " | ".join(get_task(t).column for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     for model, label in (("base", "base"), ("lora", adapter_label(params))):
         cells = [TaskScores.of(summary[t][model]).cell() for t in tasks]

@@ -56,7 +56,6 @@ class Task:
     answer: str = "label"  # the kind of answer asked for: a key of finlora.answers.KINDS
     levels: dict[str, str] = field(default_factory=dict)  # a finer scale's levels -> labels (NWGI's seven)
     description: str = ""
-    finlora_new_tokens: int = 10  # the answer length FinLoRA's evaluation code generates (eval.protocol finlora)
 
     def check_fields(self, row: dict) -> None:
         missing = [name for name in self.fields if name not in row]
@@ -169,13 +168,13 @@ TASKS: dict[str, Task] = {
             "fpb", "sentiment", "FPB", SENTIMENT_LABELS,
             HubDataset("financial_phrasebank", "sentences_50agree", pool=("train",), parquet=True),
             fields=("sentence", "label"), label_field="label", to_example=_fpb,
-            description="Financial PhraseBank news sentences", finlora_new_tokens=5,
+            description="Financial PhraseBank news sentences",
         ),
         Task(
             "fiqa", "sentiment", "FiQA", SENTIMENT_LABELS,
             HubDataset("pauri32/fiqa-2018", pool=("train", "validation", "test"), test_fraction=0.226),
             fields=("sentence", "sentiment_score", "format"), label_field="sentiment_score",
-            to_example=_fiqa, finlora_new_tokens=5,
+            to_example=_fiqa,
             description="FiQA-2018 task 1 headlines and posts, scores binned",
         ),
         Task(
@@ -185,14 +184,14 @@ TASKS: dict[str, Task] = {
                 splits={"train": "train", "test": "validation"},
             ),
             fields=("text", "label"), label_field="label", to_example=_tfns,
-            description="Twitter financial news sentiment", finlora_new_tokens=5,
+            description="Twitter financial news sentiment",
         ),
         Task(
             "nwgi", "sentiment", "NWGI", SENTIMENT_LABELS,
             HubDataset("oliverwang15/news_with_gpt_instructions"),
             fields=("news", "label"), label_field="label", to_example=_nwgi,
             levels=NWGI_LABELS,
-            description="News with GPT instructions, 7 levels scored as 3", finlora_new_tokens=5,
+            description="News with GPT instructions, 7 levels scored as 3",
         ),
         Task(
             "headline", "headline", "Headline", HEADLINE_LABELS,
@@ -213,7 +212,6 @@ TASKS: dict[str, Task] = {
             HubDataset("nlpaueb/finer-139", parquet=True),
             fields=("tokens", "ner_tags"), label_field="ner_tags", answer="tag_list",
             description="FiNER-139: the US-GAAP tag of each highlighted numeric entity",
-            finlora_new_tokens=100,
         ),
         Task(
             "xbrl_tags", "xbrl extraction", "Tags", (), None,
@@ -223,7 +221,7 @@ TASKS: dict[str, Task] = {
         Task(
             "xbrl_value", "xbrl extraction", "Values", (), None,
             fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="value",
-            description="the value of a described concept in a filing", finlora_new_tokens=20,
+            description="the value of a described concept in a filing",
         ),
     ]
 }
