@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_env
+from finlora.config import load_params
 from finlora.sweep import collect, markdown, rows, varied
 from finlora.tasks import TASKS
 
@@ -83,10 +84,11 @@ def test_sweep_table_covers_every_task_kind_of_the_default_results():
               "data": {"rev": "workspace", "params": {"params.yaml": {"data": {"lora": {"rank": 4}, "quant": {"bits": 16}}}},
                        "metrics": {"metrics/summary.json": {"data": summary}}}}]
     table = rows(collect(shown))
-    assert [row["task"] for row in table] == [task for task in summary if task != "train"] == list(TASKS)
+    default_tasks = load_params(REPO / "params.yaml").all_tasks
+    assert [row["task"] for row in table] == [task for task in summary if task != "train"] == default_tasks
     values = next(row for row in table if row["task"] == "xbrl_value")
     assert values["f1_weighted"] is None and values["accuracy"] == summary["xbrl_value"]["lora"]["accuracy"]
-    mean = sum(summary[task]["lora"]["accuracy"] for task in TASKS) / len(TASKS)
+    mean = sum(summary[task]["lora"]["accuracy"] for task in default_tasks) / len(default_tasks)
     assert markdown(table, varied(collect(shown))).splitlines()[2].endswith(f"| {100 * mean:.2f} |")
 
 

@@ -21,8 +21,8 @@ from finlora.tasks import NWGI_LEVELS, TASKS
 FIXTURE = REPO / "tests" / "fixtures" / "finlora"
 DATA = FIXTURE / "data"
 SENTIMENT = ("fpb", "fiqa", "tfns", "nwgi")
-GROUP_OF = {"fpb": SENTIMENT, "fiqa": SENTIMENT, "tfns": SENTIMENT, "nwgi": SENTIMENT,
-            "xbrl_tags": ("xbrl_tags", "xbrl_value"), "xbrl_value": ("xbrl_tags", "xbrl_value")}
+XBRL = ("xbrl_tags", "xbrl_value", "xbrl_formula")
+GROUP_OF = {**dict.fromkeys(SENTIMENT, SENTIMENT), **dict.fromkeys(XBRL, XBRL)}
 
 
 def lines(path) -> list[dict]:
@@ -41,6 +41,7 @@ def load(task, folder=FIXTURE, group=None, **data):
 # A TFNS record's label as FinLoRA publishes it (bullish "neutral", neutral "positive") and as the Hub set means it.
 CORRECTED = {"negative": "negative", "neutral": "positive", "positive": "neutral"}
 
+LATER_FILES = ("train/formula_train.jsonl", "train/xbrl_term_train.jsonl", "train/financebench_train.jsonl")
 TODAYS_FILES = {  # task: (train file, test file), under data/
     "fpb": ("train/finlora_sentiment_train.jsonl", "test/fpb_test.jsonl"),
     "fiqa": ("train/finlora_sentiment_train.jsonl", "test/fiqa_test.jsonl"),
@@ -51,6 +52,11 @@ TODAYS_FILES = {  # task: (train file, test file), under data/
     "finer": ("train/finer_train_batched.jsonl", "test/finer_test_batched.jsonl"),
     "xbrl_tags": ("train/xbrl_extract_train.jsonl", "test/xbrl_extract_tags_test.jsonl"),
     "xbrl_value": ("train/xbrl_extract_train.jsonl", "test/xbrl_extract_value_test.jsonl"),
+    "xbrl_formula": ("train/xbrl_extract_train.jsonl", "test/xbrl_extract_formula_test.jsonl"),
+    "fnxl": (None, "test/fnxl_test_batched.jsonl"),  # FinLoRA publishes no FNXL train file
+    "formula": ("train/formula_train.jsonl", "test/formula_test.jsonl"),
+    "xbrl_term": ("train/xbrl_term_train.jsonl", "test/xbrl_term_test.jsonl"),
+    "financebench": ("train/financebench_train.jsonl", "test/financebench_test.jsonl"),
 }
 
 
@@ -59,12 +65,17 @@ def test_every_task_trains_from_its_train_file_and_tests_on_its_test_file_unchan
     raw = load(task)  # a FinLoRA clone: the data/ folder is found below it
     train_file, test_file = TODAYS_FILES[task]
     assert (raw.origin["train_file"], raw.origin["test_file"]) == (train_file, test_file)
-    releases = {"finer": ["2025-02", "2025-04", "2025-05"], "xbrl_tags": ["2025-05"], "xbrl_value": ["2025-05"]}
-    assert "carved" not in raw.origin and raw.origin["release"] == releases.get(task, ["2025-04", "2025-05"])
+    releases = {"finer": ["2025-02", "2025-04", "2025-05"], "fnxl": ["2025-02", "2025-04", "2025-05"]}
+    assert raw.origin["release"] == releases.get(task, ["2025-05"] if task in XBRL or train_file in LATER_FILES
+                                                  else ["2025-04", "2025-05"])
     published = lines(DATA / test_file)
     if task == "tfns":
         published = [{**row, "target": CORRECTED[row["target"]]} for row in published]
-    assert raw.splits["test"] == published  # every record, in file order
+    if train_file is None:  # a test file alone: half of it (seeded) trains, the other half tests
+        assert "carved" in raw.origin and sorted(map(json.dumps, raw.splits["train"] + raw.splits["test"])) == \
+            sorted(map(json.dumps, published))
+        return
+    assert "carved" not in raw.origin and raw.splits["test"] == published  # every record, in file order
     train_records = lines(DATA / train_file)
     assert raw.splits["train"] and all(row in train_records or task in ("tfns", "fiqa") for row in raw.splits["train"])
     records = prepare(TASKS[task], raw.splits["test"], DATA / test_file, finlora_data(FIXTURE), raw.tag_names).records
@@ -99,12 +110,16 @@ def test_records_of_tasks_not_asked_for_are_left_out_and_counted():
         "taken: news": 4, "left out: tweet (fiqa, tfns)": 4, "left out: seven-level news (nwgi)": 4}
 
 
-def test_the_xbrl_file_is_told_apart_by_answer_and_question_and_formulas_are_left_out():
+def test_the_xbrl_file_is_told_apart_by_answer_and_question():
     tags, values = load("xbrl_tags"), load("xbrl_value")
     assert [r["target"] for r in tags.splits["train"]] == ["us-gaap:Assets", "us-gaap:EarningsPerShareDiluted"]
     assert [r["target"] for r in values.splits["train"]] == ["48200000000", "6120000000", "7350000000"]
-    assert values.origin["shared_file"]["train/xbrl_extract_train.jsonl"] == {
-        "taken: value question": 3, "left out: formula question (xbrl_formula)": 1}
+    assert values.origin["shared_file"]["train/xbrl_extract_train.jsonl"] == {"taken: value question": 3}
+    formulas = load("xbrl_formula")
+    assert [r["target"] for r in formulas.splits["train"]] == ["(6120000000 / 48200000000) * 100"]
+    only_values = load("xbrl_value", group=("xbrl_value",))
+    assert only_values.origin["shared_file"]["train/xbrl_extract_train.jsonl"] == {
+        "taken: value question": 3, "left out: tag question (xbrl_tags)": 2, "left out: formula question (xbrl_formula)": 1}
 
 
 def test_tfns_labels_are_read_corrected_or_as_published():
@@ -271,7 +286,8 @@ def test_the_sample_data_in_todays_layout_loads_for_every_task_with_its_own_labe
     assert written["train/finlora_sentiment_train.jsonl"] == 4 * 6 and written["test/ner_test.jsonl"] == 4
     for task in TASKS.values():
         raw = fetch(task, params.data, GROUP_OF.get(task.name, (task.name,)))
-        assert raw.origin["train_file"] is not None and raw.splits["train"] and raw.splits["test"]
+        assert (raw.origin["train_file"] is None) == (task.name == "fnxl")  # FNXL: a test file only, carved
+        assert raw.splits["train"] and raw.splits["test"]
         prepared = prepare(task, raw.splits["test"], tmp_path, params, raw.tag_names)
         assert len(prepared.records) == len(raw.splits["test"]) and prepared.skipped_bad_records == 0
     from finlora.sources import sample

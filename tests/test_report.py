@@ -63,7 +63,7 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
     unmarked = params_with({"tasks": {"sentiment": ["fpb"]}, "model": {"task_marker": False}})
     assert "task_marker" not in render(unmarked, results, sources)
     assert "| fpb | 75.00 | 87.50 | 81.25 | 8.84 |" in text
-    assert "| the training split's most common answer, every time: strict accuracy | 62.50 |" in text
+    assert "| the training split's most common answer, every time: strict accuracy (free text: ROUGE-L) | 62.50 |" in text
     assert "## Validation (the best validated step kept)" in text
     assert "| sentiment | 4 | 15 of 20 | 37.5 | 0.5000 |" in text  # kept steps 10 and 20, accuracies 25 and 50 %
     assert summary["train"]["sentiment"]["val_accuracy"] == 0.375

@@ -7,6 +7,9 @@ finlora.metrics' parsers; FinLoRA's own scoring rules are finlora.protocols).
 - TAG_LIST: FiNER's comma-separated XBRL tags, one per highlighted entity of a batched prompt.
 - TAG: one us-gaap element name (XBRL tag extraction).
 - VALUE: one number as filed (XBRL value extraction).
+- EXPRESSION: a formula with the filing's values put in (XBRL formula extraction).
+- NUMBER: a number to two decimals (financial math).
+- TEXT: free text (XBRL terms, FinanceBench), scored by overlap with the gold text.
 
 A task names its kind (`Task.answer`, a key of KINDS); code that handles every task gets the
 object with `kind(task)`, calls its methods and reads its flags, and never asks which kind it is.
@@ -36,12 +39,14 @@ class AnswerKind:
     name = ""
     shown_as = ""  # `finlora tasks`: what an answer is, for tasks without a closed label set
     has_f1 = True  # a weighted F1 over gold answers means something (not for numbers)
+    has_accuracy = True  # answers are right or wrong (free text is scored by overlap instead)
     needs_tag_names = False  # prompts list the task's tag names (FiNER)
     needs_filings = False  # questions are answered from filings (XBRL extraction)
 
     def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
         """Prompt records {"context", "target", ...} of raw rows in the data set's own schema."""
-        raise NotImplementedError
+        raise FinloraError(f"task {task.name} is read from FinLoRA's records only",
+                           hint='give rows as {"context": the prompt, "target": the answer}')
 
     def released_fields(self, task: Task, target: str) -> dict:
         """The checked target of a FinLoRA record, with what scoring reads beside it."""
@@ -166,7 +171,46 @@ class ValueAnswer(ExtractionAnswer):
         return metrics.score_values(answers, [record["target"] for record in records])
 
 
-KINDS = {answer.name: answer for answer in (LabelAnswer(), TagListAnswer(), TagAnswer(), ValueAnswer())}
+class ExpressionAnswer(ExtractionAnswer):
+    name = "expression"
+    shown_as = "a formula with values"
+    has_f1 = False
+    target_form = re.compile(r"[-+*/().,\d\s]*\d[-+*/().,\d\s]*[-+*/][-+*/().,\d\s]*")
+    target_hint = "formula targets are arithmetic over numbers, such as (6226000000 / 38542000000) * 100"
+
+    def score(self, task: Task, records: list[dict], answers: list[str],
+              tag_names: list[str] | None = None) -> metrics.Scored:
+        return metrics.score_expressions(answers, [record["target"] for record in records])
+
+
+class NumberAnswer(AnswerKind):
+    name = "number"
+    shown_as = "a number (2 decimals)"
+    has_f1 = False
+
+    def released_fields(self, task: Task, target: str) -> dict:
+        if metrics.parse_number(target) is None or not metrics.NUMBER.fullmatch(target.replace(",", "")):
+            raise FinloraError(f"target {target!r} is not a number", hint="formula targets are numbers, such as 15092.44")
+        return {"target": target}
+
+    def score(self, task: Task, records: list[dict], answers: list[str],
+              tag_names: list[str] | None = None) -> metrics.Scored:
+        return metrics.score_numbers(answers, [record["target"] for record in records])
+
+
+class TextAnswer(AnswerKind):
+    name = "text"
+    shown_as = "free text"
+    has_f1 = False
+    has_accuracy = False
+
+    def score(self, task: Task, records: list[dict], answers: list[str],
+              tag_names: list[str] | None = None) -> metrics.Scored:
+        return metrics.score_text(answers, [record["target"] for record in records])
+
+
+KINDS = {answer.name: answer for answer in (LabelAnswer(), TagListAnswer(), TagAnswer(), ValueAnswer(),
+                                            ExpressionAnswer(), NumberAnswer(), TextAnswer())}
 
 
 def kind(task: Task) -> AnswerKind:

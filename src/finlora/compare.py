@@ -4,7 +4,8 @@ A run is `REV` (the adapter's predictions at a commit, an experiment or `workspa
 (the base model's; `base@REV` at another revision) or `most_common` (always giving the training
 split's most common answer, the bar the base model's evaluation scores; `most_common@REV`).
 Per task: the difference in strict accuracy (B - A), a paired bootstrap 95 % interval of it, and
-McNemar's exact test on the examples the two runs disagree on. Predictions are read through DVC,
+McNemar's exact test on the examples the two runs disagree on; for free text, whose examples
+score between 0 and 1 (ROUGE-L), the mean score and Wilcoxon's signed-rank test instead. Predictions are read through DVC,
 so an experiment's cached outputs serve. An adapter's predictions are those of one training seed
 (by default the first seed both runs trained); the report gives the spread over seeds.
 """
@@ -67,9 +68,23 @@ def mcnemar(a: list[bool], b: list[bool]) -> tuple[int, int, float]:
     return only_a, only_b, float(min(1.0, 2 * binom.cdf(min(only_a, only_b), disagreements, 0.5)))
 
 
-def compare_runs(a: list[bool], b: list[bool], task: str) -> Comparison:
+def signed_rank(a: list[float], b: list[float]) -> tuple[int, int, float]:
+    """(A scores higher, B scores higher, two-sided p of Wilcoxon's signed-rank test on the nonzero
+    differences): McNemar's test for scores between 0 and 1."""
+    from scipy.stats import wilcoxon
+
+    differences = [y - x for x, y in zip(a, b) if y != x]
+    if not differences:
+        return 0, 0, 1.0
+    return (sum(d < 0 for d in differences), sum(d > 0 for d in differences),
+            float(wilcoxon(differences).pvalue))
+
+
+def compare_runs(a: list, b: list, task: str) -> Comparison:
+    """Per-example correctness (bools) or scores (floats, free text) of two runs, paired."""
     low, high = paired_bootstrap(a, b)
-    only_a, only_b, p = mcnemar(a, b)
+    scores = any(not isinstance(value, bool) for value in a + b)
+    only_a, only_b, p = signed_rank(a, b) if scores else mcnemar(a, b)
     return Comparison(task, len(a), sum(a) / len(a), sum(b) / len(b), low, high, only_a, only_b, p)
 
 
@@ -102,10 +117,11 @@ def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def correctness(rows: list[dict], field: str = "correct") -> list[bool]:
-    """Per example (per entity for FiNER) strict correctness, as evaluation wrote it: the model's
-    (`correct`) or, in the base model's rows, the training split's most common answer's."""
-    flat: list[bool] = []
+def correctness(rows: list[dict], field: str = "correct") -> list:
+    """Per example (per entity for FiNER) strict correctness (free text: ROUGE-L), as evaluation
+    wrote it: the model's (`correct`) or, in the base model's rows, the training split's most
+    common answer's."""
+    flat: list = []
     for row in rows:
         if field not in row:
             raise FinloraError(f"predictions without per-example `{field}` (written before this version)",
@@ -172,7 +188,8 @@ def compare(params: Params, run_a: str, run_b: str, seed: int | None = None) -> 
 
 def table(results: list[Comparison], run_a: str, run_b: str) -> str:
     lines = [f"A = {run_a}, B = {run_b}; strict accuracy %, B - A with a paired bootstrap 95 % interval; "
-             f"McNemar's exact test on the examples they disagree on.", "",
+             f"McNemar's exact test on the examples they disagree on (free text: mean ROUGE-L %, Wilcoxon's "
+             f"signed-rank test, and the examples each scores higher on).", "",
              "| task | n | A | B | B - A | 95 % interval | A only / B only right | p | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c in results:

@@ -319,10 +319,9 @@ class Params:
                 seen.add(task)
                 if self.data.source == "hub" and TASKS[task].hub is None:
                     raise FinloraError(
-                        f"task {task} with data.source hub: the XBRL extraction questions and filings "
-                        "have no loadable Hub data set",
-                        hint=f"use data.source local (questions and filings under {self.data.local_dir}/{task}/) "
-                        "or sample")
+                        f"task {task} with data.source hub: it has no loadable Hub data set here",
+                        hint=f"use data.source finlora (FinLoRA's files), local (files under "
+                        f"{self.data.local_dir}/{task}/) or sample")
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

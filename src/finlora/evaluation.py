@@ -31,6 +31,8 @@ CHUNK_BATCHES = 8  # batches generated between two progress writes
 
 def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path | None, prepared_dir: Path,
              predictions_dir: Path, metrics_dir: Path, confusion_dir: Path, progress_key: str) -> dict[str, dict]:
+    for task in tasks:
+        PROTOCOLS[params.eval.protocol].check_scores(task)
     tests = {task: load_test(prepared_dir / task / "test.jsonl", params.eval.limit) for task in tasks}
     tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits, split_layers=params.eval.device_map == "auto",
@@ -76,10 +78,8 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
             write_json(confusion_dir / f"{task}.json", scored.confusion)
         progress.remove()
         results[task] = metrics
-        headline = TaskScores.of(metrics)
-        f1 = f", F1 {headline.f1_weighted:.3f}" if headline.f1_weighted is not None else ""
-        print(f"{task}: accuracy {headline.accuracy:.3f}, strict {headline.strict_accuracy:.3f}{f1}, "
-              f"invalid {headline.invalid_rate:.3f}, n {metrics['n']}")
+        shown = ", ".join(f"{name} {value:.3f}" for name, value in TaskScores.of(metrics).as_dict().items())
+        print(f"{task}: {shown}, n {metrics['n']}")
     return results
 
 

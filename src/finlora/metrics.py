@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 INVALID = "invalid"
 SCALES = {"thousand": Decimal(10) ** 3, "million": Decimal(10) ** 6, "billion": Decimal(10) ** 9,
@@ -31,23 +32,36 @@ class Scored:
 @dataclass(frozen=True)
 class TaskScores:
     """A task's headline scores, as evaluation writes them and the report, sweep and dev loop read
-    them; `f1_weighted` is None where a task has no F1 (XBRL values, numbers)."""
+    them. A score a task does not have is None: F1 for numbers, accuracy for free text (scored by
+    ROUGE-L, and BERTScore where a scorer model was loaded)."""
 
-    accuracy: float
-    strict_accuracy: float
-    invalid_rate: float
+    accuracy: float | None = None
+    strict_accuracy: float | None = None
+    invalid_rate: float | None = None
     f1_weighted: float | None = None
+    rouge_l: float | None = None
+    bertscore_f1: float | None = None
 
     @classmethod
     def of(cls, metrics: dict) -> "TaskScores":
-        return cls(metrics["accuracy"], metrics["strict_accuracy"], metrics["invalid_rate"], metrics.get("f1_weighted"))
+        return cls(**{name: metrics.get(name) for name in cls.__dataclass_fields__})
 
     def as_dict(self) -> dict:
-        """The scores `dvc metrics` compares; a missing F1 is left out, not written as null."""
+        """The scores `dvc metrics` compares; a missing score is left out, not written as null."""
         return {key: value for key, value in asdict(self).items() if value is not None}
 
+    @property
+    def headline(self) -> tuple[str, float]:
+        """The score a task is ranked by: strict accuracy, else (free text) BERTScore F1, else ROUGE-L."""
+        name = next(name for name in ("strict_accuracy", "bertscore_f1", "rouge_l") if getattr(self, name) is not None)
+        return name, getattr(self, name)
+
     def cell(self) -> str:
-        """Accuracy in % and weighted F1 where the task has one: "71.70 / 0.695"."""
+        """Accuracy in % and weighted F1 where the task has one ("71.70 / 0.695"); free text its
+        ROUGE-L F1 in % (and BERTScore F1: "R-L 41.20, BS 0.873")."""
+        if self.accuracy is None:
+            bertscore = f", BS {self.bertscore_f1:.3f}" if self.bertscore_f1 is not None else ""
+            return f"R-L {100 * self.rouge_l:.2f}{bertscore}"
         text = f"{100 * self.accuracy:.2f}"
         return f"{text} / {self.f1_weighted:.3f}" if self.f1_weighted is not None else text
 
@@ -185,3 +199,126 @@ def score_values(answers: list[str], golds: list[str]) -> Scored:
                "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
     return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], golds, correct)
 
+
+
+# --- Financial math: a number to the gold's decimals ------------------------------------------
+
+def decimals(text: str) -> int:
+    """How many decimals a number as written gives ("15092.44" -> 2, "12" -> 0)."""
+    match = re.search(r"\.(\d+)", text)
+    return len(match.group(1)) if match else 0
+
+
+def score_numbers(answers: list[str], golds: list[str]) -> Scored:
+    """Formula answers: the first number of the answer, rounded to as many decimals as the gold
+    answer gives, equals it (strict); the gold answer's text inside the answer (accuracy)."""
+    numbers = [parse_number(a) for a in answers]
+    correct = [number is not None and round(number, decimals(g)) == parse_number(g) for number, g in zip(numbers, golds)]
+    n = len(golds)
+    metrics = {"n": n, "accuracy": round(sum(g.replace(",", "") in a.replace(",", "") for a, g in zip(answers, golds)) / n, 4),
+               "strict_accuracy": strict_accuracy(correct),
+               "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
+    return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], golds, correct)
+
+
+# --- XBRL formulas: an expression over the filing's values ----------------------------------------
+
+def expression_value(text: str) -> Fraction | None:
+    """The exact value of an arithmetic expression of numbers (+ - * / and parentheses; thousands
+    separators allowed), read by a parser of that grammar alone, never by `eval`; None for
+    anything else or a division by zero."""
+    tree = _parsed(text.replace(",", "").strip())
+    try:
+        return _value(tree.body) if tree is not None else None
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _parsed(text: str):
+    import ast
+
+    try:
+        return ast.parse(text, mode="eval") if text and len(text) < 500 else None
+    except SyntaxError:
+        return None
+
+
+def _value(node) -> Fraction:
+    import ast
+
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return Fraction(str(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+        value = _value(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in ARITHMETIC:
+        return ARITHMETIC[type(node.op)](_value(node.left), _value(node.right))
+    raise ValueError("not arithmetic")
+
+
+def _arithmetic() -> dict:
+    import ast
+    import operator
+
+    return {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+ARITHMETIC = _arithmetic()
+
+
+def score_expressions(answers: list[str], golds: list[str]) -> Scored:
+    """XBRL formula answers: right (strict) when the answer's first line, as an expression, has the
+    gold formula's value; a bare number counts at the decimals it gives, at least two ("16.15"
+    for (6226 / 38542) * 100). Accuracy: the gold formula's text, spaces aside, inside the answer."""
+    def squeezed(text: str) -> str:
+        return "".join(text.split())
+
+    values = [expression_value(first_line(a)) for a in answers]
+    correct = []
+    for answer, value, gold in zip(answers, values, golds):
+        expected = expression_value(gold)
+        bare = NUMBER.fullmatch(first_line(answer).replace(",", ""))
+        if value is None or expected is None:
+            correct.append(False)
+        elif bare:
+            places = max(2, decimals(first_line(answer)))
+            correct.append(round(value, places) == round(expected, places))
+        else:
+            correct.append(value == expected)
+    n = len(golds)
+    metrics = {"n": n, "accuracy": round(sum(squeezed(g) in squeezed(a) for a, g in zip(answers, golds)) / n, 4),
+               "strict_accuracy": strict_accuracy(correct),
+               "invalid_rate": round(sum(value is None for value in values) / n, 4)}
+    return Scored(metrics, [INVALID if value is None else first_line(a) for a, value in zip(answers, values)], golds, correct)
+
+
+# --- Free text: ROUGE-L ----------------------------------------------------------------------------
+
+def rouge_l(answer: str, gold: str) -> float:
+    """ROUGE-L F1: the longest common subsequence of the two texts' lower-cased words, over the
+    answer's length (precision) and the gold's (recall)."""
+    a, g = normalize(answer).split(), normalize(gold).split()
+    if not a or not g:
+        return 0.0
+    previous = [0] * (len(g) + 1)
+    for word in a:
+        current = [0]
+        for j, other in enumerate(g, start=1):
+            current.append(previous[j - 1] + 1 if word == other else max(previous[j], current[j - 1]))
+        previous = current
+    common = previous[-1]
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(a), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def score_text(answers: list[str], golds: list[str]) -> Scored:
+    """Free-text answers (XBRL terms, FinanceBench): mean ROUGE-L F1 over records; each record's
+    score is what `finlora compare` pairs. BERTScore, which needs a scorer model, is added by
+    evaluation (finlora.bertscore)."""
+    scores = [round(rouge_l(a, g), 4) for a, g in zip(answers, golds)]
+    n = len(golds)
+    metrics = {"n": n, "rouge_l": round(sum(scores) / n, 4),
+               "invalid_rate": round(sum(not a.strip() for a in answers) / n, 4)}
+    return Scored(metrics, [a.strip() or INVALID for a in answers], golds, scores)

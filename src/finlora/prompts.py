@@ -46,8 +46,11 @@ XBRL_INSTRUCTION = (
 XBRL_QUESTIONS = {  # by the name of the kind of answer asked for (finlora.answers)
     "tag": "What is the US GAAP XBRL tag for {company}'s {concept} for the Fiscal Year ending in FY {year}?",
     "value": "What is the value of {company}'s {concept} for the Fiscal Year ending in FY {year}?",
+    "expression": "What was {company}'s {concept} for the Fiscal Year ending in FY {year}? Answer with a formula "
+                  "substituted with values.",
 }
-XBRL_EXAMPLE_ANSWERS = {"tag": "us-gaap:AnExampleTagName", "value": "2540000000"}
+XBRL_EXAMPLE_ANSWERS = {"tag": "us-gaap:AnExampleTagName", "value": "2540000000",
+                        "expression": "(50000000 / 3590000000) * 100"}
 
 
 def build_context(example: Example) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from finlora.errors import FinloraError
+
 if TYPE_CHECKING:
     from finlora.answers import AnswerKind
     from finlora.config import EvalParams
@@ -32,6 +34,13 @@ class Protocol:
     describe: str  # the report's line
     new_tokens: dict[str, int]  # answer length per task; a task not named uses eval.max_new_tokens
     score: Callable[[Task, AnswerKind, list[dict], list[str]], dict] | None = None  # FinLoRA's accuracy (and F1)
+
+    def check_scores(self, task: str) -> None:
+        """A FinLoRA protocol scores only the tasks its version of the code had."""
+        if self.score is not None and task not in self.new_tokens:
+            raise FinloraError(f"eval.protocol {self.name}: FinLoRA's code of that version has no task {task}",
+                               hint=f"its tasks: {', '.join(self.new_tokens)}; use eval.protocol finlora-2025-08 "
+                               "or strict")
 
     @property
     def first_line_only(self) -> bool:
@@ -112,6 +121,10 @@ def first_label_found(answer: str, labels: list[str]) -> str | None:
 
 
 def score_2025_08(task: Task, answer_kind: AnswerKind, records: list[dict], answers: list[str]) -> dict:
+    """Accuracy and F1 as test_dataset.py computes them; free text it scores by BERTScore alone,
+    which evaluation adds where the scorer model loads (finlora.bertscore)."""
+    if not answer_kind.has_accuracy:
+        return {}
     answers = [todays_answer(answer) for answer in answers]
     if answer_kind.needs_tag_names:
         pairs = [pair for record, answer in zip(records, answers) for pair in batched_pairs(str(record["target"]), answer)]
@@ -139,10 +152,12 @@ PROTOCOLS = {protocol.name: protocol for protocol in (
              score_2025_01),
     Protocol("finlora-2025-08", "7e1cf82",
              "FinLoRA's code today (commit 7e1cf82): raw prompts, its answer lengths (10 tokens classification, 20 "
-             "XBRL, 100 FiNER), the whole answer kept; an answer is correct when the first of the test set's gold "
-             "answers found in it is its own (NWGI on its seven levels), FiNER split on commas and compared tag by "
-             "tag; F1 over the gold answer where right, the answer where not. Strict accuracy is ours.",
-             {**dict.fromkeys(SENTIMENT + ("headline", "ner"), 10), "finer": 100, "xbrl_tags": 20, "xbrl_value": 20},
+             "XBRL tags and values, 30 formulas, 50 math and free text, 100 FiNER and FNXL), the whole answer kept; an "
+             "answer is correct when the first of the test set's gold answers found in it is its own (NWGI on its "
+             "seven levels), FiNER and FNXL split on commas and compared tag by tag; F1 over the gold answer where "
+             "right, the answer where not; free text by BERTScore alone. Strict accuracy is ours.",
+             {**dict.fromkeys(SENTIMENT + ("headline", "ner"), 10), "finer": 100, "xbrl_tags": 20, "xbrl_value": 20,
+              "xbrl_formula": 30, "fnxl": 100, "formula": 50, "xbrl_term": 50, "financebench": 50},
              score_2025_08),
 )}
 

@@ -80,8 +80,8 @@ STUDY_KEYS = ("lora.rank", "lora.target_modules", "quant.bits")  # the axes of t
 
 
 def rows(found: list[dict]) -> list[dict]:
-    """One row per experiment and task: the varied params, the scores (f1_weighted None for
-    tasks without one, such as XBRL values; with several training seeds their mean, and
+    """One row per experiment and task: the varied params, the scores (accuracy: free text's
+    ROUGE-L; f1_weighted None for tasks without one, such as XBRL values; with several training seeds their mean, and
     accuracy_sd their standard deviation) and the task's adapter's trainable parameters."""
     keys = list(dict.fromkeys([*varied(found), *STUDY_KEYS]))
     table = []
@@ -93,9 +93,10 @@ def rows(found: list[dict]) -> list[dict]:
                 continue
             lora = TaskScores.of(scores["lora"])
             train = exp["summary"].get("train", {}).get(group_of.get(task), {})
+            score = "accuracy" if lora.accuracy is not None else "rouge_l"  # free text: ROUGE-L
             table.append({"experiment": exp["name"], **{key: flat.get(key) for key in keys}, "task": task,
-                          "accuracy": lora.accuracy,
-                          "accuracy_sd": scores.get("seeds", {}).get("accuracy", {}).get("sd"),
+                          "accuracy": getattr(lora, score),
+                          "accuracy_sd": scores.get("seeds", {}).get(score, {}).get("sd"),
                           "strict_accuracy": lora.strict_accuracy,
                           "f1_weighted": lora.f1_weighted, "trainable_params": train.get("trainable_params")})
     return table

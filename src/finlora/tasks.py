@@ -154,6 +154,7 @@ def _nwgi(row: dict) -> Example:
 # An XBRL question: which filing (a file name next to the questions), whose figures, which concept
 # (in words), which fiscal year, and the answer (a us-gaap element name or the value as filed).
 XBRL_QUESTION_FIELDS = ("filing", "company", "concept", "fiscal_year", "answer")
+RECORD_FIELDS = ("context", "target")  # tasks whose raw rows are FinLoRA's prompt records
 
 
 def _instruction_record(row: dict) -> Example:
@@ -222,6 +223,28 @@ TASKS: dict[str, Task] = {
             "xbrl_value", "xbrl extraction", "Values", (), None,
             fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="value",
             description="the value of a described concept in a filing",
+        ),
+        # FinLoRA's later benchmark: read from its records ({"context", "target"}) or the sample generator's
+        Task(
+            "xbrl_formula", "xbrl extraction", "Formulas", (), None,
+            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="expression",
+            description="a financial ratio of a filing as a formula with the filing's values",
+        ),
+        Task(
+            "fnxl", "xbrl tagging", "FNXL", (), None, fields=RECORD_FIELDS, label_field="target", answer="tag_list",
+            description="FNXL: the US-GAAP tag of 30 highlighted entities a prompt, from 587 tags",
+        ),
+        Task(
+            "formula", "financial math", "Math", (), None, fields=RECORD_FIELDS, label_field="target", answer="number",
+            description="a named formula applied to a word problem, answered to 2 decimals",
+        ),
+        Task(
+            "xbrl_term", "xbrl term", "Term", (), None, fields=RECORD_FIELDS, label_field="target", answer="text",
+            description="a US GAAP term explained in one sentence",
+        ),
+        Task(
+            "financebench", "financebench", "FinanceBench", (), None, fields=RECORD_FIELDS, label_field="target",
+            answer="text", description="a question over OCR'd pages of a filing, answered briefly",
         ),
     ]
 }

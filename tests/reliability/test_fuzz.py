@@ -110,7 +110,8 @@ def test_any_released_test_file_loads_or_names_its_line(tmp_path_factory, lines)
     path = folder / "test" / "fpb_test.jsonl"
     path.write_text("\n".join(line.replace("\n", " ") for line in lines) + "\n")
     try:
-        loaded = released.load(TASKS["fpb"], folder, seed=1, test_fraction=0.5, on_bad_record="error")
+        data = params_with({"data": {"source": "finlora", "local_dir": str(folder), "seed": 1}}).data
+        loaded = released.load(TASKS["fpb"], data, ("fpb",))
     except FinloraError as error:
         assert_clean(error, str(path))
     else:

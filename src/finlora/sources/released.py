@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from finlora.config import DataParams, Params
 
 SENTIMENT = ("fpb", "fiqa", "tfns", "nwgi")
-XBRL = ("xbrl_tags", "xbrl_value")
+XBRL = ("xbrl_tags", "xbrl_value", "xbrl_formula")
+LATER = ("formula", "xbrl_term", "financebench")  # FinLoRA's later benchmark's own files
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,18 @@ PAPER_TRAIN = {**_each(SENTIMENT, "train/fingpt_sentiment_train.jsonl"), "headli
 PAPER_XBRL_TEST = {"xbrl_tags": "xbrl/xbrl_xbrl_tags_test.jsonl", "xbrl_value": "xbrl/xbrl_value_test.jsonl"}
 APRIL_TRAIN = {**_each(SENTIMENT, "train/finlora_sentiment_train.jsonl"), **_own(("headline", "ner"), "train"),
                "finer": "train/finer_train_batched.jsonl"}
-APRIL_TEST = {**_own(SENTIMENT + ("headline", "ner"), "test"), "finer": "test/finer_test_batched.jsonl"}
+APRIL_TEST = {**_own(SENTIMENT + ("headline", "ner"), "test"), "finer": "test/finer_test_batched.jsonl",
+              "fnxl": "test/fnxl_test_batched.jsonl"}
 
 RELEASES = (  # newest first
-    Release("2025-05", "7dfd9b7 to 7e1cf82 (today's)", {**APRIL_TRAIN, **_each(XBRL, "train/xbrl_extract_train.jsonl")},
-            {**APRIL_TEST, "xbrl_tags": "test/xbrl_extract_tags_test.jsonl",
-             "xbrl_value": "test/xbrl_extract_value_test.jsonl"}),
+    Release("2025-05", "7dfd9b7 to 7e1cf82 (today's)",
+            {**APRIL_TRAIN, **_each(XBRL, "train/xbrl_extract_train.jsonl"), **_own(LATER, "train")},
+            {**APRIL_TEST, **{task: f"test/xbrl_extract_{task[5:]}_test.jsonl" for task in XBRL}, **_own(LATER, "test")}),
     Release("2025-04", "03d71d8", {**APRIL_TRAIN, **_each(XBRL, "train/xbrl_train.jsonl")},
-            {**APRIL_TEST, "xbrl_tags": "test/xbrl_xbrl_tags_test.jsonl", "xbrl_value": "test/xbrl_value_test.jsonl"}),
+            {**APRIL_TEST, "xbrl_tags": "test/xbrl_xbrl_tags_test.jsonl", "xbrl_value": "test/xbrl_value_test.jsonl",
+             "xbrl_formula": "test/xbrl_formula_test.jsonl"}),
     Release("2025-02", "e0dac06", {**PAPER_TRAIN, "finer": "train/finer_train_batched.jsonl"},
-            {"finer": "test/finer_test_batched.jsonl", **PAPER_XBRL_TEST}),
+            {"finer": "test/finer_test_batched.jsonl", "fnxl": "test/fnxl_test_batched.jsonl", **PAPER_XBRL_TEST}),
     Release("2025-01", "6993ea9 (the paper's)", PAPER_TRAIN, {"finer": "test/finer_test.jsonl", **PAPER_XBRL_TEST}),
 )
 
@@ -112,12 +115,18 @@ def _question(context: str) -> str:
 
 
 NUMBER = re.compile(r"-?\d[\d,]*(\.\d+)?")
+OPERATOR = re.compile(r"\d\s*[-+*/]\s*[\d(]|\)\s*[-+*/]")
+CALCULATION = re.compile(r"formula|calculat|compute")
 RECORD_FORMS = (
     RecordForm("seven-level news", ("nwgi",), lambda context, target: "mildly" in _instruction(context)),
     RecordForm("tweet", ("fiqa", "tfns"), lambda context, target: "tweet" in _instruction(context)),
     RecordForm("news", ("fpb", "fiqa"), lambda context, target: "news" in _instruction(context)),
     RecordForm("tag question", ("xbrl_tags",), lambda context, target: target.startswith("us-gaap:")),
-    RecordForm("formula question", ("xbrl_formula",), lambda context, target: "formula" in _question(context)),
+    RecordForm("formula question", ("xbrl_formula",),
+               lambda context, target: "formula" in _question(context) and bool(OPERATOR.search(target))),
+    # FinLoRA's formula calculations (a formula's result, a number): no task here yet
+    RecordForm("formula calculation", ("xbrl_formula_calculation",),
+               lambda context, target: bool(NUMBER.fullmatch(target)) and bool(CALCULATION.search(_question(context)))),
     RecordForm("value question", ("xbrl_value",), lambda context, target: bool(NUMBER.fullmatch(target))),
 )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from finlora.sources import hub, sample_finer, sample_xbrl
+from finlora.sources import hub, sample_finer, sample_later, sample_xbrl
 from finlora.prompts import headline_instruction, ner_instruction
 from finlora.tasks import NER_LABELS, NWGI_LEVELS, TASKS
 
@@ -264,8 +264,10 @@ def generate(task: str, n_train: int, n_test: int, seed: int) -> dict:
     if task == "finer":
         loaded = sample_finer.dataset(n_train, n_test, seed)
         return {"splits": hub.splits_from_hub(TASKS[task], loaded, seed), "tag_names": hub.tag_names(TASKS[task], loaded)}
-    if task in ("xbrl_tags", "xbrl_value"):
+    if task in ("xbrl_tags", "xbrl_value", "xbrl_formula"):
         return sample_xbrl.generate(task, n_train, n_test, seed)
+    if task in sample_later.TASKS:
+        return sample_later.generate(task, n_train, n_test, seed)
     return {"splits": labelled_rows(task, n_train, n_test, seed)}
 
 

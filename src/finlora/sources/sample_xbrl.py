@@ -207,8 +207,37 @@ def filing_name(company: tuple, year: int) -> str:
     return f"{company[1]}-{_fiscal_year(year, company[2])[1]:%Y%m%d}.xml"
 
 
+# A ratio's name -> (numerator, denominator, in percent): XBRL formula questions
+RATIOS = {
+    "Gross Margin": ("GrossProfit", "Revenues", True),
+    "Net Profit Margin": ("NetIncomeLoss", "Revenues", True),
+    "Operating Margin": ("OperatingIncomeLoss", "Revenues", True),
+    "Research and Development Intensity": ("ResearchAndDevelopmentExpense", "Revenues", True),
+    "Cash Flow Margin": ("NetCashProvidedByUsedInOperatingActivities", "Revenues", True),
+    "Capital Expenditure Ratio": ("PaymentsToAcquirePropertyPlantAndEquipment", "Revenues", True),
+    "Dividend Payout Ratio": ("PaymentsOfDividends", "NetIncomeLoss", True),
+    "Return on Assets": ("NetIncomeLoss", "Assets", True),
+    "Current Ratio": ("AssetsCurrent", "LiabilitiesCurrent", False),
+    "Cash Ratio": ("CashAndCashEquivalentsAtCarryingValue", "LiabilitiesCurrent", False),
+    "Debt to Equity Ratio": ("Liabilities", "StockholdersEquity", False),
+}
+
+
+def ratio_questions(facts: dict) -> dict:
+    """(company, ratio, fiscal year) -> (filing, ratio, its formula with the values as filed), for
+    ratios whose two figures one filing reports for that year."""
+    questions = {}
+    for (company, concept, fiscal), (name, value) in facts.items():
+        for ratio, (numerator, denominator, percent) in RATIOS.items():
+            other = facts.get((company, denominator, fiscal))
+            if concept == numerator and other and other[0] == name:
+                formula = f"({value} / {other[1]}) * 100" if percent else f"{value} / {other[1]}"
+                questions[(company, ratio, fiscal)] = (name, ratio, formula)
+    return questions
+
+
 def generate(task: str, n_train: int, n_test: int, seed: int) -> dict:
-    """Questions of `task` (xbrl_tags | xbrl_value) and the filings they ask about.
+    """Questions of `task` (xbrl_tags | xbrl_value | xbrl_formula) and the filings they ask about.
 
     Both tasks see the same filings for a seed; no question appears in both train and test.
     """
@@ -224,13 +253,15 @@ def generate(task: str, n_train: int, n_test: int, seed: int) -> dict:
                 years = (year, year - 1) if CONCEPTS[concept][1] == "duration" else (year,)
                 for fiscal in years:  # one question per (company, concept, year), from its newest filing
                     facts[(company[0], concept, fiscal)] = (name, _as_filed(concept, figures[fiscal][concept])[0])
-    keys = sorted(facts)
+    questions = ratio_questions(facts) if task == "xbrl_formula" else {
+        key: (name, CONCEPTS[key[1]][0], f"us-gaap:{key[1]}" if task == "xbrl_tags" else value)
+        for key, (name, value) in facts.items()}
+    keys = sorted(questions)
     random.Random(f"{task}-{seed}").shuffle(keys)
     if len(keys) < n_train + n_test:
         raise ValueError(f"the XBRL sample has {len(keys)} questions, fewer than {n_train + n_test} asked for")
-    rows = [{"filing": facts[key][0], "company": key[0], "concept": CONCEPTS[key[1]][0], "fiscal_year": key[2],
-             "answer": f"us-gaap:{key[1]}" if task == "xbrl_tags" else facts[key][1]}
-            for key in keys[:n_train + n_test]]
+    rows = [{"filing": questions[key][0], "company": key[0], "concept": questions[key][1], "fiscal_year": key[2],
+             "answer": questions[key][2]} for key in keys[:n_train + n_test]]
     used = {row["filing"] for row in rows}
     return {"splits": {"train": rows[:n_train], "test": rows[n_train:]},
             "filings": {name: text for name, text in filings.items() if name in used}}
