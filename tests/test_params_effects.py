@@ -91,6 +91,8 @@ EFFECTS = {
     "eval.merge_adapter": ["test_evaluation.py::test_eight_bit_merged_and_auto_placed_evaluation_answer_as_their_model_does"],
     # on a CPU, auto places every layer on the CPU (checked there); layers split only over GPUs
     "eval.device_map": ["test_evaluation.py::test_eight_bit_merged_and_auto_placed_evaluation_answer_as_their_model_does"],
+    "eval.bertscore_model": ["test_later_tasks.py::test_bertscore_matches_greedy_cosine_matching_done_here",
+                             "test_later_tasks.py::test_an_unloadable_scorer_is_said_once_and_no_bertscore_is_written"],
     "eval.protocol": ["test_protocol.py::test_each_protocol_uses_its_answer_lengths_and_the_raw_prompt",
                       "test_protocol.py::test_the_report_names_the_protocol_and_finloras_commit"],
 }

@@ -239,6 +239,7 @@ class EvalParams:
     merge_adapter: bool
     device_map: str
     protocol: str
+    bertscore_model: str  # free text's BERTScore scorer (finlora.bertscore); "" for none
 
     def check(self) -> None:
         check_at_least("eval.batch_size", self.batch_size, 1)

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from finlora import models
+from finlora.answers import MostCommonAnswer, kind, most_common_answer
+from finlora.bertscore import BertScorer
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
-from finlora.generation import generate_answers
-from finlora.answers import MostCommonAnswer, kind, most_common_answer
-from finlora.generation import first_line
+from finlora.generation import first_line, generate_answers
 from finlora.metrics import INVALID, TaskScores
-from finlora.protocols import PROTOCOLS, answer_length
+from finlora.protocols import PROTOCOLS, answer_length, todays_answer
 from finlora.prompts import prompt_ids
 from finlora.tasks import Task, get_task
 
@@ -40,6 +41,7 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
     fingerprint = _fingerprint(params, base_dir, adapter_dir)
 
     results = {}
+    bertscore = BertScoreOnce(params.eval.bertscore_model)
     for task, records in tests.items():
         records, prompts, skipped = _fitting_prompts(params, tokenizer, model, task, records)
         progress = Progress(PROGRESS_DIR / f"{progress_key}-{task}.jsonl", fingerprint)
@@ -58,6 +60,10 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
             metrics["most_common_answer"] = bar.summary()
         if protocol.score:  # FinLoRA's accuracy and F1 on the whole answers; strict_accuracy stays ours
             metrics.update(protocol.score(spec, kind(spec), records, answers))
+        if not kind(spec).has_accuracy and (scorer := bertscore.scorer(task)):
+            read = first_line if protocol.first_line_only else todays_answer
+            per_example = scorer.f1([read(answer) for answer in answers], [r["target"] for r in records])
+            metrics.update(bertscore_f1=round(sum(per_example) / len(per_example), 4), bertscore_model=scorer.name)
         generated = max(1, progress.generated)
         metrics.update(
             skipped_too_long=skipped,
@@ -153,6 +159,23 @@ def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int
             answers[i] = answer
         progress.append({keys[i]: answers[i] for i in indices})
     return [answers[i] for i in range(len(prompts))], new_tokens
+
+
+class BertScoreOnce:
+    """The BERTScore scorer, loaded at the first free-text task; one that cannot be loaded is said
+    once, in one line, and its score left out."""
+
+    def __init__(self, model: str):
+        self.model, self.loaded, self.failed = model, None, not model
+
+    def scorer(self, task: str):
+        if self.loaded is None and not self.failed:
+            try:
+                self.loaded = BertScorer(self.model)
+            except FinloraError as error:
+                self.failed = True
+                print(f"{task}: {error.args[0]}; reporting ROUGE-L only", file=sys.stderr)
+        return self.loaded
 
 
 def _prompt_key(ids: list[int]) -> str:
