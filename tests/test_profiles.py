@@ -90,3 +90,41 @@ def test_profile_command_prints_dvc_overrides(tmp_path):
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(FinloraError, match="paper-4bit-r4, paper-70b-4bit-r4, paper-8bit-r8"):
         load_profile("paper-2bit", PROFILES)
+
+
+# FinLoRA's lora/finetune_configs.json at 7e1cf82, per task family: (epochs, batch size, accumulation);
+# every recipe has learning rate 1e-4 and Llama-3.1-8B-Instruct
+FINETUNE_CONFIGS = {"sentiment": (4, 8, 2), "headline": (4, 8, 2), "ner": (4, 8, 2), "finer": (4, 1, 8),
+                    "xbrl": (1, 1, 8), "financebench": (4, 1, 2), "formula": (1, 4, 2), "xbrl_term": (1, 4, 2)}
+RECIPES = {"finlora-8bit-r8": (8, 8, "lora"), "finlora-4bit-r4": (4, 4, "lora"),
+           "finlora-8bit-r8-dora": (8, 8, "dora"), "finlora-8bit-r8-rslora": (8, 8, "rslora")}
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_the_later_recipe_profiles_follow_finloras_finetune_configs(name):
+    params = paper_params(name)
+    bits, rank, variant = RECIPES[name]
+    assert (params.quant.bits, params.lora.rank, params.lora.variant) == (bits, rank, variant)
+    assert params.model.base == "meta-llama/Llama-3.1-8B-Instruct" and params.eval.protocol == "finlora-2025-08"
+    assert set(params.tasks) == set(FINETUNE_CONFIGS) and "fnxl" not in params.all_tasks
+    for group, (epochs, batch, accum) in FINETUNE_CONFIGS.items():
+        train = params.for_group(group).train
+        assert (train.lr, train.epochs, train.batch_size, train.grad_accum) == (1e-4, epochs, batch, accum), group
+
+
+def test_the_recipe_facts_above_are_finloras():
+    """Checked against FinLoRA's own file where the shared reference folder is at hand."""
+    import json
+
+    path = REPO.parent / "shared" / "finlora-reference" / "2025-08-06-7e1cf82" / "lora" / "finetune_configs.json"
+    if not path.is_file():
+        pytest.skip("FinLoRA's finetune_configs.json is not beside this clone")
+    configs = json.loads(path.read_text())
+    family = {"xbrl_extract": "xbrl"}
+    for key, config in configs.items():
+        name = key.split("_llama")[0]
+        if name == "cfa":  # exams never published
+            continue
+        expected = FINETUNE_CONFIGS[family.get(name, name)]
+        assert (config["num_epochs"], config["batch_size"], config["gradient_accumulation_steps"]) == expected, key
+        assert config["learning_rate"] == 1e-4
