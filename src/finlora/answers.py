@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from finlora import metrics
 from finlora.errors import FinloraError
@@ -29,6 +29,8 @@ from finlora.prompts import build_context
 from finlora.released import prompt_and_target
 from finlora.rows import RowContext, for_each_row
 from finlora.xbrl import Filings, xbrl_record
+
+NUMBER = re.compile(r"-?\d[\d,]*(\.\d+)?")  # a released number target, as filed
 
 if TYPE_CHECKING:
     from finlora.config import Params
@@ -42,6 +44,9 @@ class AnswerKind:
     has_accuracy = True  # answers are right or wrong (free text is scored by overlap instead)
     needs_tag_names = False  # prompts list the task's tag names (FiNER)
     needs_filings = False  # questions are answered from filings (XBRL extraction)
+    target_form: re.Pattern | None = None  # what a released target must look like, where it has a form
+    target_hint = ""
+    scorer: Callable[[list[str], list[str]], metrics.Scored] | None = None  # (answers, targets), where enough
 
     def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
         """Prompt records {"context", "target", ...} of raw rows in the data set's own schema."""
@@ -50,6 +55,8 @@ class AnswerKind:
 
     def released_fields(self, task: Task, target: str) -> dict:
         """The checked target of a FinLoRA record, with what scoring reads beside it."""
+        if self.target_form is not None and not self.target_form.fullmatch(target):
+            raise FinloraError(f"target {target!r} is not {self.shown_as}", hint=self.target_hint)
         return {"target": target}
 
     def within_budget(self, record: dict, params: Params) -> bool:
@@ -58,7 +65,7 @@ class AnswerKind:
 
     def score(self, task: Task, records: list[dict], answers: list[str],
               tag_names: list[str] | None = None) -> metrics.Scored:
-        raise NotImplementedError
+        return self.scorer(answers, [record["target"] for record in records])
 
     def gold_parts(self, record: dict) -> list[str]:
         """The answers a record is scored on, one per scored unit (FiNER: one per entity)."""
@@ -129,8 +136,6 @@ class ExtractionAnswer(AnswerKind):
     """XBRL extraction: one-shot prompts over the facts of the filing a question names."""
 
     needs_filings = True
-    target_form = re.compile("")
-    target_hint = ""
 
     def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
         filings = Filings(context.filings)
@@ -138,11 +143,6 @@ class ExtractionAnswer(AnswerKind):
         built: list[dict] = []
         for_each_row(rows, context.bad, lambda row: built.append(xbrl_record(task, row, filings, text_value_chars)))
         return built
-
-    def released_fields(self, task: Task, target: str) -> dict:
-        if not self.target_form.fullmatch(target):
-            raise FinloraError(f"target {target!r} is not {self.shown_as}", hint=self.target_hint)
-        return {"target": target}
 
     def within_budget(self, record: dict, params: Params) -> bool:
         return len(record["context"]) <= params.xbrl.max_prompt_chars
@@ -153,22 +153,16 @@ class TagAnswer(ExtractionAnswer):
     shown_as = "a us-gaap element"
     target_form = re.compile(r"us-gaap:[A-Za-z][A-Za-z0-9]*")
     target_hint = "tag targets look like us-gaap:NetIncomeLoss"
-
-    def score(self, task: Task, records: list[dict], answers: list[str],
-              tag_names: list[str] | None = None) -> metrics.Scored:
-        return metrics.score_tags(answers, [record["target"] for record in records])
+    scorer = staticmethod(metrics.score_tags)
 
 
 class ValueAnswer(ExtractionAnswer):
     name = "value"
     shown_as = "a number"
     has_f1 = False
-    target_form = re.compile(r"-?\d[\d,]*(\.\d+)?")
+    target_form = NUMBER
     target_hint = "value targets are numbers as filed, such as 2540000000"
-
-    def score(self, task: Task, records: list[dict], answers: list[str],
-              tag_names: list[str] | None = None) -> metrics.Scored:
-        return metrics.score_values(answers, [record["target"] for record in records])
+    scorer = staticmethod(metrics.score_values)
 
 
 class ExpressionAnswer(ExtractionAnswer):
@@ -177,25 +171,16 @@ class ExpressionAnswer(ExtractionAnswer):
     has_f1 = False
     target_form = re.compile(r"[-+*/().,\d\s]*\d[-+*/().,\d\s]*[-+*/][-+*/().,\d\s]*")
     target_hint = "formula targets are arithmetic over numbers, such as (6226000000 / 38542000000) * 100"
-
-    def score(self, task: Task, records: list[dict], answers: list[str],
-              tag_names: list[str] | None = None) -> metrics.Scored:
-        return metrics.score_expressions(answers, [record["target"] for record in records])
+    scorer = staticmethod(metrics.score_expressions)
 
 
 class NumberAnswer(AnswerKind):
     name = "number"
     shown_as = "a number (2 decimals)"
     has_f1 = False
-
-    def released_fields(self, task: Task, target: str) -> dict:
-        if metrics.parse_number(target) is None or not metrics.NUMBER.fullmatch(target.replace(",", "")):
-            raise FinloraError(f"target {target!r} is not a number", hint="formula targets are numbers, such as 15092.44")
-        return {"target": target}
-
-    def score(self, task: Task, records: list[dict], answers: list[str],
-              tag_names: list[str] | None = None) -> metrics.Scored:
-        return metrics.score_numbers(answers, [record["target"] for record in records])
+    target_form = NUMBER
+    target_hint = "math targets are numbers, such as 15092.44"
+    scorer = staticmethod(metrics.score_numbers)
 
 
 class TextAnswer(AnswerKind):
@@ -203,10 +188,7 @@ class TextAnswer(AnswerKind):
     shown_as = "free text"
     has_f1 = False
     has_accuracy = False
-
-    def score(self, task: Task, records: list[dict], answers: list[str],
-              tag_names: list[str] | None = None) -> metrics.Scored:
-        return metrics.score_text(answers, [record["target"] for record in records])
+    scorer = staticmethod(metrics.score_text)
 
 
 KINDS = {answer.name: answer for answer in (LabelAnswer(), TagListAnswer(), TagAnswer(), ValueAnswer(),
