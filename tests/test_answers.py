@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from conftest import params_with
-from finlora.answers import kind, most_common_answer, released_record
+from finlora.answers import kind, released_record
+from finlora.scoring import most_common_answer, score
 from finlora.prepare import prepare
 from finlora.sources import sample
 from finlora.tasks import TASKS
@@ -46,17 +47,17 @@ def test_gold_answers_score_one_and_strict_accuracy_counts_the_correct_ones(name
     records = sample_records(name, tmp_path)
     golds = [record["target"] for record in records]
     tag_names = [tag for record in records for tag in record.get("tags", [])]
-    score = "strict_accuracy" if kind(task).has_accuracy else "rouge_l"  # free text: scored by overlap
-    perfect = kind(task).score(task, records, golds, tag_names)
-    assert perfect.metrics[score] == 1.0
+    headline = "strict_accuracy" if kind(task).has_accuracy else "rouge_l"  # free text: scored by overlap
+    perfect = score(task, records, golds, tag_names)
+    assert perfect.metrics[headline] == 1.0
 
     wrong = "9" if task.answer == "value" else "unknown"  # a number never filed, or no label or tag
     answers = [gold if i % 2 == 0 else wrong for i, gold in enumerate(golds)]
-    scored = kind(task).score(task, records, answers, tag_names)
+    scored = score(task, records, answers, tag_names)
     # counted by hand: every entity of an even record right, every one of an odd record wrong
     entities = [len(r.get("tags", [None])) for r in records]
     expected = sum(n for i, n in enumerate(entities) if i % 2 == 0) / sum(entities)
-    assert scored.metrics[score] == round(expected, 4)
+    assert scored.metrics[headline] == round(expected, 4)
     flat = [c for cs in scored.correct for c in (cs if isinstance(cs, list) else [cs])]
     assert sum(flat) / len(flat) == pytest.approx(expected)
 

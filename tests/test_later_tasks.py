@@ -14,6 +14,7 @@ from finlora.errors import FinloraError
 from finlora.metrics import expression_value, rouge_l, score_expressions, score_numbers, score_text
 from finlora.prepare import prepare
 from finlora.protocols import PROTOCOLS
+from finlora.scoring import score
 from finlora.sources import fetch, sample
 from finlora.tasks import TASKS
 
@@ -88,7 +89,7 @@ def test_each_later_task_prepares_from_finloras_files_and_from_the_sample(task, 
     records = prepare(TASKS[task], raw.splits["test"], tmp_path, params, raw.tag_names).records
     assert [r["target"] for r in records] == [r["target"] for r in raw.splits["test"]]
     golds = [r["target"] for r in records]
-    scored = kind(TASKS[task]).score(TASKS[task], records, golds, raw.tag_names)
+    scored = score(TASKS[task], records, golds, raw.tag_names)
     assert scored.metrics.get("strict_accuracy", scored.metrics.get("rouge_l")) == 1.0
 
     generated = sample.generate(task, 4, 3, seed=42)
@@ -96,7 +97,7 @@ def test_each_later_task_prepares_from_finloras_files_and_from_the_sample(task, 
     built = prepare(TASKS[task], generated["splits"]["test"], tmp_path, sample_params, generated.get("tag_names"),
                     _filings(generated, tmp_path), fits=lambda context, target: True).records
     assert len(built) == 3
-    assert kind(TASKS[task]).score(TASKS[task], built, [r["target"] for r in built],
+    assert score(TASKS[task], built, [r["target"] for r in built],
                                    [t for r in built for t in r.get("tags", [])]).metrics.get(
         "strict_accuracy", 1.0) == 1.0
 

@@ -11,11 +11,11 @@ import shutil
 import pytest
 
 from conftest import REPO, params_with
-from finlora.answers import kind
 from finlora.errors import FinloraError
 from finlora.prepare import prepare
+from finlora.scoring import score
 from finlora.sources import fetch, hub, released
-from finlora.sources.sample_released import release_named, write_sample
+from finlora.sample_release import release_named, write_sample
 from finlora.tasks import NWGI_LEVELS, TASKS
 
 FIXTURE = REPO / "tests" / "fixtures" / "finlora"
@@ -237,7 +237,7 @@ def test_nwgi_trains_on_seven_levels_and_is_scored_on_three():
     assert [(r["target"], r["label"]) for r in records] == [
         ("strong positive", "positive"), ("moderately negative", "negative"), ("moderately positive", "positive")]
     answers = ["mildly positive", "neutral", "Positive."]
-    scored = kind(TASKS["nwgi"]).score(TASKS["nwgi"], records, answers)
+    scored = score(TASKS["nwgi"], records, answers)
     assert scored.parsed == ["positive", "neutral", "positive"]
     assert scored.metrics["strict_accuracy"] == round(2 / 3, 4)
 
@@ -252,7 +252,7 @@ def test_finer_batches_are_scored_per_entity_with_the_listed_tag_names():
         ["CommonStockSharesAuthorized", "EffectiveIncomeTaxRateContinuingOperations", "AmortizationOfIntangibleAssets"],
         ["DebtInstrumentFaceAmount"]]
     answers = ["CommonStockSharesAuthorized, Revenues,AmortizationOfIntangibleAssets", "LongTermDebt"]
-    scored = kind(TASKS["finer"]).score(TASKS["finer"], records, answers, raw.tag_names)
+    scored = score(TASKS["finer"], records, answers, raw.tag_names)
     assert scored.metrics["n"] == 4 and scored.metrics["strict_accuracy"] == 0.5
 
 

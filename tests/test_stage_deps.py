@@ -102,6 +102,20 @@ def test_report_code_reruns_only_the_report():
     assert users == ["report"]
 
 
+def test_scoring_code_never_reruns_the_data_stages():
+    """Editing a scorer or a protocol reruns evaluation, never download or preprocessing."""
+    scoring = {f"src/finlora/{name}.py" for name in ("metrics", "scoring", "protocols", "bertscore")}
+    for name in ("download", "preprocess"):
+        body = stages()[name]["do"]
+        files = {str(path.relative_to(REPO)) for path in closure(command_entry_points(body["cmd"]))}
+        assert not scoring & (files | set(body["deps"])), name
+
+
+def test_no_data_source_imports_the_preparation_code():
+    sources = (SRC / "finlora" / "sources").glob("*.py")
+    assert SRC / "finlora" / "prepare.py" not in closure(set(sources))
+
+
 def test_scoring_code_never_retrains():
     """Scoring lives in metrics.py and answers.py: editing it reruns evaluation, never training."""
     train = stages()["train"]

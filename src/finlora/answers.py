@@ -1,7 +1,8 @@
-"""The four kinds of answer a task asks for, each one object that owns everything that differs
-between them: building records from raw rows (with finlora.prepare's builders), checking the
-target of a record from FinLoRA's released files, and scoring answers our way (with
-finlora.metrics' parsers; FinLoRA's own scoring rules are finlora.protocols).
+"""The kinds of answer a task asks for, each one object that owns what differs between them before
+any model answers: building records from raw rows (with finlora.prepare's builders), checking
+the target of a record from FinLoRA's released files, and the gold answers a record is scored
+on. Scoring lives apart (finlora.scoring, and FinLoRA's own rules in finlora.protocols), so
+editing a scorer never makes the data stale.
 
 - LABEL: one label from the task's closed set (sentiment, headline, NER).
 - TAG_LIST: FiNER's comma-separated XBRL tags, one per highlighted entity of a batched prompt.
@@ -18,11 +19,8 @@ object with `kind(task)`, calls its methods and reads its flags, and never asks 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from finlora import metrics
 from finlora.errors import FinloraError
 from finlora.finer import finer_questions, finer_records
 from finlora.prompts import build_context
@@ -46,7 +44,6 @@ class AnswerKind:
     needs_filings = False  # questions are answered from filings (XBRL extraction)
     target_form: re.Pattern | None = None  # what a released target must look like, where it has a form
     target_hint = ""
-    scorer: Callable[[list[str], list[str]], metrics.Scored] | None = None  # (answers, targets), where enough
 
     def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
         """Prompt records {"context", "target", ...} of raw rows in the data set's own schema."""
@@ -62,10 +59,6 @@ class AnswerKind:
     def within_budget(self, record: dict, params: Params) -> bool:
         """Whether a prompt is short enough to keep (prompts are dropped and counted, never cut)."""
         return True
-
-    def score(self, task: Task, records: list[dict], answers: list[str],
-              tag_names: list[str] | None = None) -> metrics.Scored:
-        return self.scorer(answers, [record["target"] for record in records])
 
     def gold_parts(self, record: dict) -> list[str]:
         """The answers a record is scored on, one per scored unit (FiNER: one per entity)."""
@@ -99,11 +92,6 @@ class LabelAnswer(AnswerKind):
                                hint=f"valid labels: {', '.join(task.labels)}{levels}")
         return {"target": target, "label": label} if label != target else {"target": target}
 
-    def score(self, task: Task, records: list[dict], answers: list[str],
-              tag_names: list[str] | None = None) -> metrics.Scored:
-        return metrics.score_labels(answers, [record.get("label", record["target"]) for record in records],
-                                    task.labels)
-
 
 class TagListAnswer(AnswerKind):
     name = "tag_list"
@@ -123,10 +111,6 @@ class TagListAnswer(AnswerKind):
         if not all(tags):
             raise FinloraError(f"target {target!r} has an empty tag", hint="FiNER targets are tag names joined by commas")
         return {"target": target, "tags": tags}
-
-    def score(self, task: Task, records: list[dict], answers: list[str],
-              tag_names: list[str] | None = None) -> metrics.Scored:
-        return metrics.score_tag_lists(answers, [record["tags"] for record in records], tag_names or [])
 
     def gold_parts(self, record: dict) -> list[str]:
         return record["tags"]
@@ -153,7 +137,6 @@ class TagAnswer(ExtractionAnswer):
     shown_as = "a us-gaap element"
     target_form = re.compile(r"us-gaap:[A-Za-z][A-Za-z0-9]*")
     target_hint = "tag targets look like us-gaap:NetIncomeLoss"
-    scorer = staticmethod(metrics.score_tags)
 
 
 class ValueAnswer(ExtractionAnswer):
@@ -162,7 +145,6 @@ class ValueAnswer(ExtractionAnswer):
     has_f1 = False
     target_form = NUMBER
     target_hint = "value targets are numbers as filed, such as 2540000000"
-    scorer = staticmethod(metrics.score_values)
 
 
 class ExpressionAnswer(ExtractionAnswer):
@@ -171,7 +153,6 @@ class ExpressionAnswer(ExtractionAnswer):
     has_f1 = False
     target_form = re.compile(r"[-+*/().,\d\s]*\d[-+*/().,\d\s]*[-+*/][-+*/().,\d\s]*")
     target_hint = "formula targets are arithmetic over numbers, such as (6226000000 / 38542000000) * 100"
-    scorer = staticmethod(metrics.score_expressions)
 
 
 class NumberAnswer(AnswerKind):
@@ -180,7 +161,6 @@ class NumberAnswer(AnswerKind):
     has_f1 = False
     target_form = NUMBER
     target_hint = "math targets are numbers, such as 15092.44"
-    scorer = staticmethod(metrics.score_numbers)
 
 
 class TextAnswer(AnswerKind):
@@ -188,7 +168,6 @@ class TextAnswer(AnswerKind):
     shown_as = "free text"
     has_f1 = False
     has_accuracy = False
-    scorer = staticmethod(metrics.score_text)
 
 
 KINDS = {answer.name: answer for answer in (LabelAnswer(), TagListAnswer(), TagAnswer(), ValueAnswer(),
@@ -204,27 +183,3 @@ def released_record(task: Task, row: dict) -> dict:
     (the three-level `label` of a seven-level NWGI target, FiNER's per-entity `tags`)."""
     context, target = prompt_and_target(row)
     return {"context": context, **kind(task).released_fields(task, target)}
-
-
-@dataclass(frozen=True)
-class MostCommonAnswer:
-    """The bar a model must clear to have learnt more than the answer's form: always giving the
-    training split's most common answer, scored as a model's answers are."""
-
-    answer: str
-    scored: metrics.Scored
-
-    def summary(self) -> dict:
-        """The answer and its scores, as evaluation writes them beside the model's."""
-        return {"answer": self.answer, **metrics.TaskScores.of(self.scored.metrics).as_dict()}
-
-
-def most_common_answer(task: Task, train: list[dict], test: list[dict],
-                       tag_names: list[str] | None = None) -> MostCommonAnswer:
-    """The training split's most common answer (label, tag or value; for FiNER, its most common
-    tag, given for every entity; a tie goes to the answer met first), scored on `test`."""
-    answer = kind(task)
-    common = Counter(part for record in train for part in answer.gold_parts(record)).most_common(1)[0][0]
-    answers = [",".join([common] * len(answer.gold_parts(record))) for record in test]
-    return MostCommonAnswer(common, answer.score(task, test, answers, tag_names))
-

@@ -106,7 +106,7 @@ def write_sample_command(
                                 "paper's; its classification tests are read from the Hub)"),
 ) -> None:
     """Write the offline sample data as FinLoRA's released files, for data.source: finlora."""
-    from finlora.sources.sample_released import release_named, write_sample
+    from finlora.sample_release import release_named, write_sample
 
     written = write_sample(out, load_params(), train, test, release_named(release))
     typer.echo(f"{sum(written.values())} records in {len(written)} files -> {out}; use them with\n"

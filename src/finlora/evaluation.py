@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from finlora import models
-from finlora.answers import MostCommonAnswer, kind, most_common_answer
+from finlora.answers import kind
 from finlora.bertscore import BertScorer
 from finlora.config import Params
 from finlora.errors import FinloraError
@@ -23,6 +23,7 @@ from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import first_line, generate_answers
 from finlora.metrics import INVALID, TaskScores
 from finlora.protocols import PROTOCOLS, answer_length, todays_answer
+from finlora.scoring import MostCommonAnswer, most_common_answer, score
 from finlora.prompts import prompt_ids
 from finlora.tasks import Task, get_task
 
@@ -51,7 +52,7 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         spec = get_task(task)
         tags = tag_names(prepared_dir / task)
         protocol = PROTOCOLS[params.eval.protocol]
-        scored = kind(spec).score(spec, records, [first_line(answer) for answer in answers], tags)
+        scored = score(spec, records, [first_line(answer) for answer in answers], tags)
         metrics = {**scored.metrics, "protocol": protocol.name, **prepare_stats(prepared_dir / task)}
         if protocol.commit:
             metrics["protocol_finlora_commit"] = protocol.commit
