@@ -9,21 +9,18 @@ from typing import Optional
 
 import typer
 
+from finlora import layout
 from finlora.config import PARAMS_FILE, load_params
 from finlora.errors import FinloraError, exit_on_error
 from finlora.files import read_jsonl, write_jsonl
 from finlora.answers import kind
 from finlora.tasks import TASKS, get_task
 
-BASE_DIR = Path("models/base")
-ADAPTERS_DIR = Path("models/adapters")
 
 
 def adapter_folder(params, group: str) -> Path:
-    """The train stage's adapter of `group` for the first of train.seeds (dvc.yaml)."""
-    from finlora.compare import run_folder
-
-    return ADAPTERS_DIR / run_folder("lora", group, params.train.seeds[0])
+    """The train stage's adapter of `group` for the first of train.seeds."""
+    return layout.adapter(group, params.train.seeds[0])
 
 app = typer.Typer(help="FinLoRA: LoRA/QLoRA fine-tuning for financial NLP, driven by DVC.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -71,7 +68,7 @@ def predict_command(
         raise FinloraError("give either TEXT or --input FILE")
     records = read_jsonl(input) if input else [{"text": text, "entity": entity, "question": question}]
     adapter_dir = None if base_only else adapter or adapter_folder(params, group_of(params, task))
-    results = predict(params, task, records, BASE_DIR, adapter_dir)
+    results = predict(params, task, records, layout.BASE, adapter_dir)
     if output:
         write_jsonl(output, results)
         typer.echo(f"{len(results)} predictions -> {output}")
@@ -93,7 +90,7 @@ def export(
 
     params = load_params()
     params.group_tasks(group)
-    export_merged(BASE_DIR, adapter or adapter_folder(params, group), out)
+    export_merged(layout.BASE, adapter or adapter_folder(params, group), out)
     typer.echo(f"merged model -> {out}")
 
 

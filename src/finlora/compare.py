@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from finlora import layout
 from finlora.config import Params
 from finlora.errors import FinloraError
 
@@ -88,12 +89,6 @@ def compare_runs(a: list, b: list, task: str) -> Comparison:
     return Comparison(task, len(a), sum(a) / len(a), sum(b) / len(b), low, high, only_a, only_b, p)
 
 
-def run_folder(model: str, group: str, seed: int) -> str:
-    """A model's folder under models/adapters/, data/predictions/<model>/ and metrics/*/<model>/
-    (dvc.yaml): the base model's is its group's, an adapter's its group's and training seed's."""
-    return group if model == "base" else f"{group}/seed-{seed}"
-
-
 UNTRAINED_RUNS = ("base", "most_common")  # read from the base model's predictions, any training seed
 
 
@@ -107,7 +102,7 @@ def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
 
     rev = run.partition("@")[2] if untrained(run) else run
     model = "base" if untrained(run) else "lora"
-    path = f"data/predictions/{model}/{run_folder(model, group, seed)}/{task}.jsonl"
+    path = str(layout.predictions(model, group, seed) / f"{task}.jsonl")
     try:
         text = dvc.api.read(path, rev=None if rev in ("", "workspace") else rev)
     except Exception as error:  # an unknown revision, outputs never computed or not in the cache

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from finlora import layout
 from finlora.errors import FinloraError
 
 if TYPE_CHECKING:
@@ -198,7 +199,7 @@ def table(parts: dict[str, float]) -> str:
     return "\n".join(lines + [f"  {'total':<{width}}  {total(parts) / GB:8.3f} GB"])
 
 
-def model_config(base: str, base_dir: Path = Path("models/base")) -> dict:
+def model_config(base: str, base_dir: Path = layout.BASE) -> dict:
     """The config.json of model.base: the base_model stage's copy, a local folder's, or the Hub's
     (the config file alone; a clear error offline)."""
     for folder in (base_dir, Path(base)):

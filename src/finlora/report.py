@@ -12,7 +12,8 @@ import statistics
 from pathlib import Path
 
 from finlora.config import Params
-from finlora.compare import Comparison, compare_runs, correctness, run_correctness, run_folder
+from finlora import layout
+from finlora.compare import Comparison, compare_runs, correctness, run_correctness
 from finlora.compare import table as compare_table
 from finlora.files import read_json, read_jsonl
 from finlora.metrics import TaskScores
@@ -53,8 +54,8 @@ def collect(params: Params, metrics_dir: Path) -> dict:
     results: dict = {}
     for group, tasks in params.tasks.items():
         for task in tasks:
-            by_seed = {seed: read_json(metrics_dir / "eval" / "lora" / run_folder("lora", group, seed)
-                                       / f"{task}.json") for seed in params.train.seeds}
+            by_seed = {seed: read_json(layout.eval_metrics("lora", group, seed, metrics_dir) / f"{task}.json")
+                       for seed in params.train.seeds}
             entry = {"base": read_json(metrics_dir / "eval" / "base" / group / f"{task}.json"),
                      "lora": mean_of(list(by_seed.values()))}
             entry["seeds"] = {score: {seed: m[score] for seed, m in by_seed.items()}
@@ -62,7 +63,7 @@ def collect(params: Params, metrics_dir: Path) -> dict:
             entry["gain"] = {score: round(entry["lora"][score] - entry["base"][score], 4)
                              for score in GAIN_SCORES if score in entry["lora"] and score in entry["base"]}
             results[task] = entry
-    results["train"] = {group: mean_of([read_json(metrics_dir / "train" / f"{run_folder('lora', group, seed)}.json")
+    results["train"] = {group: mean_of([read_json(layout.train_metrics(group, seed, metrics_dir))
                                         for seed in params.train.seeds]) for group in params.tasks}
     return results
 
@@ -101,12 +102,12 @@ def plot_files(params: Params, metrics_dir: Path) -> dict[str, bytes]:
     for group, tasks in params.tasks.items():
         for model in MODELS:
             for task in tasks:
-                confusion = metrics_dir / "confusion" / model / run_folder(model, group, first_seed) / f"{task}.json"
+                confusion = layout.confusion(model, group, first_seed, metrics_dir) / f"{task}.json"
                 if confusion.is_file():  # numbers (XBRL values) have no confusion matrix
                     files[f"confusion/{model}/{task}.json"] = confusion.read_bytes()
         for seed in params.train.seeds:
-            folder = run_folder("lora", group, seed)
-            for curve in sorted((metrics_dir / "train" / folder / "plots" / "metrics").rglob("*.tsv")):
+            folder = layout.run_folder("lora", group, seed)
+            for curve in sorted((layout.train_live(group, seed, metrics_dir) / "plots" / "metrics").rglob("*.tsv")):
                 name = curve.name if curve.parent.name == "train" else f"{curve.parent.name}_{curve.name}"
                 files[f"train/{folder}/{name}"] = curve.read_bytes()  # loss.tsv, lr.tsv, val_loss.tsv, ...
     return files
@@ -157,8 +158,7 @@ def significance(params: Params, predictions_dir: Path, against: str = "base") -
     examples (finlora.compare): the base model, or most_common (the training split's most common
     answer, every time)."""
     def rows(model: str, group: str, task: str) -> list[dict]:
-        folder = run_folder(model, group, params.train.seeds[0])
-        return read_jsonl(predictions_dir / model / folder / f"{task}.jsonl")
+        return read_jsonl(layout.predictions(model, group, params.train.seeds[0], predictions_dir) / f"{task}.jsonl")
 
     return [compare_runs(run_correctness(against, rows("base", group, task)), correctness(rows("lora", group, task)),
                          task)
