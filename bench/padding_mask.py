@@ -6,7 +6,7 @@ mask), and with the mask alone, on the same padded batch.
     python bench/padding_mask.py [--base models/base] [--lengths 640 600] [--passes 3]
 
 The batch holds one example per `--lengths` entry (random token ids, the last 8 of each the
-answer), padded on the right to the longest, as `finlora.training.collate` pads. Each variant runs
+answer), padded on the right to the longest, as `finlora.batching.collate` pads. Each variant runs
 in a fresh process (peak RSS is a per-process figure): one warm-up pass, then `--passes` timed
 ones. Prints the rise of peak RSS over the loaded model, the median seconds a pass, the loss (equal
 in every variant: padding after a token is invisible to it in a causal model) and the ratios
@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from finlora import models, training
+from finlora import batching, models
 from finlora.config import with_changes
+from finlora.loss import answer_loss_sum
 
 ANSWER_TOKENS = 8
 VARIANTS = {"as it was": "mask and cache", "mask alone": "mask", "finlora now": "neither"}
@@ -40,8 +41,8 @@ def padded_batch(lengths: list[int], vocab: int) -> tuple[dict[str, torch.Tensor
     examples = []
     for length in lengths:
         ids = torch.randint(100, vocab, (length,), generator=generator).tolist()
-        examples.append(training.Encoded(ids, [training.IGNORE] * (length - ANSWER_TOKENS) + ids[-ANSWER_TOKENS:]))
-    batch = training.collate(examples, pad_id=0)
+        examples.append(batching.Encoded(ids, [batching.IGNORE] * (length - ANSWER_TOKENS) + ids[-ANSWER_TOKENS:]))
+    batch = batching.collate(examples, pad_id=0)
     mask = torch.arange(batch["input_ids"].shape[1]) < torch.tensor([[length - 1] for length in lengths])
     return batch, mask
 
@@ -65,7 +66,7 @@ def run_worker(args) -> dict:
 
     def one_pass() -> float:
         if kind == "neither":
-            loss, _ = training.answer_loss_sum(model, batch)
+            loss, _ = answer_loss_sum(model, batch)
         else:
             loss = loss_as_it_was(model, batch, mask, cache=kind == "mask and cache")
         loss.backward()

@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from finlora import launch, models, training
+from finlora import batching, launch, models, training
 from finlora.config import with_changes
 from finlora.dropout import use_uniform_mask_dropout
+from finlora.loss import answer_loss_sum
 from train_throughput import records
 
 
@@ -37,16 +38,16 @@ def main() -> None:
 
     params = with_changes({"tasks": {"bench": ["fpb"]}, "lora": {"rank": 8}, "train": {"batch_size": 8, "lr": 1e-4, "max_seq_len": 256, "epochs": 1}})
     tokenizer = models.load_tokenizer(args.base, True)
-    encoded, _ = training.encode(tokenizer, records(32), 1024, True)
-    grouped = [[encoded[i] for i in step[0]] for step in training.micro_batches(encoded, params, 1)]
+    encoded, _ = batching.encode(tokenizer, records(32), 1024, True)
+    grouped = [[encoded[i] for i in step[0]] for step in batching.micro_batches(encoded, params, 1)]
     shuffled = random.Random(0).sample(encoded, len(encoded))
     plain = [shuffled[i:i + 8] for i in range(0, len(shuffled) - 7, 8)]
     pad = tokenizer.pad_token_id
 
     def end_token_as_input(batch):  # one more position, which collate drops: the whole example is input
-        return [training.Encoded(e.input_ids + [pad], e.labels + [training.IGNORE]) for e in batch]
+        return [batching.Encoded(e.input_ids + [pad], e.labels + [batching.IGNORE]) for e in batch]
 
-    batches = {name: [training.collate(b, pad) for b in group]
+    batches = {name: [batching.collate(b, pad) for b in group]
                for name, group in (("grouped", grouped),
                                    ("grouped, end token input", map(end_token_as_input, grouped)),
                                    ("random, end token input", map(end_token_as_input, plain)))}
@@ -61,20 +62,20 @@ def main() -> None:
 
     def full_logits(batch):  # the mean cross-entropy a causal LM computes over all its logits
         logits = model(input_ids=batch["input_ids"]).logits
-        targets = torch.full((logits.shape[0] * logits.shape[1],), training.IGNORE)
+        targets = torch.full((logits.shape[0] * logits.shape[1],), batching.IGNORE)
         targets[batch["answer_positions"]] = batch["answer_targets"]
-        F.cross_entropy(logits.flatten(0, 1).float(), targets, ignore_index=training.IGNORE).backward()
+        F.cross_entropy(logits.flatten(0, 1).float(), targets, ignore_index=batching.IGNORE).backward()
         optimizer.step()
         optimizer.zero_grad()
 
     def answer_only(batch):
-        loss, tokens = training.answer_loss_sum(model, batch)
+        loss, tokens = answer_loss_sum(model, batch)
         (loss / tokens).backward()
         optimizer.step()
         optimizer.zero_grad()
 
     def answer_only_engine(batch):
-        loss, tokens = training.answer_loss_sum(engine.module, batch)
+        loss, tokens = answer_loss_sum(engine.module, batch)
         engine.backward(loss / tokens)
         engine.step()
 

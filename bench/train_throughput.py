@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from finlora import models, training
+from finlora import models, runtime, training
 from finlora.config import with_changes
 from finlora.errors import FinloraError, exit_on_error
 from finlora.prompts import build_context, training_ids
@@ -115,11 +115,11 @@ def settings(args, liger: bool = False) -> dict:
 
 def run_finlora(args, data: list[dict]) -> dict:
     params = with_changes(settings(args, liger=args.worker == "finlora-liger"))
-    training.check_environment(params, args.base)
+    runtime.check_environment(params, args.base)
     out = Path(tempfile.mkdtemp())
     metrics = training.train(params, data, args.base, out / "a", out / "m.json", live_dir=None)
     return {"tokens_per_s": metrics["tokens_per_s"], "steady_tokens_per_s": metrics["steady_tokens_per_s"],
-            "peak_memory_gb": models.peak_memory_bytes() / 1e9, "final_loss": metrics["final_loss"],
+            "peak_memory_gb": runtime.peak_memory_bytes() / 1e9, "final_loss": metrics["final_loss"],
             "steps": metrics["steps"], "padding_efficiency": metrics["padding_efficiency"]}
 
 
@@ -181,12 +181,12 @@ def run_baseline(args, data: list[dict]) -> dict:
     loader = trainer.get_train_dataloader()
     real_tokens = sum(int(batch["attention_mask"].sum()) for batch in loader)
     padded = sum(batch["attention_mask"].numel() for batch in loader)
-    models.reset_peak_memory()
+    runtime.reset_peak_memory()
     trainer.train()
     seconds = time.perf_counter() - clock.start
     return {"tokens_per_s": real_tokens / seconds,
             "steady_tokens_per_s": training.steady_tokens_per_s(real_tokens, clock.step_seconds),
-            "peak_memory_gb": models.peak_memory_bytes() / 1e9, "steps": trainer.state.global_step,
+            "peak_memory_gb": runtime.peak_memory_bytes() / 1e9, "steps": trainer.state.global_step,
             "padding_efficiency": real_tokens / padded}
 
 
@@ -217,7 +217,7 @@ def profiled(folder: Path | None, worker: str):
 def liger_usable(args) -> bool:
     """Whether finlora can train with Liger's kernels here; says why not (checked before its run)."""
     try:
-        training.check_environment(with_changes(settings(args, liger=True)), args.base)
+        runtime.check_environment(with_changes(settings(args, liger=True)), args.base)
         return True
     except FinloraError as error:
         print(f"finlora-liger skipped: {error}", file=sys.stderr)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from finlora import training
+from finlora import preflight, training
 from finlora.config import load_params
 from finlora.errors import exit_on_error
 from finlora.files import read_jsonl
@@ -25,7 +25,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
     """Train GROUP's adapter with SEED on the train split of all its tasks (less the validation share
     train.validation_fraction holds out)."""
     params = load_params().for_group(group).for_seed(seed)
-    training.check_environment(params, base)
+    preflight.check_environment(params, base)
     by_task = {task: read_jsonl(data / task / "train.jsonl") for task in params.group_tasks(group)}
     records, validation = training_examples(by_task, params.train)
     checkpoints = Path(".cache/finlora/train") / "-".join(adapter.parts)  # kept across interrupted runs

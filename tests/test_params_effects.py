@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from conftest import REPO, params_with
-from finlora import training
+from finlora import batching, training
 from finlora.mixing import mix
 from finlora.prepare import prepare
 from finlora.prompts import build_context
@@ -177,10 +177,10 @@ def test_learning_rate_changes_the_training(tiny_base, tmp_path):
 
 
 def test_epochs_seed_and_batch_shape_the_steps():
-    encoded = [training.Encoded(list(range(10 + i % 5)), [-100] * 9 + [1] * (1 + i % 5)) for i in range(32)]
+    encoded = [batching.Encoded(list(range(10 + i % 5)), [-100] * 9 + [1] * (1 + i % 5)) for i in range(32)]
 
     def steps(**train):
-        return training.micro_batches(encoded, params_with({"train": train}), 1)
+        return batching.micro_batches(encoded, params_with({"train": train}), 1)
 
     assert len(steps(epochs=1, batch_size=8)) == 4 and len(steps(epochs=2, batch_size=8)) == 8
     assert len(steps(epochs=1, batch_size=4)) == 8

@@ -7,9 +7,10 @@ from safetensors.torch import load_file
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import fpb_records, logged, params_with
-from finlora import models, training
+from finlora import batching, models, preflight, runtime, training, validation
 from finlora.dropout import UniformMaskDropout, use_uniform_mask_dropout
 from finlora.errors import FinloraError
+from finlora.loss import answer_loss_sum
 
 
 def tiny_params(**train):
@@ -20,15 +21,15 @@ def tiny_params(**train):
 def test_answer_loss_without_the_end_token_as_input_matches_the_full_sequence_loss(tiny_base):
     tokenizer = models.load_tokenizer(tiny_base)
     model = models.load_base(tiny_base)
-    encoded, _ = training.encode(tokenizer, fpb_records(4), 512, chat_template=True)
-    batch = training.collate(encoded, tokenizer.pad_token_id)
+    encoded, _ = batching.encode(tokenizer, fpb_records(4), 512, chat_template=True)
+    batch = batching.collate(encoded, tokenizer.pad_token_id)
     assert batch["input_ids"].shape[1] == max(len(e.input_ids) for e in encoded) - 1
     assert len({len(e.input_ids) for e in encoded}) > 1  # padded, with no attention mask
-    summed, count = training.answer_loss_sum(model, batch)
+    summed, count = answer_loss_sum(model, batch)
     # transformers' own shifted, masked cross-entropy over each whole example, one at a time
     reference = sum(model(input_ids=torch.tensor([e.input_ids]), labels=torch.tensor([e.labels])).loss
-                    * training.answer_tokens(e) for e in encoded)
-    assert count == sum(training.answer_tokens(e) for e in encoded)
+                    * batching.answer_tokens(e) for e in encoded)
+    assert count == sum(batching.answer_tokens(e) for e in encoded)
     assert torch.allclose(summed, reference, atol=1e-4)
 
 
@@ -54,15 +55,15 @@ class HostReads(TorchDispatchMode):
 def test_the_answer_loss_makes_the_host_wait_no_more_than_the_model_itself(tiny_base, checkpointing):
     tokenizer = models.load_tokenizer(tiny_base)
     model = models.add_lora(models.load_base(tiny_base), tiny_params().lora, checkpointing).train()
-    encoded, _ = training.encode(tokenizer, fpb_records(4), 512, chat_template=True)
-    batch = training.collate(encoded, tokenizer.pad_token_id)
+    encoded, _ = batching.encode(tokenizer, fpb_records(4), 512, chat_template=True)
+    batch = batching.collate(encoded, tokenizer.pad_token_id)
     decoder = model.get_base_model().get_decoder()
     with HostReads() as model_itself:  # transformers' own check for packed sequences
         decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state.sum().backward()
     with HostReads() as finlora:
-        summed, count = training.answer_loss_sum(model, batch)
+        summed, count = answer_loss_sum(model, batch)
         summed.backward()
-    assert count == sum(training.answer_tokens(e) for e in encoded)
+    assert count == sum(batching.answer_tokens(e) for e in encoded)
     assert finlora.count == model_itself.count <= 1
     # what the loss did before: a padding mask, which transformers reads, and answer positions
     # found on the device
@@ -97,7 +98,7 @@ def test_lora_dropouts_get_the_uniform_mask_and_nothing_else(tiny_base):
 
 def test_length_grouped_batches_cover_every_example_once_with_little_padding():
     lengths = [10 + (i * 37) % 90 for i in range(200)]
-    batches = training.length_grouped_batches(lengths, 8, seed=1)
+    batches = batching.length_grouped_batches(lengths, 8, seed=1)
     assert sorted(i for b in batches for i in b) == list(range(200))
     real = sum(lengths)
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
@@ -107,7 +108,7 @@ def test_length_grouped_batches_cover_every_example_once_with_little_padding():
 def test_too_long_examples_are_dropped_and_counted(tiny_base):
     tokenizer = models.load_tokenizer(tiny_base)
     records = fpb_records(3) + [{"context": "word " * 400, "target": "neutral"}]
-    encoded, dropped = training.encode(tokenizer, records, 128, chat_template=True)
+    encoded, dropped = batching.encode(tokenizer, records, 128, chat_template=True)
     assert len(encoded) == 3 and dropped == 1
 
 
@@ -120,9 +121,9 @@ def test_train_writes_a_loadable_adapter_and_metrics(tiny_base, tmp_path):
     assert metrics["trainable_params"] > 0 and metrics["adapter_bytes"] > 1000
     assert metrics["tokens_per_s"] > 0 and metrics["steady_tokens_per_s"] > 0
     tokenizer = models.load_tokenizer(tiny_base, params.model.chat_template)
-    encoded, _ = training.encode(tokenizer, fpb_records(16), params.train.max_seq_len, params.model.chat_template)
-    batches = [[encoded[i] for i in micro[0]] for micro in training.micro_batches(encoded, params, 1)]
-    inputs = [training.collate(batch, tokenizer.pad_token_id)["input_ids"] for batch in batches]
+    encoded, _ = batching.encode(tokenizer, fpb_records(16), params.train.max_seq_len, params.model.chat_template)
+    batches = [[encoded[i] for i in micro[0]] for micro in batching.micro_batches(encoded, params, 1)]
+    inputs = [batching.collate(batch, tokenizer.pad_token_id)["input_ids"] for batch in batches]
     real = sum(len(e.input_ids) - 1 for batch in batches for e in batch)
     assert metrics["padding_efficiency"] == round(real / sum(ids.numel() for ids in inputs), 3)
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
@@ -142,7 +143,7 @@ def test_training_lowers_the_loss(tiny_base, tmp_path):
 def test_cuda_only_settings_on_cpu_fail_before_loading_anything(train, message, tmp_path):
     params = params_with({"tasks": {"s": ["fpb"]}, "train": train})
     with pytest.raises(FinloraError, match=message):
-        training.check_environment(params, tmp_path)  # an empty folder: no model is read
+        preflight.check_environment(params, tmp_path)  # an empty folder: no model is read
 
 
 def test_deepspeed_config_follows_params():
@@ -181,27 +182,27 @@ def test_validation_accuracy_counts_the_answers_greedy_decoding_writes_token_for
         answer = output[0, len(prompt):].tolist()
         if i % 3 == 0:  # a third of the answers differ from the greedy one in their last token
             answer[-1] = (answer[-1] + 1) % len(tokenizer)
-        examples.append(training.Encoded(prompt + answer, [training.IGNORE] * len(prompt) + answer))
+        examples.append(batching.Encoded(prompt + answer, [batching.IGNORE] * len(prompt) + answer))
     model.eval()
-    loss, accuracy = training.validate(model, examples, batch_size=4, pad_id=tokenizer.pad_token_id, rank=0, world=1)
+    loss, accuracy = validation.validate(model, examples, batch_size=4, pad_id=tokenizer.pad_token_id, rank=0, world=1)
     assert accuracy == pytest.approx(4 / 6)
-    batch = training.collate(examples, tokenizer.pad_token_id)
-    summed, count = training.answer_loss_sum(model, batch)
+    batch = batching.collate(examples, tokenizer.pad_token_id)
+    summed, count = answer_loss_sum(model, batch)
     assert loss == pytest.approx(summed.item() / count, rel=1e-5)
     assert not model.training  # validate leaves the mode it found
     model.train()
-    training.validate(model, examples, 4, tokenizer.pad_token_id, 0, 1)
+    validation.validate(model, examples, 4, tokenizer.pad_token_id, 0, 1)
     assert model.training
 
 
 def test_the_best_step_is_the_most_accurate_then_the_lowest_loss_and_its_weights_come_back(tiny_base):
     model = models.add_lora(models.load_base(tiny_base), tiny_params().lora)
-    best = training.BestStep(keep_weights=True)
+    best = validation.BestStep(keep_weights=True)
     lora_b = next(p for name, p in model.named_parameters() if "lora_B" in name)
     for step, (loss, accuracy) in enumerate([(0.9, 0.5), (0.7, 0.75), (0.6, 0.75), (0.4, 0.7)], start=1):
         with torch.no_grad():
             lora_b.fill_(float(step))
-        best.offer(training.Validated(step, loss, accuracy), model)
+        best.offer(validation.Validated(step, loss, accuracy), model)
     assert best.best.step == 3  # 0.75 twice: step 3 has the lower loss; step 4's lower loss has less accuracy
     best.restore(model)
     assert torch.all(lora_b == 3.0)
@@ -211,9 +212,9 @@ def test_train_keeps_the_adapter_of_its_best_validated_step(tiny_base, tmp_path)
     params = tiny_params(epochs=3, validate_every=1, keep_best=True, validation_fraction=0.05)
     # trained towards "positive", validated on "negative": the validation loss rises, so an early step is best
     records = [{**record, "target": "positive"} for record in fpb_records(12)]
-    validation = [{**record, "target": "negative"} for record in fpb_records(4, seed=1)]
+    held_out_records = [{**record, "target": "negative"} for record in fpb_records(4, seed=1)]
     metrics = training.train(params, records, tiny_base, tmp_path / "adapter", tmp_path / "train.json",
-                             tmp_path / "live", validation=validation, last_adapter_out=tmp_path / "last")
+                             tmp_path / "live", validation=held_out_records, last_adapter_out=tmp_path / "last")
     logged = {name: [float(line.split("\t")[-1]) for line in
                      (tmp_path / "live" / "plots" / "metrics" / "val" / f"{name}.tsv").read_text().splitlines()[1:]]
               for name in ("loss", "accuracy")}
@@ -224,10 +225,10 @@ def test_train_keeps_the_adapter_of_its_best_validated_step(tiny_base, tmp_path)
     assert metrics["val_accuracy"] == round(logged["accuracy"][ranked], 4)
     # the saved adapter scores the kept step's validation loss
     tokenizer = models.load_tokenizer(tiny_base)
-    held_out, _ = training.encode(tokenizer, validation, 512, params.model.chat_template)
+    held_out, _ = batching.encode(tokenizer, held_out_records, 512, params.model.chat_template)
     for adapter, step in (("adapter", ranked), ("last", -1)):  # the last step's adapter too, where asked for
         adapted = models.load_model(tiny_base, tmp_path / adapter)
-        loss, accuracy = training.validate(adapted, held_out, 4, tokenizer.pad_token_id, 0, 1)
+        loss, accuracy = validation.validate(adapted, held_out, 4, tokenizer.pad_token_id, 0, 1)
         assert loss == pytest.approx(logged["loss"][step], rel=1e-4) and accuracy == logged["accuracy"][step]
 
 
@@ -239,7 +240,7 @@ def test_attention_without_cudnn_is_scoped_and_computes_the_same():
     causal = torch.ones(9, 9, dtype=torch.bool).tril()
     expected = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v
     before = torch.backends.cuda.cudnn_sdp_enabled()
-    with models.attention_without_cudnn():
+    with runtime.attention_without_cudnn():
         assert not torch.backends.cuda.cudnn_sdp_enabled()
         assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
         got = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -302,17 +303,17 @@ class Killed(Exception):
     pass
 
 
-OPTIMIZER_STEP = training._optimizer_step
+OPTIMIZER_STEP = training.Recipe._optimizer_step
 
 
 def interrupted_at(monkeypatch, stop_step: int | None):
     """Make training stop before optimizer step `stop_step`, as a kill would (None: run to the end)."""
-    def step(engine, encoded, steps, index, *args):
+    def step(recipe, index):
         if index == stop_step:
             raise Killed
-        return OPTIMIZER_STEP(engine, encoded, steps, index, *args)
+        return OPTIMIZER_STEP(recipe, index)
 
-    monkeypatch.setattr(training, "_optimizer_step", step)
+    monkeypatch.setattr(training.Recipe, "_optimizer_step", step)
 
 
 def test_a_checkpoint_resumes_only_the_very_same_run(tiny_base, tmp_path, monkeypatch, capsys):

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from conftest import REPO, logged, params_with, run_env
 from conftest import fpb_records as generated_records
-from finlora import models, training
+from finlora import models, preflight, training
 from finlora.files import write_jsonl
 from finlora.launch import SHARED_MEMORY_PREFIX, free_port, remove_orphaned_shared_memory
 
@@ -28,12 +28,12 @@ from finlora.config import with_changes
 from finlora.files import read_jsonl
 args = json.loads(sys.argv[-1])
 if args.get("kill_at") is not None:  # SIGKILL this process before that optimizer step, as the OOM killer would
-    step = training._optimizer_step
-    def killing_step(engine, encoded, steps, index, *rest):
+    step = training.Recipe._optimizer_step
+    def killing_step(recipe, index):
         if index == args["kill_at"]:
             os.kill(os.getpid(), signal.SIGKILL)
-        return step(engine, encoded, steps, index, *rest)
-    training._optimizer_step = killing_step
+        return step(recipe, index)
+    training.Recipe._optimizer_step = killing_step
 training.train(with_changes(args["params"], args["params_file"]), read_jsonl(args["records"]), Path(args["base"]), Path(args["out"]) / "adapter",
                Path(args["out"]) / "metrics.json", Path(args["out"]) / "live", Path(args["out"]) / "checkpoints")
 '''
@@ -183,7 +183,7 @@ def test_liger_kernels_train_to_the_same_losses(tiny_base, tmp_path, bits):
         raw = raw_params(liger_kernel=liger)
         raw["quant"] = {"bits": bits}
         params = params_with(raw)
-        training.check_environment(params, tiny_base)
+        preflight.check_environment(params, tiny_base)
         out = tmp_path / str(liger)
         training.train(params, fpb_records(8), tiny_base, out / "a", out / "m.json", out / "live")
         curves.append(losses(out))

@@ -22,9 +22,10 @@ from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
 from finlora.generation import first_line, generate_answers
 from finlora.metrics import INVALID, TaskScores
-from finlora.protocols import PROTOCOLS, answer_length, todays_answer
-from finlora.scoring import MostCommonAnswer, most_common_answer, score
 from finlora.prompts import prompt_ids
+from finlora.protocols import PROTOCOLS, answer_length, todays_answer
+from finlora.runtime import peak_memory_bytes
+from finlora.scoring import MostCommonAnswer, most_common_answer, score
 from finlora.tasks import Task, get_task
 
 PROGRESS_DIR = Path(".cache/finlora/eval")
@@ -70,7 +71,7 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
             skipped_too_long=skipped,
             seconds_per_example=round(seconds / generated, 4),
             generated_tokens_per_s=round(new_tokens / seconds, 1) if seconds > 0 else 0.0,
-            peak_memory_gb=round(models.peak_memory_bytes() / 1e9, 3),
+            peak_memory_gb=round(peak_memory_bytes() / 1e9, 3),
             resumed=len(prompts) - progress.generated,
         )
         rows = [{"context": r["context"], "target": r["target"], "gold": g, "answer": a,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from finlora import models
+from finlora.runtime import attention_without_cudnn
 
 
 @dataclass
@@ -41,7 +41,7 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], batch_size: int
     stops = set(stop_ids)
     answers: list[str] = [""] * len(prompts)
     new_tokens = 0
-    with (torch.inference_mode(), models.attention_without_cudnn(),
+    with (torch.inference_mode(), attention_without_cudnn(),
           tqdm(total=len(prompts), desc="generate", unit="ex", disable=not progress) as bar):
         prefix_cache = _prefix_cache(model, prefix, device)
         for rows in length_batches([len(p) for p in prompts], batch_size, batch_tokens):

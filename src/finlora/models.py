@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import resource
 import shutil
 import warnings
 from pathlib import Path
@@ -207,32 +206,6 @@ def check_adapter_base(adapter_dir: Path, base_dir: Path) -> None:
             f"{adapter_dir} was trained on base model {trained_on or 'unknown'}, but {base_dir} is {current}",
             hint="retrain the adapter (dvc repro) or evaluate it with the base model it was trained on",
         )
-
-
-def peak_memory_bytes() -> int:
-    """Peak memory of this process: allocated CUDA memory on a GPU, resident memory on a CPU."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def attention_without_cudnn():
-    """A context in which scaled-dot-product attention may use any kernel but cuDNN's.
-
-    cuDNN's attention builds a graph for each new tensor shape, hundreds of milliseconds of host
-    time, and length-grouped training batches and generation's growing caches change shape at
-    almost every call. On an H200 at Llama-3.1-8B's size those builds took 12 s of host time
-    against 0.09 s of attention on the device and left the GPU idle most of the step
-    (bench/RESULTS.md). Flash and memory-efficient attention start at once for any shape."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
-
-
-def reset_peak_memory() -> None:
-    """Start a new peak on a GPU (a process's peak resident memory on a CPU cannot be reset)."""
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
 
 
 def add_lora(model, lora: LoraParams, gradient_checkpointing: bool = False):
