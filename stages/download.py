@@ -6,7 +6,6 @@ from pathlib import Path
 import typer
 
 from finlora import sources
-from finlora.sources import released
 from finlora.config import load_params
 from finlora.errors import exit_on_error
 from finlora.files import atomic_dir, write_json, write_jsonl
@@ -22,8 +21,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
     """
     params = load_params()
     tasks = params.group_tasks(group)
-    if params.data.source == "finlora":  # every group's files, so a bad one stops the first download
-        released.check_files(params)
+    sources.source_of(params.data).check(params)  # every group's files, so a bad one stops the first download
     with atomic_dir(out) as tmp:
         for name in tasks:
             task = get_task(name)

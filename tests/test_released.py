@@ -14,7 +14,7 @@ from conftest import REPO, params_with
 from finlora.errors import FinloraError
 from finlora.prepare import prepare
 from finlora.scoring import score
-from finlora.sources import fetch, hub, released
+from finlora.sources import describe, fetch, hub, released
 from finlora.sample_release import release_named, write_sample
 from finlora.tasks import NWGI_LEVELS, TASKS
 
@@ -296,3 +296,19 @@ def test_the_sample_data_in_todays_layout_loads_for_every_task_with_its_own_labe
     assert [r["target"] for r in tfns] == [TASKS["tfns"].example(row).answer for row in generated]
     nwgi = [r for r in lines(tmp_path / "train" / "finlora_sentiment_train.jsonl") if "mildly" in r["context"]]
     assert len(nwgi) == 6 and {r["target"] for r in nwgi} <= set(NWGI_LEVELS)
+
+
+def test_the_provenance_names_the_release_and_what_was_made_of_a_shared_file():
+    origin = {"folder": "data/finlora", "train_file": "train/finlora_sentiment_train.jsonl",
+              "test_file": "test/tfns_test.jsonl", "release": ["2025-04", "2025-05"],
+              "shared_file": {"train/finlora_sentiment_train.jsonl": {"taken: tweet, dealt in turn among fiqa, tfns": 5,
+                                                                      "left out: seven-level news (nwgi)": 7}},
+              "tfns_labels_corrected": 9}
+    assert released.FinloraSource().provenance(origin) == (
+        "FinLoRA files train/finlora_sentiment_train.jsonl + test/tfns_test.jsonl in data/finlora; release 2025-04 or "
+        "2025-05; taken: tweet, dealt in turn among fiqa, tfns 5; left out: seven-level news (nwgi) 7; "
+        "9 TFNS labels corrected to the Hub set's meaning")
+    raw = load("tfns")  # what download records in source.json: the same sentence, of this fixture
+    described = describe(TASKS["tfns"], finlora_data(FIXTURE).data, raw)
+    assert described["provenance"].startswith(f"FinLoRA files train/finlora_sentiment_train.jsonl + "
+                                              f"test/tfns_test.jsonl in {FIXTURE}; release 2025-04 or 2025-05")

@@ -87,17 +87,3 @@ def test_the_adapter_is_paired_with_the_base_model_and_with_the_most_common_answ
     assert against_bar.p_value == pytest.approx(0.625)  # McNemar: 2 * P(Binomial(4, 0.5) <= 1) = 2 * 5/16
     assert against_base.p_value == pytest.approx(0.0390625)  # 2 * P(Binomial(9, 0.5) <= 1) = 2 * 10/512
     assert (against_base.verdict, against_bar.verdict) == ("B better", "cannot tell apart")
-
-
-def test_the_provenance_names_finlora_release_and_what_was_made_of_a_shared_file():
-    from finlora.report import _origin
-
-    source = {"source": "finlora", "folder": "data/finlora", "train_file": "train/finlora_sentiment_train.jsonl",
-              "test_file": "test/tfns_test.jsonl", "release": ["2025-04", "2025-05"],
-              "shared_file": {"train/finlora_sentiment_train.jsonl": {"taken: tweet, dealt in turn among fiqa, tfns": 5,
-                                                                      "left out: seven-level news (nwgi)": 7}},
-              "tfns_labels_corrected": 9}
-    assert _origin(source) == (
-        "FinLoRA files train/finlora_sentiment_train.jsonl + test/tfns_test.jsonl in data/finlora; release 2025-04 or "
-        "2025-05; taken: tweet, dealt in turn among fiqa, tfns 5; left out: seven-level news (nwgi) 7; "
-        "9 TFNS labels corrected to the Hub set's meaning")

@@ -31,10 +31,9 @@ def validate(params: Path = typer.Option(Path(PARAMS_FILE), help="params file to
     """Check params.yaml the way every stage does, and with data.source finlora that every file it
     will read is data (not a Git LFS pointer), without running anything."""
     loaded = load_params(params)
-    if loaded.data.source == "finlora":
-        from finlora.sources.released import check_files
+    from finlora.sources import source_of
 
-        check_files(loaded)
+    source_of(loaded.data).check(loaded)
     groups = ", ".join(f"{group} ({', '.join(tasks)})" for group, tasks in loaded.tasks.items())
     typer.echo(f"{params}: valid. groups: {groups}")
 

@@ -276,33 +276,12 @@ def _paper_gain(setting: tuple[int, int], tasks: list[str]) -> float:
 
 
 def _origin(source: dict) -> str:
-    if source["source"] == "hub":
-        copy = ", parquet copy" if source.get("parquet_copy") else ""
-        return f"{source['dataset']} ({source.get('config') or 'default'}{copy}) at {source.get('commit') or source['revision']}"
-    if source["source"] == "local":
-        return source["folder"]
-    if source["source"] == "finlora":
-        return _finlora_origin(source)
-    return f"{source['generator']}, seed {source['seed']}"
+    """Where a task's rows came from, as its source described it at download."""
+    return source.get("provenance") or source["source"]
 
 
 def _percent(score: float | None) -> str:
     return "" if score is None else f"{100 * score:.2f}"
-
-
-def _finlora_origin(source: dict) -> str:
-    """Which of FinLoRA's files, of which release, and what was made of them."""
-    files = [name for name in (source.get("train_file"), source.get("test_file")) if name]
-    notes = [f"release {' or '.join(source['release'])}"] if source.get("release") else []
-    if source.get("test_from_hub"):
-        notes.append(f"tested on {source['test_from_hub']['dataset']} from the Hub, as the paper's code did")
-    if source.get("carved"):
-        notes.append(source["carved"])
-    for counts in source.get("shared_file", {}).values():
-        notes += [f"{key} {n}" for key, n in counts.items()]
-    if source.get("tfns_labels_corrected"):
-        notes.append(f"{source['tfns_labels_corrected']} TFNS labels corrected to the Hub set's meaning")
-    return f"FinLoRA files {' + '.join(files)} in {source['folder']}" + "".join(f"; {note}" for note in notes)
 
 
 def _sizes_text(params: Params) -> str:

@@ -1,15 +1,43 @@
-"""Where raw data comes from: `sample` (generated offline), `hub` or `local` files."""
+"""Where raw data comes from (`data.source`): one object per source, with one interface.
+
+- `sample`: generated offline (sources/sample*.py)
+- `hub`: the public data sets on the Hugging Face Hub (sources/hub.py)
+- `local`: files under data.local_dir (sources/local.py)
+- `finlora`: FinLoRA's released files, any release (sources/released.py)
+
+A source checks what it needs before any work (`check`), loads a task's rows (`load`: splits,
+and where a kind of answer needs them, tag names and filings) with where exactly they came from,
+and names that origin in one line for the report (`provenance`), which download records in
+source.json beside the rows.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from finlora.config import DataParams
 from finlora.errors import FinloraError
-from finlora.sources import hub, local, released, sample
 from finlora.tasks import Task
+
+if TYPE_CHECKING:
+    from finlora.config import Params
+
+
+class Source:
+    name = ""
+
+    def check(self, params: Params) -> None:
+        """Refuse, before any task loads, what cannot work (nothing to check by default)."""
+
+    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+        """{"splits", "tag_names", "filings", "origin"} (the last three where there are any)."""
+        raise NotImplementedError
+
+    def provenance(self, origin: dict) -> str:
+        """Where the rows came from, in one line (the report's provenance table)."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -26,15 +54,7 @@ def fetch(task: Task, data: DataParams, group: tuple[str, ...] = ()) -> RawData:
     """Raw train/test rows for `task`, capped at the configured sizes (seeded sample). `group`: the
     tasks trained with it, among which a FinLoRA file several tasks share is dealt (default: itself)."""
     sizes = data.split_sizes(task.name)
-    if data.source == "sample":
-        return RawData(**sample.generate(task.name, sizes.train, sizes.test, data.seed))
-    if data.source == "finlora":
-        loaded = released.load(task, data, group or (task.name,))
-    elif data.source == "hub":
-        loaded = hub.load(task, data.seed)
-    else:
-        loaded = local.load(task, Path(data.local_dir))
-    raw = RawData(**loaded)
+    raw = RawData(**source_of(data).load(task, data, group or (task.name,)))
     for split, rows in raw.splits.items():
         if not rows:
             raise FinloraError(f"task {task.name}: the {split} split from source '{data.source}' is empty")
@@ -55,11 +75,14 @@ def subsample(rows: list[dict], size: int, seed: int) -> list[dict]:
 
 
 def describe(task: Task, data: DataParams, raw: RawData) -> dict:
-    """Provenance recorded next to the raw data."""
-    if data.source in ("finlora", "hub"):
-        origin = {"folder": data.local_dir, **raw.origin} if data.source == "finlora" else raw.origin
-    elif data.source == "local":
-        origin = {"folder": str(Path(data.local_dir) / task.name)}
-    else:
-        origin = {"generator": "finlora.sources.sample", "seed": data.seed}
-    return {"task": task.name, "source": data.source, **origin}
+    """Provenance recorded next to the raw data, with its one-line description."""
+    return {"task": task.name, "source": data.source, **raw.origin,
+            "provenance": source_of(data).provenance(raw.origin)}
+
+
+def source_of(data: DataParams) -> Source:
+    from finlora.sources import hub, local, released, sample
+
+    sources = {"sample": sample.SampleSource(), "hub": hub.HubSource(), "local": local.LocalSource(),
+               "finlora": released.FinloraSource()}
+    return sources[data.source]

@@ -11,10 +11,16 @@ in its task's row adapter).
 
 from __future__ import annotations
 
-from finlora.errors import FinloraError
+from typing import TYPE_CHECKING
+
 from finlora.answers import kind
+from finlora.errors import FinloraError
 from finlora.finer import iob_type
+from finlora.sources import Source
 from finlora.tasks import PARQUET_REVISION, Task
+
+if TYPE_CHECKING:
+    from finlora.config import DataParams
 
 OFFLINE_HINT = ("check the network and HF_TOKEN; or use FinLoRA's released files (data.source: finlora), "
                 "your own files (local) or the offline sample data (sample)")
@@ -87,3 +93,14 @@ def _class_names(feature) -> list[str] | None:
     """The names of a ClassLabel feature, or of a sequence of ClassLabel."""
     inner = getattr(feature, "feature", feature)
     return getattr(inner, "names", None)
+
+
+class HubSource(Source):
+    name = "hub"
+
+    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+        return load(task, data.seed)
+
+    def provenance(self, origin: dict) -> str:
+        copy = ", parquet copy" if origin.get("parquet_copy") else ""
+        return f"{origin['dataset']} ({origin.get('config') or 'default'}{copy}) at {origin.get('commit') or origin['revision']}"

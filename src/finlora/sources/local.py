@@ -10,14 +10,19 @@ the tag list is the set of tags the files use. XBRL questions name filings kept 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from finlora.answers import kind
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
 from finlora.released import is_released, tag_names
 from finlora.finer import iob_type
+from finlora.sources import Source
 from finlora.tasks import Task
 from finlora.xbrl import filing_path
+
+if TYPE_CHECKING:
+    from finlora.config import DataParams
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 
@@ -77,3 +82,13 @@ def read_rows(path: Path) -> list[dict]:
     except Exception as error:
         raise FinloraError(f"{path}: cannot read ({type(error).__name__}: {error})") from None
     return frame.to_dict(orient="records")
+
+
+class LocalSource(Source):
+    name = "local"
+
+    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+        return {**load(task, Path(data.local_dir)), "origin": {"folder": str(Path(data.local_dir) / task.name)}}
+
+    def provenance(self, origin: dict) -> str:
+        return origin["folder"]

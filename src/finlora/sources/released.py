@@ -37,6 +37,7 @@ from finlora.answers import kind, released_record
 from finlora.errors import FinloraError
 from finlora.files import check_is_jsonl, read_jsonl
 from finlora.released import tag_names
+from finlora.sources import Source
 from finlora.tasks import Task
 
 if TYPE_CHECKING:
@@ -304,3 +305,28 @@ def carve(records: list[dict], test_fraction: float, seed: int) -> tuple[list[di
     n_test = max(1, round(len(records) * test_fraction))
     test = set(order[:n_test])
     return ([r for i, r in enumerate(records) if i not in test], [r for i, r in enumerate(records) if i in test])
+
+
+class FinloraSource(Source):
+    name = "finlora"
+
+    def check(self, params: Params) -> None:
+        check_files(params)
+
+    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+        loaded = load(task, data, group)
+        return {**loaded, "origin": {"folder": data.local_dir, **loaded["origin"]}}
+
+    def provenance(self, origin: dict) -> str:
+        """Which of FinLoRA's files, of which release, and what was made of them."""
+        files = [name for name in (origin.get("train_file"), origin.get("test_file")) if name]
+        notes = [f"release {' or '.join(origin['release'])}"] if origin.get("release") else []
+        if origin.get("test_from_hub"):
+            notes.append(f"tested on {origin['test_from_hub']['dataset']} from the Hub, as the paper's code did")
+        if origin.get("carved"):
+            notes.append(origin["carved"])
+        for counts in origin.get("shared_file", {}).values():
+            notes += [f"{key} {n}" for key, n in counts.items()]
+        if origin.get("tfns_labels_corrected"):
+            notes.append(f"{origin['tfns_labels_corrected']} TFNS labels corrected to the Hub set's meaning")
+        return f"FinLoRA files {' + '.join(files)} in {origin['folder']}" + "".join(f"; {note}" for note in notes)

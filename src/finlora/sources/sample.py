@@ -14,11 +14,14 @@ spelling), so the sentence, not the name, tells the type.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from finlora.sources import hub, sample_finer, sample_later, sample_xbrl
 from finlora.prompts import headline_instruction, ner_instruction
-from finlora.tasks import NER_LABELS, NWGI_LEVELS, TASKS
+from finlora.sources import Source, hub, sample_finer, sample_later, sample_xbrl
+from finlora.tasks import NER_LABELS, NWGI_LEVELS, TASKS, Task
+
+if TYPE_CHECKING:
+    from finlora.config import DataParams
 
 COMPANIES = [
     "Northwind Metals", "Aster Biotech", "Kestrel Airlines", "Bluefin Shipping", "Corvid Software",
@@ -286,3 +289,15 @@ def labelled_rows(task: str, n_train: int, n_test: int, seed: int) -> dict[str, 
         seen.add(key)
         rows.append(row)
     return {"train": rows[:n_train], "test": rows[n_train:]}
+
+
+class SampleSource(Source):
+    name = "sample"
+
+    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+        sizes = data.split_sizes(task.name)
+        return {**generate(task.name, sizes.train, sizes.test, data.seed),
+                "origin": {"generator": "finlora.sources.sample", "seed": data.seed}}
+
+    def provenance(self, origin: dict) -> str:
+        return f"{origin['generator']}, seed {origin['seed']}"
