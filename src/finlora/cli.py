@@ -43,8 +43,8 @@ def list_tasks() -> None:
     """List the tasks this project knows, with their labels and public data sets."""
     for task in TASKS.values():
         labels = "/".join(task.labels) or kind(task).shown_as
-        source = task.hub.path if task.hub else "local filings + questions (no Hub copy)"
-        typer.echo(f"{task.name:10} {task.family:15} {labels:32} {source}")
+        source = task.hub.path if task.hub else "FinLoRA's files, local files or the sample (no Hub copy)"
+        typer.echo(f"{task.name:12} {task.family:15} {labels:32} {source}")
 
 
 @app.command("predict")
