@@ -25,7 +25,7 @@ from finlora.config import with_changes
 from finlora.generation import first_line, generate_answers
 from finlora.prepare import prepare
 from finlora.prompts import build_context, prompt_ids
-from finlora.sources import sample
+from finlora import samples
 from finlora.tasks import TASKS
 
 
@@ -33,7 +33,7 @@ def xbrl_prompt_set(tokenizer, per_task: int) -> dict[str, list[list[int]]]:
     """One-shot prompts over sample filings (each holds a fiscal year of facts as XML)."""
     sets = {}
     for task in ("xbrl_tags", "xbrl_value"):
-        raw = sample.generate(task, 1, per_task, seed=11)
+        raw = samples.generate(task, 1, per_task, seed=11)
         folder = Path(tempfile.mkdtemp())
         for name, content in raw["filings"].items():
             (folder / name).write_bytes(content)
@@ -45,7 +45,7 @@ def xbrl_prompt_set(tokenizer, per_task: int) -> dict[str, list[list[int]]]:
 
 def prompt_set(tokenizer, tasks: list[str], per_task: int) -> dict[str, list[list[int]]]:
     return {task: [prompt_ids(tokenizer, build_context(TASKS[task].example(row)), chat_template=True)
-                   for row in sample.generate(task, 1, per_task, seed=11)["splits"]["test"]]
+                   for row in samples.generate(task, 1, per_task, seed=11)["splits"]["test"]]
             for task in tasks}
 
 

@@ -41,7 +41,7 @@ from finlora import models, runtime, training
 from finlora.config import with_changes
 from finlora.errors import FinloraError, exit_on_error
 from finlora.prompts import build_context, training_ids
-from finlora.sources import sample
+from finlora import samples
 from finlora.tasks import TASKS
 
 TASK_MIX = ["fpb", "tfns", "nwgi", "ner"]
@@ -55,7 +55,7 @@ LLAMA_31_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
 def records(n_per_task: int) -> list[dict]:
     rows = []
     for task in TASK_MIX:
-        for row in sample.generate(task, n_per_task, 1, seed=21)["splits"]["train"]:
+        for row in samples.generate(task, n_per_task, 1, seed=21)["splits"]["train"]:
             example = TASKS[task].example(row)
             rows.append({"context": build_context(example), "target": example.answer})
     return rows
@@ -63,7 +63,7 @@ def records(n_per_task: int) -> list[dict]:
 
 def long_records(tokenizer, n: int, seq_len: int) -> list[dict]:
     """`n` examples of about `seq_len` tokens: sample sentences joined, a sentiment label as answer."""
-    sentences = [row["sentence"] for row in sample.generate("fpb", 400, 1, seed=5)["splits"]["train"]]
+    sentences = [row["sentence"] for row in samples.generate("fpb", 400, 1, seed=5)["splits"]["train"]]
     examples = []
     for i in range(n):
         text, start = "", i * 7

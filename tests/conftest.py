@@ -109,10 +109,10 @@ def cli(monkeypatch, capsys):
 def fpb_records(n: int, seed: int = 0) -> list[dict]:
     """`n` generated FPB training records as the pipeline prepares them (no task marker)."""
     from finlora.prompts import build_context
-    from finlora.sources import sample
+    from finlora import samples
     from finlora.tasks import TASKS
 
-    rows = sample.generate("fpb", n, 1, seed)["splits"]["train"]
+    rows = samples.generate("fpb", n, 1, seed)["splits"]["train"]
     return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
 
 

@@ -9,7 +9,7 @@ from conftest import params_with
 from finlora.answers import kind, released_record
 from finlora.scoring import most_common_answer, score
 from finlora.prepare import prepare
-from finlora.sources import sample
+from finlora import samples
 from finlora.tasks import TASKS
 
 PARAMS = params_with({})
@@ -18,7 +18,7 @@ PARAMS = params_with({})
 def sample_records(name: str, folder: Path) -> list[dict]:
     """The sample generator's test rows of a task, prepared from the data set's own schema (the
     filings XBRL questions name written to `folder`)."""
-    raw = sample.generate(name, 6, 6, seed=3)
+    raw = samples.generate(name, 6, 6, seed=3)
     for filing, content in raw.get("filings", {}).items():
         (folder / filing).write_bytes(content)
     return prepare(TASKS[name], raw["splits"]["test"], folder / "test.jsonl", PARAMS, raw.get("tag_names"),

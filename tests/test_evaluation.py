@@ -10,7 +10,7 @@ from finlora import evaluation, models
 from finlora.errors import FinloraError
 from finlora.files import write_jsonl
 from finlora.prompts import build_context, prompt_ids
-from finlora.sources import sample
+from finlora import samples
 from finlora.tasks import SENTIMENT_LABELS as LABELS, TASKS
 
 
@@ -24,7 +24,7 @@ def params(**sections):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     folder = tmp_path_factory.mktemp("prepared")
-    rows = sample.generate("fpb", 1, 24, seed=5)["splits"]["test"]
+    rows = samples.generate("fpb", 1, 24, seed=5)["splits"]["test"]
     records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
     write_jsonl(folder / "fpb" / "test.jsonl", records)
     # a training split whose most common label is "negative": the bar evaluation reports beside the scores
@@ -171,7 +171,7 @@ def test_finer_and_xbrl_are_evaluated_with_their_own_scorers(tmp_path, monkeypat
     fits = fits_in(AutoTokenizer.from_pretrained(tokenizer_dir), 1024, True)
     prepared = tmp_path / "prepared"
     for task in ("finer", "xbrl_tags", "xbrl_value"):
-        raw = sample.generate(task, 1, 6, seed=2)
+        raw = samples.generate(task, 1, 6, seed=2)
         for name, content in raw.get("filings", {}).items():
             (tmp_path / "filings").mkdir(exist_ok=True)
             (tmp_path / "filings" / name).write_bytes(content)

@@ -11,7 +11,8 @@ from finlora.metrics import score_tag_lists
 from finlora.finer import entities, finer_records
 from finlora.prepare import prepare
 from finlora.rows import BadRecords
-from finlora.sources import hub, sample
+from finlora import samples
+from finlora.sources import hub
 from finlora.tasks import TASKS
 
 TAGS = ["Revenues", "LongTermDebt", "DebtInstrumentFaceAmount"]
@@ -106,7 +107,7 @@ def test_the_real_tokenizer_keeps_prompts_within_max_seq_len(tokenizer_dir):
     from finlora.prompts import training_ids
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    raw = sample.generate("finer", 24, 1, seed=0)
+    raw = samples.generate("finer", 24, 1, seed=0)
     for max_seq_len in (1024, 400):
         fits = fits_in(tokenizer, max_seq_len, chat_template=True)
         prepared = prepare(TASKS["finer"], raw["splits"]["train"], Path("f"), params(), raw["tag_names"], fits=fits)
@@ -118,8 +119,8 @@ def test_the_real_tokenizer_keeps_prompts_within_max_seq_len(tokenizer_dir):
 
 
 def test_sample_is_in_finer_schema_deterministic_and_disjoint():
-    raw = sample.generate("finer", 40, 20, seed=1)
-    assert raw == sample.generate("finer", 40, 20, seed=1)
+    raw = samples.generate("finer", 40, 20, seed=1)
+    assert raw == samples.generate("finer", 40, 20, seed=1)
     assert raw["tag_names"][:2] == ["Revenues", "LongTermDebt"] and len(raw["tag_names"]) == 16
     train = {" ".join(r["tokens"]) for r in raw["splits"]["train"]}
     assert not train & {" ".join(r["tokens"]) for r in raw["splits"]["test"]}

@@ -1,12 +1,12 @@
 from finlora import models
 from finlora.generation import first_line, generate_answers, left_pad, length_batches, shared_prefix, stop_token_ids
 from finlora.prompts import build_context, prompt_ids
-from finlora.sources import sample
+from finlora import samples
 from finlora.tasks import TASKS
 
 
 def mixed_prompts(tokenizer) -> list[list[int]]:
-    rows = sample.generate("ner", 1, 12, seed=3)["splits"]["test"] + sample.generate("fpb", 1, 12, seed=3)["splits"]["test"][:4]
+    rows = samples.generate("ner", 1, 12, seed=3)["splits"]["test"] + samples.generate("fpb", 1, 12, seed=3)["splits"]["test"][:4]
     tasks = ["ner"] * 12 + ["fpb"] * 4
     return [prompt_ids(tokenizer, build_context(TASKS[t].example(r)), True) for t, r in zip(tasks, rows)]
 

@@ -15,7 +15,8 @@ from finlora.metrics import expression_value, rouge_l, score_expressions, score_
 from finlora.prepare import prepare
 from finlora.protocols import PROTOCOLS
 from finlora.scoring import score
-from finlora.sources import fetch, sample
+from finlora import samples
+from finlora.sources import fetch
 from finlora.tasks import TASKS
 
 LATER = ("xbrl_formula", "fnxl", "formula", "xbrl_term", "financebench")
@@ -92,7 +93,7 @@ def test_each_later_task_prepares_from_finloras_files_and_from_the_sample(task, 
     scored = score(TASKS[task], records, golds, raw.tag_names)
     assert scored.metrics.get("strict_accuracy", scored.metrics.get("rouge_l")) == 1.0
 
-    generated = sample.generate(task, 4, 3, seed=42)
+    generated = samples.generate(task, 4, 3, seed=42)
     sample_params = params_with({})
     built = prepare(TASKS[task], generated["splits"]["test"], tmp_path, sample_params, generated.get("tag_names"),
                     _filings(generated, tmp_path), fits=lambda context, target: True).records
@@ -109,7 +110,7 @@ def _filings(generated: dict, folder):
 
 
 def test_the_sample_formula_questions_are_the_filings_own_figures(tmp_path):
-    generated = sample.generate("xbrl_formula", 3, 2, seed=42)
+    generated = samples.generate("xbrl_formula", 3, 2, seed=42)
     record = prepare(TASKS["xbrl_formula"], generated["splits"]["test"][:1], tmp_path, params_with({}), None,
                      _filings(generated, tmp_path)).records[0]
     numerator, denominator = re.findall(r"\d+", record["target"].removesuffix(" * 100"))

@@ -16,7 +16,8 @@ from finlora.mixing import mix
 from finlora.prepare import prepare
 from finlora.prompts import build_context
 from finlora.protocols import answer_length
-from finlora.sources import fetch, sample
+from finlora import samples
+from finlora.sources import fetch
 from finlora.tasks import TASKS
 
 EFFECTS = {
@@ -142,9 +143,9 @@ def test_the_carved_test_share_follows_the_param(tmp_path):
 
 
 def test_text_facts_are_cut_to_text_value_chars(tmp_path):
-    from finlora.sources import sample
+    from finlora import samples
 
-    raw = sample.generate("xbrl_value", 2, 12, 42)
+    raw = samples.generate("xbrl_value", 2, 12, 42)
     for name, content in raw["filings"].items():
         (tmp_path / name).write_bytes(content)
     prompts = {chars: "\n".join(r["context"] for r in prepare(
@@ -206,7 +207,7 @@ def test_sampling_params_set_each_tasks_share():
 
 def test_validate_every_and_keep_best_choose_the_steps_and_the_adapter(tiny_base, tmp_path):
     records = [{"context": build_context(TASKS["fpb"].example(row)), "target": TASKS["fpb"].example(row).answer}
-               for row in sample.generate("fpb", 16, 1, 0)["splits"]["train"]]
+               for row in samples.generate("fpb", 16, 1, 0)["splits"]["train"]]
     params = params_with({"tasks": {"sentiment": ["fpb"]},
                           "train": {"lr": 1e-2, "batch_size": 4, "epochs": 3, "validate_every": 4, "keep_best": False}})
     metrics = training.train(params, records[4:], tiny_base, tmp_path / "adapter", tmp_path / "train.json",
@@ -283,7 +284,7 @@ def test_the_chat_template_wraps_the_prompt_as_a_user_turn(tokenizer_dir):
 def test_the_task_marker_names_the_task_first_in_every_prompt():
     released = [{"context": "Instruction: What is the sentiment of this tweet?\nInput: $X up\nAnswer: ",
                  "target": "positive"}]
-    generated = sample.generate("fiqa", 3, 1, seed=3)["splits"]["train"]
+    generated = samples.generate("fiqa", 3, 1, seed=3)["splits"]["train"]
     for rows in (released, generated):
         marked = prepare(TASKS["fiqa"], rows, Path("f"), params_with({})).records
         plain = prepare(TASKS["fiqa"], rows, Path("f"), params_with({"model": {"task_marker": False}})).records

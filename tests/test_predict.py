@@ -13,7 +13,7 @@ from finlora.errors import FinloraError
 from finlora.predict import export_merged, predict, record_context
 from finlora.prepare import prepare
 from finlora.prompts import build_context, prompt_ids
-from finlora.sources import sample
+from finlora import samples
 from finlora.tasks import TASKS
 
 
@@ -27,13 +27,13 @@ def adapter(fpb_adapter):
 
 
 def test_prompt_for_new_text_matches_the_training_prompt():
-    row = sample.generate("tfns", 1, 1, seed=4)["splits"]["train"][0]
+    row = samples.generate("tfns", 1, 1, seed=4)["splits"]["train"][0]
     trained = prepare(TASKS["tfns"], [row], Path("t"), params()).records[0]["context"]
     assert trained == "Task: tfns\n" + build_context(TASKS["tfns"].example(row))  # model.task_marker: true
     assert record_context("tfns", {"text": row["text"]}, task_marker=True) == trained
     assert record_context("tfns", {"text": row["text"]}, task_marker=False) == build_context(TASKS["tfns"].example(row))
     assert record_context("fpb", {"context": "Input: x\nAnswer: "}, task_marker=True) == "Task: fpb\nInput: x\nAnswer: "
-    ner_row = sample.generate("ner", 1, 1, seed=4)["splits"]["train"][0]
+    ner_row = samples.generate("ner", 1, 1, seed=4)["splits"]["train"][0]
     entity = ner_row["instruction"].split("'")[1]
     assert record_context("ner", {"text": ner_row["input"], "entity": entity}, task_marker=True) == \
         prepare(TASKS["ner"], [ner_row], Path("n"), params()).records[0]["context"]

@@ -290,8 +290,8 @@ def test_the_sample_data_in_todays_layout_loads_for_every_task_with_its_own_labe
         assert raw.splits["train"] and raw.splits["test"]
         prepared = prepare(task, raw.splits["test"], tmp_path, params, raw.tag_names)
         assert len(prepared.records) == len(raw.splits["test"]) and prepared.skipped_bad_records == 0
-    from finlora.sources import sample
-    generated = sample.generate("tfns", 6, 4, params.data.seed)["splits"]["test"]
+    from finlora import samples
+    generated = samples.generate("tfns", 6, 4, params.data.seed)["splits"]["test"]
     tfns = fetch(TASKS["tfns"], params.data, SENTIMENT).splits["test"]
     assert [r["target"] for r in tfns] == [TASKS["tfns"].example(row).answer for row in generated]
     nwgi = [r for r in lines(tmp_path / "train" / "finlora_sentiment_train.jsonl") if "mildly" in r["context"]]

@@ -4,20 +4,21 @@ import pytest
 
 from conftest import params_with
 from finlora.errors import FinloraError
-from finlora.sources import fetch, hub, local, sample, subsample
+from finlora import samples
+from finlora.sources import fetch, hub, local, subsample
 from finlora.tasks import TASKS
 
 
 def test_sample_data_is_deterministic_disjoint_and_in_the_real_label_shares():
-    first = sample.generate("fpb", 100, 40, seed=7)["splits"]
-    assert first == sample.generate("fpb", 100, 40, seed=7)["splits"]
-    assert first != sample.generate("fpb", 100, 40, seed=8)["splits"]
+    first = samples.generate("fpb", 100, 40, seed=7)["splits"]
+    assert first == samples.generate("fpb", 100, 40, seed=7)["splits"]
+    assert first != samples.generate("fpb", 100, 40, seed=8)["splits"]
     train = [TASKS["fpb"].example(row).answer for row in first["train"]]
     test = [TASKS["fpb"].example(row).answer for row in first["test"]]
     # FPB's real test file: 65 % neutral, 26 % positive, 9 % negative (largest remainders per split)
     assert [train.count(label) for label in ("negative", "neutral", "positive")] == [9, 65, 26]
     assert [test.count(label) for label in ("negative", "neutral", "positive")] == [4, 26, 10]
-    nwgi = [row["label"] for row in sample.generate("nwgi", 100, 1, seed=1)["splits"]["train"]]
+    nwgi = [row["label"] for row in samples.generate("nwgi", 100, 1, seed=1)["splits"]["train"]]
     assert nwgi.count("moderately positive") == 38 and nwgi.count("strong positive") == 1
     train_texts = {row["sentence"] for row in first["train"]}
     assert not train_texts & {row["sentence"] for row in first["test"]}
@@ -25,14 +26,14 @@ def test_sample_data_is_deterministic_disjoint_and_in_the_real_label_shares():
 
 @pytest.mark.parametrize("task", [name for name, task in TASKS.items() if task.to_example])
 def test_every_sample_row_is_valid_for_its_task(task):
-    splits = sample.generate(task, 40, 20, seed=1)["splits"]
+    splits = samples.generate(task, 40, 20, seed=1)["splits"]
     assert len(splits["train"]) == 40 and len(splits["test"]) == 20
     answers = {TASKS[task].example(row).answer for row in splits["train"]}
     assert answers == set(TASKS[task].labels)
 
 
 def test_sample_ner_names_do_not_give_their_type_away():
-    rows = sample.generate("ner", 400, 0, seed=1)["splits"]["train"]
+    rows = samples.generate("ner", 400, 0, seed=1)["splits"]["train"]
     types: dict[str, set] = {}
     for row in rows:
         entity = row["instruction"].split("'")[1]
@@ -45,7 +46,7 @@ def test_sample_ner_names_do_not_give_their_type_away():
 
 
 def test_sample_news_is_hedged_mixed_or_plain_figures_as_real_news_is():
-    rows = sample.generate("fpb", 400, 0, seed=1)["splits"]["train"]
+    rows = samples.generate("fpb", 400, 0, seed=1)["splits"]["train"]
     mixed = [row for row in rows if row["sentence"].startswith("Despite") or ", but " in row["sentence"]]
     hedged = [row for row in rows if " expects " in row["sentence"] or " could " in row["sentence"]
               or " is likely to " in row["sentence"]]

@@ -12,7 +12,7 @@ from finlora import xbrl
 from finlora.errors import FinloraError
 from finlora.metrics import parse_number, score_tags, score_values
 from finlora.prepare import prepare
-from finlora.sources import sample
+from finlora import samples
 from finlora.tasks import TASKS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "xbrl"
@@ -110,8 +110,8 @@ def test_bad_questions_stop_with_file_and_line_or_are_skipped_and_counted():
 
 def test_sample_filings_are_valid_and_every_answer_is_in_its_prompt(tmp_path):
     for task in ("xbrl_tags", "xbrl_value"):
-        raw = sample.generate(task, 40, 20, seed=3)
-        assert raw == sample.generate(task, 40, 20, seed=3)
+        raw = samples.generate(task, 40, 20, seed=3)
+        assert raw == samples.generate(task, 40, 20, seed=3)
         for name, content in raw["filings"].items():
             (tmp_path / name).write_bytes(content)
         rows = raw["splits"]["train"] + raw["splits"]["test"]

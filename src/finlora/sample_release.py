@@ -15,7 +15,7 @@ from finlora.errors import FinloraError
 from finlora.files import write_jsonl
 from finlora.prepare import prepare
 from finlora.prompts import Example, build_context, sentiment_instruction
-from finlora.sources import sample
+from finlora import samples
 from finlora.sources.released import RELEASES, SWAPPED_TFNS, TFNS_CORRECTION, Release
 from finlora.tasks import TASKS, Task
 
@@ -36,7 +36,7 @@ def write_sample(out: Path, params: Params, n_train: int, n_test: int, release: 
         names = {split: getattr(release, split).get(task.name) for split in ("train", "test")}
         if not any(names.values()):
             continue
-        raw = sample.generate(task.name, n_train, n_test, params.data.seed)
+        raw = samples.generate(task.name, n_train, n_test, params.data.seed)
         for split, name in names.items():
             if name:
                 files[name] += released_records(task, raw, split, params, swap_tfns=name in SWAPPED_TFNS)

@@ -11,7 +11,7 @@ import random
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable
 
-from finlora.sources.sample_xbrl import COMPANIES, CONCEPTS
+from finlora.samples.xbrl import COMPANIES, CONCEPTS
 
 TASKS = ("formula", "xbrl_term", "financebench", "fnxl")
 
