@@ -191,14 +191,19 @@ def parse_number(text: str) -> Decimal | None:
 def score_values(answers: list[str], golds: list[str]) -> Scored:
     """XBRL value extraction: the paper's containment (separators ignored) and numeric equality,
     exact because filings state exact values."""
+    return _score_numbers(answers, golds, lambda number, gold: number == parse_number(gold))
+
+
+def _score_numbers(answers: list[str], golds: list[str], equal) -> Scored:
+    """The first number of each answer against its gold number, compared by `equal(number, gold
+    text)` (strict); accuracy: the gold's text, separators aside, inside the answer."""
     numbers = [parse_number(a) for a in answers]
     n = len(golds)
-    correct = [number is not None and number == parse_number(g) for number, g in zip(numbers, golds)]
+    correct = [number is not None and equal(number, g) for number, g in zip(numbers, golds)]
     contained = sum(g.replace(",", "") in a.replace(",", "") for a, g in zip(answers, golds))
     metrics = {"n": n, "accuracy": round(contained / n, 4), "strict_accuracy": strict_accuracy(correct),
                "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
     return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], golds, correct)
-
 
 
 # --- Financial math: a number to the gold's decimals ------------------------------------------
@@ -212,13 +217,7 @@ def decimals(text: str) -> int:
 def score_numbers(answers: list[str], golds: list[str]) -> Scored:
     """Formula answers: the first number of the answer, rounded to as many decimals as the gold
     answer gives, equals it (strict); the gold answer's text inside the answer (accuracy)."""
-    numbers = [parse_number(a) for a in answers]
-    correct = [number is not None and round(number, decimals(g)) == parse_number(g) for number, g in zip(numbers, golds)]
-    n = len(golds)
-    metrics = {"n": n, "accuracy": round(sum(g.replace(",", "") in a.replace(",", "") for a, g in zip(answers, golds)) / n, 4),
-               "strict_accuracy": strict_accuracy(correct),
-               "invalid_rate": round(sum(number is None for number in numbers) / n, 4)}
-    return Scored(metrics, [INVALID if number is None else str(number) for number in numbers], golds, correct)
+    return _score_numbers(answers, golds, lambda number, gold: round(number, decimals(gold)) == parse_number(gold))
 
 
 # --- XBRL formulas: an expression over the filing's values ----------------------------------------
@@ -273,15 +272,15 @@ def score_expressions(answers: list[str], golds: list[str]) -> Scored:
     def squeezed(text: str) -> str:
         return "".join(text.split())
 
-    values = [expression_value(first_line(a)) for a in answers]
+    lines = [first_line(a) for a in answers]
+    values = [expression_value(line) for line in lines]
     correct = []
-    for answer, value, gold in zip(answers, values, golds):
+    for line, value, gold in zip(lines, values, golds):
         expected = expression_value(gold)
-        bare = NUMBER.fullmatch(first_line(answer).replace(",", ""))
         if value is None or expected is None:
             correct.append(False)
-        elif bare:
-            places = max(2, decimals(first_line(answer)))
+        elif NUMBER.fullmatch(line.replace(",", "")):  # a bare number
+            places = max(2, decimals(line))
             correct.append(round(value, places) == round(expected, places))
         else:
             correct.append(value == expected)
@@ -289,7 +288,7 @@ def score_expressions(answers: list[str], golds: list[str]) -> Scored:
     metrics = {"n": n, "accuracy": round(sum(squeezed(g) in squeezed(a) for a, g in zip(answers, golds)) / n, 4),
                "strict_accuracy": strict_accuracy(correct),
                "invalid_rate": round(sum(value is None for value in values) / n, 4)}
-    return Scored(metrics, [INVALID if value is None else first_line(a) for a, value in zip(answers, values)], golds, correct)
+    return Scored(metrics, [INVALID if value is None else line for line, value in zip(lines, values)], golds, correct)
 
 
 # --- Free text: ROUGE-L ----------------------------------------------------------------------------

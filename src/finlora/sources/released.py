@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from finlora.answers import kind, released_record
+from finlora.answers import NUMBER, kind, released_record
 from finlora.errors import FinloraError
 from finlora.files import check_is_jsonl, read_jsonl
 from finlora.released import tag_names
@@ -115,7 +115,6 @@ def _question(context: str) -> str:
     return context.rsplit("Question:", 1)[-1].lower()
 
 
-NUMBER = re.compile(r"-?\d[\d,]*(\.\d+)?")
 OPERATOR = re.compile(r"\d\s*[-+*/]\s*[\d(]|\)\s*[-+*/]")
 CALCULATION = re.compile(r"formula|calculat|compute")
 RECORD_FORMS = (
