@@ -77,21 +77,20 @@ def test_interrupted_evaluation_resumes_with_the_same_answers(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     reference, ref_out = run(tmp_path, params(), tiny_base, prepared, adapter, name="reference")
 
-    real = evaluation.generate_answers
-    calls = []
+    real = evaluation.answer_batches
 
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
+    def interrupted(*args, **kwargs):  # stopped while the fourth batch generates
+        for number, batch in enumerate(real(*args, **kwargs)):
+            if number == 3:
+                raise KeyboardInterrupt
+            yield batch
 
-    monkeypatch.setattr(evaluation, "generate_answers", interrupted)
+    monkeypatch.setattr(evaluation, "answer_batches", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, params(), tiny_base, prepared, adapter, name="resumed")
-    monkeypatch.setattr(evaluation, "generate_answers", real)
+    monkeypatch.setattr(evaluation, "answer_batches", real)
     resumed, out = run(tmp_path, params(), tiny_base, prepared, adapter, name="resumed")
-    assert resumed["resumed"] == 16  # the first chunk (8 batches of 2) came from the progress file
+    assert resumed["resumed"] == 6  # three batches of 2, written as each was done, came from the progress file
     assert (out / "pred" / "fpb.jsonl").read_text() == (ref_out / "pred" / "fpb.jsonl").read_text()
 
 

@@ -1,5 +1,10 @@
 from finlora import models
-from finlora.generation import first_line, generate_answers, left_pad, length_batches, shared_prefix, stop_token_ids
+import random
+
+import pytest
+
+from finlora.generation import (PrefixNode, answer_batches, first_line, generate_answers, left_pad, length_batches,
+                                prefix_tree, stop_token_ids)
 from finlora.prompts import build_context, prompt_ids
 from finlora import samples
 from finlora.tasks import TASKS
@@ -28,9 +33,69 @@ def test_batches_go_longest_first_within_batch_size_and_batch_tokens():
     assert length_batches([30, 4, 4], 4, batch_tokens=20) == [[0], [1, 2]]  # over the budget: alone
 
 
-def test_shared_prefix_leaves_each_prompt_a_token():
-    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 3]]) == [1, 2]
-    assert shared_prefix([[1, 2], [3, 4]]) == [] and shared_prefix([[1, 2, 3]]) == []
+def test_the_shared_prefix_leaves_each_prompt_a_token():
+    assert prefix_tree([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 3]], "shared").prefix == [1, 2]
+    assert prefix_tree([[1, 2], [3, 4]], "shared").prefix == [] and prefix_tree([[1, 2, 3]], "shared").prefix == []
+    assert prefix_tree([[1, 2, 3], [1, 2, 3]], "shared").prefix == [1, 2]  # identical prompts
+
+
+def nested_prompts() -> tuple[list[list[int]], dict[str, list[int]]]:
+    """An instruction every prompt shares; two filings under it, the first with a section two
+    of its questions share; and a prompt with no filing. Token ids stay in the tiny model's vocabulary."""
+    rng = random.Random(0)
+    part = {name: [rng.randrange(200, 900) for _ in range(length)]
+            for name, length in (("instruction", 40), ("filing1", 50), ("section", 36), ("filing2", 45))}
+    question = [[rng.randrange(200, 900) for _ in range(rng.randrange(3, 9))] for _ in range(8)]
+    prompts = [part["instruction"] + part["filing1"] + question[0],
+               part["instruction"] + part["filing2"] + question[1],
+               part["instruction"] + part["filing1"] + part["section"] + question[2],
+               part["instruction"] + question[3],
+               part["instruction"] + part["filing1"] + question[4],
+               part["instruction"] + part["filing2"] + question[5],
+               part["instruction"] + part["filing1"] + part["section"] + question[6],
+               part["instruction"] + part["filing1"] + question[7]]
+    return prompts, part
+
+
+def shape(node: PrefixNode) -> tuple:
+    return len(node.prefix), sorted(node.rows), sorted(shape(child) for child in node.children)
+
+
+def test_the_prefix_tree_nests_shared_prefixes_and_leaves_each_prompt_a_token():
+    prompts, part = nested_prompts()
+    instruction, filing1 = len(part["instruction"]), len(part["instruction"]) + len(part["filing1"])
+    tree = prefix_tree(prompts, "tree", min_tokens=32)
+    assert tree.prefix == part["instruction"] and tree.rows == [3]
+    assert shape(tree) == (instruction, [3], sorted([
+        (filing1, [0, 4, 7], [(filing1 + len(part["section"]), [2, 6], [])]),
+        (instruction + len(part["filing2"]), [1, 5], []),
+    ]))
+    for node in (tree, *tree.children, *tree.children[0].children):
+        for row in node.rows:
+            assert prompts[row][:len(node.prefix)] == node.prefix and len(prompts[row]) > len(node.prefix)
+    # a nested prefix shorter than min_tokens gets no node: its prompts stay with the parent
+    assert shape(prefix_tree(prompts, "tree", min_tokens=46)) == (instruction, [1, 3, 5], [
+        (filing1, [0, 2, 4, 6, 7], [])])
+    assert shape(prefix_tree(prompts, "shared")) == (instruction, list(range(8)), [])
+    assert shape(prefix_tree(prompts, "none")) == (0, list(range(8)), [])
+    with pytest.raises(ValueError, match="tree"):
+        prefix_tree(prompts, "radix")
+
+
+def test_answers_are_the_same_under_every_prefix_cache(tiny_base):
+    tokenizer = models.load_tokenizer(tiny_base)
+    model = models.load_base(tiny_base).eval()
+    prompts, _ = nested_prompts()
+    answers = {mode: generate_answers(model, tokenizer, prompts, 4, 6, progress=False, prefix_cache=mode)
+               for mode in ("none", "shared", "tree")}
+    assert answers["tree"].answers == answers["shared"].answers == answers["none"].answers
+    assert answers["tree"].new_tokens == answers["none"].new_tokens
+    assert len(set(answers["none"].answers)) > 1  # the prompts are told apart
+    # batch by batch, one node's prompts at a time: each filing's (and section's) questions together
+    batches = list(answer_batches(model, tokenizer, prompts, 4, 6, progress=False))
+    assert sorted(sorted(batch.rows) for batch in batches) == [[0, 4, 7], [1, 5], [2, 6], [3]]
+    assert {row: answer for batch in batches for row, answer in zip(batch.rows, batch.answers)} == dict(
+        enumerate(answers["tree"].answers))
 
 
 def test_stop_tokens_are_the_end_token_and_every_newline_token(tiny_base):
@@ -46,13 +111,13 @@ def test_answers_do_not_depend_on_batch_size_batch_tokens_or_prefix_reuse(tiny_b
     model = models.load_base(tiny_base).eval()
     prompts = mixed_prompts(tokenizer)
     assert len(set(len(p) for p in prompts)) > 1  # the batches really are padded
-    reference = generate_answers(model, tokenizer, prompts, 1, 6, progress=False, reuse_prefix=False)
+    reference = generate_answers(model, tokenizer, prompts, 1, 6, progress=False, prefix_cache="none")
     batched = generate_answers(model, tokenizer, prompts, 8, 6, progress=False)
     assert batched.answers == reference.answers
     budgeted = generate_answers(model, tokenizer, prompts, 8, 6, progress=False,
                                 batch_tokens=3 * max(len(p) for p in prompts))
     assert budgeted.answers == reference.answers
-    assert len(shared_prefix(prompts)) > 20  # chat preamble + "Instruction: What is ..."
+    assert len(prefix_tree(prompts, "shared").prefix) > 20  # chat preamble + "Instruction: What is ..."
     assert 0 < batched.new_tokens <= 6 * len(prompts)
 
 

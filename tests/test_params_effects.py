@@ -82,6 +82,8 @@ EFFECTS = {
                         "test_training.py::test_train_keeps_the_adapter_of_its_best_validated_step"],
     "train.by_group": ["test_config.py::test_a_group_trains_with_its_own_settings_where_it_has_them"],
     "eval.batch_size": ["test_generation.py::test_answers_do_not_depend_on_batch_size_batch_tokens_or_prefix_reuse"],
+    "eval.prefix_cache": ["test_params_effects.py::test_eval_prefix_cache_computes_each_shared_prefix_once",
+                          "test_generation.py::test_answers_are_the_same_under_every_prefix_cache"],
     "eval.batch_tokens": ["test_params_effects.py::test_eval_batch_tokens_caps_each_batch_and_keeps_the_answers",
                           "test_generation.py::test_batches_go_longest_first_within_batch_size_and_batch_tokens"],
     "eval.max_new_tokens": ["test_protocol.py::test_each_protocol_uses_its_answer_lengths_and_the_raw_prompt",
@@ -265,6 +267,40 @@ def test_eval_batch_tokens_caps_each_batch_and_keeps_the_answers(tiny_base, tmp_
     assert [rows for rows, _ in seen[0]] == [6]
     assert len(seen[1]) > 1 and all(rows * longest <= 40 or rows == 1 for rows, longest in seen[1])
     assert answers[40] == answers[10_000]
+
+
+def test_eval_prefix_cache_computes_each_shared_prefix_once(tiny_base, tmp_path, monkeypatch):
+    """Three "filings" of three questions each under one instruction: the tree computes the
+    instruction and each filing once, shared the instruction only, none nothing; same answers."""
+    from finlora import generation
+    from finlora.evaluation import evaluate
+    from finlora.files import read_jsonl, write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    filings = [" ".join(f"fact{f}x{i}={i * f}" for i in range(30)) for f in range(3)]
+    records = [{"context": f"Instruction: read the filing\nFiling: {filing}\nQuestion {q}: fact{q}?\nAnswer: ",
+                "target": "neutral"} for filing in filings for q in range(3)]
+    write_jsonl(tmp_path / "prepared" / "fpb" / "test.jsonl", records)
+    computed = []
+
+    def recording(model, parent_cache, prefix, cached, device):
+        computed.append(len(prefix) - cached)
+        return real_extend(model, parent_cache, prefix, cached, device)
+
+    real_extend = generation._extend_cache
+    monkeypatch.setattr(generation, "_extend_cache", recording)
+    answers, prefix_tokens = {}, {}
+    for mode in ("none", "shared", "tree"):
+        computed.clear()
+        params = params_with({"tasks": {"s": ["fpb"]}, "eval": {"prefix_cache": mode, "max_new_tokens": 3}})
+        evaluate(params, ["fpb"], tiny_base, None, tmp_path / "prepared", tmp_path / mode, tmp_path / "m",
+                 tmp_path / "c", progress_key=mode)
+        answers[mode] = [row["answer"] for row in read_jsonl(tmp_path / mode / "fpb.jsonl")]
+        prefix_tokens[mode] = list(computed)
+    assert prefix_tokens["none"] == [] and len(prefix_tokens["shared"]) == 1
+    assert len(prefix_tokens["tree"]) == 4 and prefix_tokens["tree"][0] == prefix_tokens["shared"][0]
+    assert sum(prefix_tokens["tree"][1:]) > 3 * 100  # each filing (30 facts) once
+    assert answers["tree"] == answers["shared"] == answers["none"]
 
 
 def test_the_chat_template_wraps_the_prompt_as_a_user_turn(tokenizer_dir):

@@ -28,6 +28,7 @@ PROTOCOLS = ("strict", "finlora-2025-01", "finlora-2025-08")  # finlora.protocol
 # depends on scoring code)
 TFNS_LABELS = ("corrected", "published")  # finlora.sources.released
 DEVICE_MAPS = ("none", "auto")
+PREFIX_CACHES = ("tree", "shared", "none")  # finlora.generation
 TARGET_SETS = {"all-linear": ["all-linear"], "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
                "qkv": ["q_proj", "k_proj", "v_proj"]}  # lora.target_modules by name
 LORA_VARIANTS = ("lora", "dora", "rslora")
@@ -232,6 +233,7 @@ class TrainParams:
 class EvalParams:
     batch_size: int
     batch_tokens: int
+    prefix_cache: str
     max_new_tokens: int
     max_new_tokens_by_task: dict[str, int]  # may be left out: every task gets max_new_tokens
     limit: int
@@ -244,6 +246,7 @@ class EvalParams:
     def check(self) -> None:
         check_at_least("eval.batch_size", self.batch_size, 1)
         check_at_least("eval.batch_tokens", self.batch_tokens, 1)
+        check_choice("eval.prefix_cache", self.prefix_cache, PREFIX_CACHES)
         check_at_least("eval.max_new_tokens", self.max_new_tokens, 1)
         for task, tokens in self.max_new_tokens_by_task.items():
             if task not in TASKS:

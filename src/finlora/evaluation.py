@@ -20,7 +20,7 @@ from finlora.bertscore import BertScorer
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import read_json, read_jsonl, write_json, write_jsonl
-from finlora.generation import first_line, generate_answers
+from finlora.generation import answer_batches, first_line
 from finlora.metrics import INVALID, TaskScores
 from finlora.prompts import prompt_ids
 from finlora.protocols import PROTOCOLS, answer_length, todays_answer
@@ -29,7 +29,6 @@ from finlora.scoring import MostCommonAnswer, most_common_answer, score
 from finlora.tasks import Task, get_task
 
 PROGRESS_DIR = Path(".cache/finlora/eval")
-CHUNK_BATCHES = 8  # batches generated between two progress writes
 
 
 def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path | None, prepared_dir: Path,
@@ -145,20 +144,19 @@ def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[
 
 
 def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int]], progress: "Progress"):
-    """Answers for every prompt, reusing the ones a previous, interrupted run already wrote."""
+    """Answers for every prompt, reusing the ones a previous, interrupted run already wrote; each
+    batch's answers are written to the progress file as soon as they exist."""
     keys = [_prompt_key(p) for p in prompts]
     answers = {i: progress.done[key] for i, key in enumerate(keys) if key in progress.done}
     todo = [i for i in range(len(prompts)) if i not in answers]
-    chunk = params.eval.batch_size * CHUNK_BATCHES
     new_tokens = 0
-    for start in range(0, len(todo), chunk):
-        indices = todo[start:start + chunk]
-        result = generate_answers(model, tokenizer, [prompts[i] for i in indices], params.eval.batch_size,
-                                  answer_length(params.eval, task), batch_tokens=params.eval.batch_tokens,
-                                  first_line_only=PROTOCOLS[params.eval.protocol].first_line_only)
-        new_tokens += result.new_tokens
-        for i, answer in zip(indices, result.answers):
-            answers[i] = answer
+    for batch in answer_batches(model, tokenizer, [prompts[i] for i in todo], params.eval.batch_size,
+                                answer_length(params.eval, task), batch_tokens=params.eval.batch_tokens,
+                                first_line_only=PROTOCOLS[params.eval.protocol].first_line_only,
+                                prefix_cache=params.eval.prefix_cache):
+        new_tokens += batch.new_tokens
+        indices = [todo[row] for row in batch.rows]
+        answers.update(zip(indices, batch.answers))
         progress.append({keys[i]: answers[i] for i in indices})
     return [answers[i] for i in range(len(prompts))], new_tokens
 
@@ -190,7 +188,7 @@ def _fingerprint(params: Params, base_dir: Path, adapter_dir: Path | None) -> st
         adapter = hashlib.sha256((adapter_dir / "adapter_model.safetensors").read_bytes()).hexdigest()
     settings = {**asdict(params.eval), "chat_template": params.model.chat_template}
     settings.pop("limit")
-    for batching in ("batch_size", "batch_tokens"):
+    for batching in ("batch_size", "batch_tokens", "prefix_cache"):
         settings.pop(batching)  # answers do not depend on them (tested)
     return hashlib.sha256(json.dumps([models.base_fingerprint(base_dir), adapter, settings],
                                      sort_keys=True).encode()).hexdigest()

@@ -4,21 +4,27 @@ Four things make it fast without changing a single answer:
   - prompts are sorted by length, so a batch carries little padding;
   - a batch holds at most `batch_tokens` prompt tokens, padding included, so long prompts
     (XBRL's run to 7,800 tokens) go a few at a time instead of all padded to the longest;
-  - the prefix every prompt shares (chat preamble + instruction) is run through the model once,
-    and its key/value cache is reused by every batch;
+  - a prefix that several prompts share is run through the model once, and its key/value cache is
+    reused by every batch of them (`prefix_cache`: tree, nested prefixes such as one filing's
+    questions under the instruction every prompt shares | shared, that instruction only | none);
   - a row stops at the end token or at its first newline, since the answer is the first line.
-Rows are left-padded (between the shared prefix and the rest) and answers come back in input order.
+Rows are left-padded (between their prefix and the rest) and answers come back in input order.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from finlora.config import PREFIX_CACHES
 from finlora.runtime import attention_without_cudnn
+
+MIN_SHARED_TOKENS = 32  # a nested prefix shorter than this is not worth a forward pass and a cache of its own
 
 
 @dataclass
@@ -27,39 +33,134 @@ class Generated:
     new_tokens: int  # tokens generated, over all rows
 
 
+@dataclass
+class Batch:
+    rows: list[int]  # indices into the prompts
+    answers: list[str]
+    new_tokens: int
+
+
 def generate_answers(model, tokenizer, prompts: list[list[int]], batch_size: int, max_new_tokens: int,
-                     progress: bool = True, reuse_prefix: bool = True, batch_tokens: int | None = None,
-                     first_line_only: bool = True) -> Generated:
+                     progress: bool = True, batch_tokens: int | None = None, first_line_only: bool = True,
+                     prefix_cache: str = "tree") -> Generated:
     """Greedy answers to token prompts. `first_line_only`: stop at a newline and keep the first line
     (eval.protocol strict); else stop at the end token only and keep the whole continuation."""
+    answers: list[str] = [""] * len(prompts)
+    new_tokens = 0
+    for batch in answer_batches(model, tokenizer, prompts, batch_size, max_new_tokens, progress, batch_tokens,
+                                first_line_only, prefix_cache):
+        for row, answer in zip(batch.rows, batch.answers):
+            answers[row] = answer
+        new_tokens += batch.new_tokens
+    return Generated(answers, new_tokens)
+
+
+def answer_batches(model, tokenizer, prompts: list[list[int]], batch_size: int, max_new_tokens: int,
+                   progress: bool = True, batch_tokens: int | None = None, first_line_only: bool = True,
+                   prefix_cache: str = "tree") -> Iterator[Batch]:
+    """`generate_answers` one batch at a time, in the prefix tree's order, so a caller can keep
+    each batch's answers as soon as they exist."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
-    prefix = shared_prefix(prompts) if reuse_prefix else []
-    suffixes = [p[len(prefix):] for p in prompts]
     stop_ids = stop_token_ids(tokenizer) if first_line_only else [tokenizer.eos_token_id]
     stops = set(stop_ids)
-    answers: list[str] = [""] * len(prompts)
-    new_tokens = 0
-    with (torch.inference_mode(), attention_without_cudnn(),
-          tqdm(total=len(prompts), desc="generate", unit="ex", disable=not progress) as bar):
-        prefix_cache = _prefix_cache(model, prefix, device)
-        for rows in length_batches([len(p) for p in prompts], batch_size, batch_tokens):
-            batch = left_pad([suffixes[i] for i in rows], tokenizer.pad_token_id, device, prefix)
-            extra = {}
-            if prefix_cache is not None:
-                cache = copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(len(rows))
-                extra["past_key_values"] = cache
-            output = model.generate(**batch, **extra, max_new_tokens=max_new_tokens, do_sample=False,
-                                    eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
-            generated = output[:, batch["input_ids"].shape[1]:]
-            for row, tokens in zip(rows, generated):
-                text = tokenizer.decode(tokens, skip_special_tokens=True)
-                answers[row] = first_line(text) if first_line_only else text
-                new_tokens += _length_until_stop(tokens.tolist(), stops)
+    tree = prefix_tree(prompts, prefix_cache)
+    with tqdm(total=len(prompts), desc="generate", unit="ex", disable=not progress) as bar:
+        for rows, inputs in _batches_under(tree, model, prompts, batch_size, batch_tokens,
+                                           tokenizer.pad_token_id, device):
+            with torch.inference_mode(), attention_without_cudnn():
+                output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                        eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
+            generated = output[:, inputs["input_ids"].shape[1]:].tolist()
+            texts = [tokenizer.decode(tokens, skip_special_tokens=True) for tokens in generated]
             bar.update(len(rows))
-    return Generated(answers, new_tokens)
+            yield Batch(rows, [first_line(text) if first_line_only else text for text in texts],
+                        sum(_length_until_stop(tokens, stops) for tokens in generated))
+
+
+@dataclass
+class PrefixNode:
+    """Prompts that all start with `prefix`: `rows` continue from it directly, `children` share a
+    longer prefix among themselves."""
+    prefix: list[int]
+    rows: list[int] = field(default_factory=list)
+    children: list[PrefixNode] = field(default_factory=list)
+
+
+def prefix_tree(prompts: list[list[int]], mode: str = "tree", min_tokens: int = MIN_SHARED_TOKENS) -> PrefixNode:
+    """The prompts' shared prefixes as a tree: under `tree`, a group of prompts that shares at
+    least `min_tokens` more than its parent gets a node of its own; every prompt keeps at least one
+    token beyond its node's prefix. `shared`: the root only; `none`: no prefix at all."""
+    if mode not in PREFIX_CACHES:
+        raise ValueError(f"prefix cache {mode!r}: expected one of {PREFIX_CACHES}")
+    if mode == "none" or not prompts:
+        return PrefixNode([], list(range(len(prompts))))
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    neighbours = [_common_length(prompts[a], prompts[b]) for a, b in zip(order, order[1:])]
+    root = _node(prompts, order, neighbours, 0, len(order))
+    if mode == "shared":
+        return PrefixNode(root.prefix, order)
+    return _grow(prompts, order, neighbours, root, min_tokens)
+
+
+def _grow(prompts, order, neighbours, node: PrefixNode, min_tokens: int) -> PrefixNode:
+    """Split the node's sorted span into runs whose neighbours share `min_tokens` more than it."""
+    start, end = node.rows[0], node.rows[-1] + 1  # positions in `order`, not prompt indices
+    node.rows = []
+    run_start = start
+    for position in range(start, end):
+        if position + 1 < end and neighbours[position] >= len(node.prefix) + min_tokens:
+            continue
+        child = _node(prompts, order, neighbours, run_start, position + 1)
+        if position > run_start and len(child.prefix) >= len(node.prefix) + min_tokens:
+            node.children.append(_grow(prompts, order, neighbours, child, min_tokens))
+        else:
+            node.rows.extend(order[run_start:position + 1])
+        run_start = position + 1
+    return node
+
+
+def _node(prompts, order, neighbours, start: int, end: int) -> PrefixNode:
+    """The node of the sorted span order[start:end] (its rows, for now, the span's positions)."""
+    rows = order[start:end]
+    shared = min([*neighbours[start:end - 1], min(len(prompts[i]) for i in rows) - 1]) if end - start > 1 else 0
+    return PrefixNode(prompts[rows[0]][:shared], list(range(start, end)))
+
+
+def _common_length(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if differ.size else n
+
+
+def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, pad_id, device,
+                   parent_cache=None, parent_length: int = 0) -> Iterator[tuple[list[int], dict]]:
+    """Depth first: the node's prefix extends its parent's cache once; its children, then its own
+    rows (in `length_batches`), continue from that cache."""
+    cache = parent_cache
+    if len(node.prefix) > parent_length:
+        cache = _extend_cache(model, parent_cache, node.prefix, parent_length, device)
+    for child in node.children:
+        yield from _batches_under(child, model, prompts, batch_size, batch_tokens, pad_id, device,
+                                  cache, len(node.prefix))
+    for batch in length_batches([len(prompts[i]) for i in node.rows], batch_size, batch_tokens):
+        rows = [node.rows[k] for k in batch]
+        inputs = left_pad([prompts[i][len(node.prefix):] for i in rows], pad_id, device, node.prefix)
+        if cache is not None:
+            copies = copy.deepcopy(cache)
+            copies.batch_repeat_interleave(len(rows))
+            inputs["past_key_values"] = copies
+        yield rows, inputs
+
+
+def _extend_cache(model, parent_cache, prefix: list[int], cached: int, device):
+    """The cache of `prefix`, computed from the parent's cache of its first `cached` tokens."""
+    ids = torch.tensor([prefix[cached:]], device=device)
+    mask = torch.ones((1, len(prefix)), dtype=torch.long, device=device)
+    past = copy.deepcopy(parent_cache) if parent_cache is not None else None
+    with torch.inference_mode(), attention_without_cudnn():
+        return model(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=True).past_key_values
 
 
 def length_batches(lengths: list[int], batch_size: int, batch_tokens: int | None = None) -> list[list[int]]:
@@ -75,25 +176,6 @@ def length_batches(lengths: list[int], batch_size: int, batch_tokens: int | None
         else:
             batches.append([i])
     return batches
-
-
-def shared_prefix(prompts: list[list[int]]) -> list[int]:
-    """The longest common token prefix, leaving every prompt at least one token of its own."""
-    if len(prompts) < 2:
-        return []
-    limit = min(len(p) for p in prompts) - 1
-    first = prompts[0]
-    length = 0
-    while length < limit and all(p[length] == first[length] for p in prompts):
-        length += 1
-    return first[:length]
-
-
-def _prefix_cache(model, prefix: list[int], device):
-    if not prefix:
-        return None
-    ids = torch.tensor([prefix], device=device)
-    return model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True).past_key_values
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device, prefix: list[int] = ()) -> dict[str, torch.Tensor]:

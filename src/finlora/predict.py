@@ -42,7 +42,7 @@ def predict(params: Params, task: str, records: list[dict], base_dir: Path, adap
     prompts = [prompt_ids(tokenizer, context, params.model.chat_template) for context in contexts]
     answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, answer_length(params.eval, task),
                                progress=len(prompts) > params.eval.batch_size,
-                               batch_tokens=params.eval.batch_tokens).answers
+                               batch_tokens=params.eval.batch_tokens, prefix_cache=params.eval.prefix_cache).answers
     labels = get_task(task).labels
     return [{**record, "answer": answer, "label": parse_label(answer, labels)}
             for record, answer in zip(records, answers)]
