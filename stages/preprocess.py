@@ -5,7 +5,6 @@ from typing import Optional
 
 import typer
 
-from finlora.answers import kind
 from finlora.config import load_params
 from finlora.errors import FinloraError, exit_on_error
 from finlora.files import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
@@ -23,7 +22,7 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
         for name in params.group_tasks(group):
             task = get_task(name)
             tag_names, fits = None, None
-            if kind(task).needs_tag_names:
+            if task.lists_tag_names:
                 tag_names = read_json(raw / name / "tags.json")
                 write_json(tmp / name / "tags.json", tag_names)
                 if base is None:

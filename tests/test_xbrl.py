@@ -1,6 +1,7 @@
 """XBRL extraction: reading instance documents, one-shot prompts, the prompt budget, scoring."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from decimal import Decimal
@@ -121,6 +122,10 @@ def test_sample_filings_are_valid_and_every_answer_is_in_its_prompt(tmp_path):
         for record in prepared.records:
             needle = f"<{record['target']} " if task == "xbrl_tags" else f">{record['target']}</"
             assert needle in record["context"]
+        # like FinLoRA's, several questions are asked of one filing's fiscal year: prompts share their bodies
+        bodies = Counter(record["context"].rsplit("\nQuestion:", 1)[0] for record in prepared.records)
+        assert max(bodies.values()) == samples.xbrl.QUESTIONS_PER_PROMPT
+        assert len(prepared.records) / len(bodies) >= 3
     concepts = {f.concept for name in raw["filings"] for f in xbrl.parse_filing(tmp_path / name).facts}
     assert len(concepts) >= 30
 

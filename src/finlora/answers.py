@@ -40,8 +40,7 @@ class AnswerKind:
     shown_as = ""  # `finlora tasks`: what an answer is, for tasks without a closed label set
     has_f1 = True  # a weighted F1 over gold answers means something (not for numbers)
     has_accuracy = True  # answers are right or wrong (free text is scored by overlap instead)
-    needs_tag_names = False  # prompts list the task's tag names (FiNER)
-    needs_filings = False  # questions are answered from filings (XBRL extraction)
+    several_per_prompt = False  # a prompt asks several questions; the target joins their answers with commas
     target_form: re.Pattern | None = None  # what a released target must look like, where it has a form
     target_hint = ""
 
@@ -96,7 +95,7 @@ class LabelAnswer(AnswerKind):
 class TagListAnswer(AnswerKind):
     name = "tag_list"
     shown_as = "US-GAAP tags (from the data set)"
-    needs_tag_names = True
+    several_per_prompt = True
 
     def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
         questions: list[tuple[str, str]] = []
@@ -118,8 +117,6 @@ class TagListAnswer(AnswerKind):
 
 class ExtractionAnswer(AnswerKind):
     """XBRL extraction: one-shot prompts over the facts of the filing a question names."""
-
-    needs_filings = True
 
     def records(self, task: Task, rows: list[dict], context: RowContext) -> list[dict]:
         filings = Filings(context.filings)

@@ -126,7 +126,7 @@ def score_2025_08(task: Task, answer_kind: AnswerKind, records: list[dict], answ
     if not answer_kind.has_accuracy:
         return {}
     answers = [todays_answer(answer) for answer in answers]
-    if answer_kind.needs_tag_names:
+    if answer_kind.several_per_prompt:
         pairs = [pair for record, answer in zip(records, answers) for pair in batched_pairs(str(record["target"]), answer)]
     else:
         pairs = [(str(record["target"]), answer) for record, answer in zip(records, answers)]

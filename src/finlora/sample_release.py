@@ -9,7 +9,6 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from finlora.answers import kind
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import write_jsonl
@@ -57,7 +56,7 @@ def released_records(task: Task, raw: dict, split: str, params: Params, swap_tfn
         instruction = sentiment_instruction(tuple(task.levels))
         records = [{"context": build_context(Example(instruction, row["news"], "")), "target": row["label"]}
                    for row in rows]
-    if kind(task).needs_filings:  # the filing a question came from, as FinLoRA records it
+    if task.reads_filings:  # the filing a question came from, as FinLoRA records it
         records = [{**record, "doc_path": row["filing"]} for record, row in zip(records, rows)]
     if swap_tfns and task.name == "tfns":
         records = [{**record, "target": TFNS_CORRECTION.get(record["target"], record["target"])} for record in records]

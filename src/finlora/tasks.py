@@ -1,9 +1,9 @@
 """The task registry: every fact about a task lives here and every stage reads it.
 
 A task knows its label set, where its public data lives on the Hugging Face Hub, the columns of
-a raw row in that data set's own schema, the kind of answer it asks for (named here; the kind
-itself, in finlora.answers, builds records and scores answers), and (classification tasks) how one raw row becomes an
-`Example` (instruction, input, answer). Labels are mapped from the data set's label *names*, never
+a raw row in that data set's own schema, what its source supplies beside the rows (tag names,
+filings), the kind of answer it asks for (named here; the kind itself, in finlora.answers, builds
+records), and (classification tasks) how one raw row becomes an `Example` (instruction, input, answer). Labels are mapped from the data set's label *names*, never
 by position. Instruction wording lives in finlora.prompts.
 """
 
@@ -55,6 +55,8 @@ class Task:
     to_example: Callable[[dict], Example] | None = None  # classification tasks only
     answer: str = "label"  # the kind of answer asked for: a key of finlora.answers.KINDS
     levels: dict[str, str] = field(default_factory=dict)  # a finer scale's levels -> labels (NWGI's seven)
+    lists_tag_names: bool = False  # prompts list the data set's tag names, which its source supplies (FiNER, FNXL)
+    reads_filings: bool = False  # questions are answered from filings, which its source supplies (XBRL extraction)
     description: str = ""
 
     def check_fields(self, row: dict) -> None:
@@ -211,27 +213,28 @@ TASKS: dict[str, Task] = {
         Task(
             "finer", "xbrl tagging", "FiNER", (),
             HubDataset("nlpaueb/finer-139", parquet=True),
-            fields=("tokens", "ner_tags"), label_field="ner_tags", answer="tag_list",
+            fields=("tokens", "ner_tags"), label_field="ner_tags", answer="tag_list", lists_tag_names=True,
             description="FiNER-139: the US-GAAP tag of each highlighted numeric entity",
         ),
         Task(
             "xbrl_tags", "xbrl extraction", "Tags", (), None,
-            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="tag",
+            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="tag", reads_filings=True,
             description="the us-gaap element of a described concept in a filing",
         ),
         Task(
             "xbrl_value", "xbrl extraction", "Values", (), None,
-            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="value",
+            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="value", reads_filings=True,
             description="the value of a described concept in a filing",
         ),
         # FinLoRA's later benchmark: read from its records ({"context", "target"}) or the sample generator's
         Task(
             "xbrl_formula", "xbrl extraction", "Formulas", (), None,
-            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="expression",
+            fields=XBRL_QUESTION_FIELDS, label_field="answer", answer="expression", reads_filings=True,
             description="a financial ratio of a filing as a formula with the filing's values",
         ),
         Task(
             "fnxl", "xbrl tagging", "FNXL", (), None, fields=RECORD_FIELDS, label_field="target", answer="tag_list",
+            lists_tag_names=True,
             description="FNXL: the US-GAAP tag of 30 highlighted entities a prompt, from 587 tags",
         ),
         Task(

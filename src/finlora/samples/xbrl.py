@@ -68,6 +68,7 @@ CONCEPTS = {
     "CommonStockSharesOutstanding": ("common shares outstanding", "instant", "shares"),
 }
 CONCEPTS_PER_FILING = 8  # of 34; a fiscal year's prompt holds up to 8 facts and a text block
+QUESTIONS_PER_PROMPT = 4  # questions asked of one filing's fiscal year (FinLoRA's development share: 2-6 a filing)
 SEGMENTS = ("ProductMember", "ServiceMember")  # us-gaap members of StatementBusinessSegmentsAxis
 
 
@@ -236,6 +237,21 @@ def ratio_questions(facts: dict) -> dict:
     return questions
 
 
+def _by_prompt(questions: dict, rng: random.Random) -> list[tuple]:
+    """Question keys, a few at a time from one filing's fiscal year (one prompt body), bodies in
+    random order: FinLoRA asks several questions of each filing it puts in a prompt."""
+    bodies: dict[tuple, list[tuple]] = {}
+    for key in sorted(questions):
+        bodies.setdefault((questions[key][0], key[2]), []).append(key)
+    order = sorted(bodies)
+    rng.shuffle(order)
+    keys = []
+    for body in order:
+        rng.shuffle(bodies[body])
+        keys += bodies[body][:QUESTIONS_PER_PROMPT]
+    return keys
+
+
 def generate(task: str, n_train: int, n_test: int, seed: int) -> dict:
     """Questions of `task` (xbrl_tags | xbrl_value | xbrl_formula) and the filings they ask about.
 
@@ -256,8 +272,7 @@ def generate(task: str, n_train: int, n_test: int, seed: int) -> dict:
     questions = ratio_questions(facts) if task == "xbrl_formula" else {
         key: (name, CONCEPTS[key[1]][0], f"us-gaap:{key[1]}" if task == "xbrl_tags" else value)
         for key, (name, value) in facts.items()}
-    keys = sorted(questions)
-    random.Random(f"{task}-{seed}").shuffle(keys)
+    keys = _by_prompt(questions, random.Random(f"{task}-{seed}"))
     if len(keys) < n_train + n_test:
         raise ValueError(f"the XBRL sample has {len(keys)} questions, fewer than {n_train + n_test} asked for")
     rows = [{"filing": questions[key][0], "company": key[0], "concept": questions[key][1], "fiscal_year": key[2],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from finlora.answers import kind
 from finlora.errors import FinloraError
 from finlora.finer import iob_type
 from finlora.sources import Source
@@ -72,7 +71,7 @@ def splits_from_hub(task: Task, loaded, seed: int) -> dict[str, list[dict]]:
 
 def tag_names(task: Task, loaded) -> list[str] | None:
     """FiNER's entity types in the order of its IOB ClassLabel names ("O", "B-X", "I-X", ...)."""
-    if not kind(task).needs_tag_names:
+    if not task.lists_tag_names:
         return None
     names = _class_names(next(iter(loaded.values())).features[task.label_field])
     return list(dict.fromkeys(entity for entity in map(iob_type, names) if entity))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from finlora.answers import kind
 from finlora.errors import FinloraError
 from finlora.files import read_jsonl
 from finlora.released import is_released, tag_names
@@ -34,13 +33,13 @@ def load(task: Task, local_dir: Path) -> dict:
     loaded: dict = {"splits": splits}
     rows = splits["train"] + splits["test"]
     if rows and is_released(rows[0]):  # FinLoRA's prompt records: no filings or token rows behind them
-        if kind(task).needs_tag_names:
+        if task.lists_tag_names:
             loaded["tag_names"] = tag_names(rows)
         return loaded
-    if kind(task).needs_tag_names:
+    if task.lists_tag_names:
         tags = {iob_type(tag) for rows in splits.values() for row in rows for tag in row.get(task.label_field) or []}
         loaded["tag_names"] = sorted(tags - {None})
-    if kind(task).needs_filings:
+    if task.reads_filings:
         loaded["filings"] = read_filings(folder / "filings", splits)
     return loaded
 

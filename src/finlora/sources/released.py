@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from finlora.answers import NUMBER, kind, released_record
+from finlora.answers import NUMBER, released_record
 from finlora.errors import FinloraError
 from finlora.files import check_is_jsonl, read_jsonl
 from finlora.released import tag_names
@@ -214,7 +214,7 @@ def load(task: Task, data: DataParams, asked: tuple[str, ...]) -> dict:
         origin["train_file"] = train_file.name
     origin["release"] = sorted(frozenset.intersection(*(found.releases for found in (train_file, test_file) if found)))
     loaded = {"splits": {"train": train, "test": test}, "origin": {**origin, **reader.counts()}}
-    if kind(task).needs_tag_names:
+    if task.lists_tag_names:
         loaded["tag_names"] = tag_names(train + test)
     return loaded
 
