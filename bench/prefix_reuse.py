@@ -1,10 +1,17 @@
-"""Shared prefixes computed once: evaluation under `eval.prefix_cache: shared` (the evaluator as it
-was: only the prefix every prompt of a task shares is reused) against `tree` (nested prefixes: one
-filing's questions under the instruction), on FinLoRA's released prompts, with the answers asserted
-identical. Each (task, mode) runs in a process of its own, so its peak memory is its own.
+"""Shared prefixes computed once, on FinLoRA's released prompts, each (task, mode) in a process of its
+own, so its peak memory is its own:
+
+- evaluation under `eval.prefix_cache: shared` (the evaluator as it was: only the prefix every
+  prompt of a task shares is reused) against `tree` (nested prefixes: one filing's questions under
+  the instruction), with the answers asserted identical;
+- with --train, one optimizer step's forward and backward passes over the first N examples of a
+  task, in the group's micro-batches unpacked (train.by_group's batch size, as training runs today)
+  against micro-batches of --pack-batch examples packed by shared prefix (train.prefix_packing),
+  with the summed loss and the gradient asserted equal (LoRA dropout off).
 
     python bench/prefix_reuse.py [--data ../shared/data/finlora-dev] [--tasks xbrl_tags finer]
                                  [--limit N]   # the first N prompts of each task (0 = all)
+    python bench/prefix_reuse.py --train --tasks finer xbrl_tags --limit 8 [--pack-batch 4]
 
 Prompts are FinLoRA's test contexts as released, raw; answer lengths, batch size and batch token
 cap come from params.yaml. The embedded model's context is 8,192 tokens: FNXL's prompts (about 10K)
@@ -26,20 +33,25 @@ from pathlib import Path
 from dev_real import DEV_DATA
 
 TASKS = ["xbrl_tags", "xbrl_value", "finer", "fnxl"]
+GROUP = {"xbrl_tags": "xbrl", "xbrl_value": "xbrl", "finer": "finer", "fnxl": "finer"}  # train.by_group's
 LONG_CONTEXT = 16_384
 
 
-def prompts_of(data: Path, task: str, tokenizer, limit: int) -> list[list[int]]:
+def records_of(data: Path, task: str, limit: int) -> list[dict]:
     from finlora.files import read_jsonl
-    from finlora.prompts import prompt_ids
     from finlora.sources import released
 
     found = released.find(released.data_folder(data), task, "test")
     if found is None:
         sys.exit(f"{data}: no test file for {task} ({released.expected(task, 'test')})")
     records = read_jsonl(found.path)
-    records = records[:limit] if limit else records
-    return [prompt_ids(tokenizer, record["context"], False) for record in records]
+    return records[:limit] if limit else records
+
+
+def prompts_of(data: Path, task: str, tokenizer, limit: int) -> list[list[int]]:
+    from finlora.prompts import prompt_ids
+
+    return [prompt_ids(tokenizer, record["context"], False) for record in records_of(data, task, limit)]
 
 
 def worker(args) -> None:
@@ -65,11 +77,49 @@ def worker(args) -> None:
                                        "tokens": sum(map(len, prompts)), "threads": torch.get_num_threads()}))
 
 
+def train_worker(args) -> None:
+    """One (task, mode): forward and backward over the examples in micro-batches, summing the loss;
+    write seconds, the loss, the answer tokens and the gradient to --result."""
+    import torch
+
+    from finlora import models, packing
+    from finlora.batching import collate, encode
+    from finlora.config import with_changes
+    from finlora.loss import answer_loss_sum
+
+    params = with_changes({"lora": {"dropout": 0.0}})  # dropout off: the two layouts see the same weights
+    train = params.train.for_group(GROUP[args.task])
+    tokenizer = models.load_tokenizer(args.base, False)
+    encoded, _ = encode(tokenizer, records_of(args.data, args.task, args.limit), LONG_CONTEXT, False)
+    model = models.add_lora(models.load_base(args.base), params.lora)
+    model.train()
+    if args.mode == "packed":
+        order = sorted(range(len(encoded)), key=lambda i: encoded[i].input_ids)  # by prompt, as packing batches
+        batches = [[encoded[i] for i in order[k:k + args.pack_batch]] for k in range(0, len(order), args.pack_batch)]
+        make = lambda examples: packing.collate_packed(examples, tokenizer.pad_token_id)  # noqa: E731
+    else:
+        batches = [encoded[k:k + train.batch_size] for k in range(0, len(encoded), train.batch_size)]
+        make = lambda examples: collate(examples, tokenizer.pad_token_id)  # noqa: E731
+    loss, answers = 0.0, 0
+    start = time.perf_counter()
+    for examples in batches:
+        summed, count = answer_loss_sum(model, make(examples))
+        summed.backward()
+        loss, answers = loss + summed.item(), answers + count
+    seconds = time.perf_counter() - start
+    gradient = [p.grad.flatten() for p in model.parameters() if p.requires_grad]
+    args.result.write_text(json.dumps({
+        "seconds": seconds, "loss": loss, "answers": answers, "examples": len(encoded),
+        "micro_batches": len(batches), "tokens": sum(len(e.input_ids) for e in encoded),
+        "gradient": torch.cat(gradient).tolist()[::97]}))
+
+
 def run(args, task: str, mode: str) -> dict:
     """The worker in a child process; its peak resident memory from the kernel's accounting."""
     result = Path(tempfile.mkstemp(suffix=".json")[1])
     command = [sys.executable, __file__, "--worker", "--task", task, "--mode", mode, "--result", str(result),
-               "--data", str(args.data), "--base", str(args.base), "--limit", str(args.limit)]
+               "--data", str(args.data), "--base", str(args.base), "--limit", str(args.limit),
+               "--pack-batch", str(args.pack_batch)]
     child = subprocess.Popen(command)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -78,21 +128,7 @@ def run(args, task: str, mode: str) -> dict:
     return {**json.loads(result.read_text()), "peak_gb": usage.ru_maxrss / 1e6}  # ru_maxrss: KiB on Linux
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEV_DATA, help="FinLoRA's released files (or a share of them)")
-    parser.add_argument("--base", type=Path, default=Path("models/base"))
-    parser.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
-    parser.add_argument("--limit", type=int, default=0, help="the first N prompts of each task; 0 = all")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--task", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        return worker(args)
-
-    print(f"data {args.data}, base {args.base}, {os.cpu_count()} CPUs")
+def compare_evaluation(args) -> None:
     print("| task | prompts | prompt tokens | shared s | tree s | tree / shared speed | peak GB shared -> tree "
           "| answers |\n|---|---|---|---|---|---|---|---|", flush=True)
     for task in args.tasks:
@@ -103,6 +139,45 @@ def main() -> None:
               f"| {'identical' if same else 'DIFFER'} |", flush=True)
         if not same:
             sys.exit(f"{task}: the tree's answers differ from the shared prefix's")
+
+
+def compare_training(args) -> None:
+    import torch
+
+    print("| task | examples | tokens | micro-batches unpacked -> packed | unpacked s | packed s "
+          "| packed / unpacked examples/s | peak GB unpacked -> packed | loss | gradient |\n"
+          "|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    for task in args.tasks:
+        unpacked, packed = run(args, task, "unpacked"), run(args, task, "packed")
+        loss_same = abs(packed["loss"] - unpacked["loss"]) <= 1e-4 * abs(unpacked["loss"])
+        gradient_same = torch.allclose(torch.tensor(packed["gradient"]), torch.tensor(unpacked["gradient"]),
+                                       rtol=1e-3, atol=1e-6)
+        print(f"| {task} | {unpacked['examples']} | {unpacked['tokens']:,} | {unpacked['micro_batches']} -> "
+              f"{packed['micro_batches']} | {unpacked['seconds']:.0f} | {packed['seconds']:.0f} "
+              f"| {unpacked['seconds'] / packed['seconds']:.2f}x | {unpacked['peak_gb']:.2f} -> {packed['peak_gb']:.2f} "
+              f"| {'equal' if loss_same else 'DIFFER'} ({unpacked['loss']:.4f}) | {'equal' if gradient_same else 'DIFFER'} |",
+              flush=True)
+        if not (loss_same and gradient_same and packed["answers"] == unpacked["answers"]):
+            sys.exit(f"{task}: packed training differs from unpacked")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEV_DATA, help="FinLoRA's released files (or a share of them)")
+    parser.add_argument("--base", type=Path, default=Path("models/base"))
+    parser.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
+    parser.add_argument("--limit", type=int, default=0, help="the first N prompts of each task; 0 = all")
+    parser.add_argument("--train", action="store_true", help="compare training unpacked and packed instead")
+    parser.add_argument("--pack-batch", type=int, default=4, help="examples a packed micro-batch holds")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--task", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return train_worker(args) if args.mode in ("unpacked", "packed") else worker(args)
+    print(f"data {args.data}, base {args.base}, {os.cpu_count()} CPUs")
+    compare_training(args) if args.train else compare_evaluation(args)
 
 
 if __name__ == "__main__":

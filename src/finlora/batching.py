@@ -36,16 +36,18 @@ def encode(tokenizer, records: list[dict], max_seq_len: int, chat_template: bool
     return encoded, dropped
 
 
-def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, keys: list | None = None) -> list[list[int]]:
     """Shuffle, then sort within windows of 32 batches so a batch holds similar lengths (little
-    padding), then shuffle the batch order so training does not see short-to-long."""
+    padding), then shuffle the batch order so training does not see short-to-long. With `keys`
+    (the token lists, for shared-prefix packing), windows are sorted by them instead, so examples
+    that share a prefix land in one batch."""
     rng = random.Random(seed)
     order = list(range(len(lengths)))
     rng.shuffle(order)
     window = batch_size * 32
     batches = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i] if keys is None else keys[i])
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
@@ -86,22 +88,30 @@ def micro_batches(encoded: list[Encoded], params: Params, world: int) -> list[li
     """Every micro-batch of the run, as the example indices of each rank: rank r of a global
     batch takes its examples r, r + world, ... so any world size sees the same global batches."""
     lengths = [len(e.input_ids) for e in encoded]
+    keys = [e.input_ids for e in encoded] if params.train.prefix_packing else None
     steps = []
     for epoch in range(params.train.epochs):
-        global_batches = length_grouped_batches(lengths, params.train.batch_size * world, params.train.seed + epoch)
+        global_batches = length_grouped_batches(lengths, params.train.batch_size * world, params.train.seed + epoch,
+                                                keys)
         steps += [[batch[rank::world] for rank in range(world)] for batch in global_batches
                   if len(batch) == params.train.batch_size * world]
     return steps
 
 
-def padding_efficiency(encoded: list[Encoded], steps: list[list[list[int]]]) -> float:
-    """The share of the whole schedule's input positions (every micro-batch of every rank, as
-    `collate` pads each to its longest input) that are tokens, not padding. A property of the
-    schedule, so a run resumed from a checkpoint reports what an uninterrupted one does."""
+def input_lengths(examples: list[Encoded]) -> list[int]:
+    """The rows `collate` makes of `examples`, by their input tokens."""
+    return [len(e.input_ids) - 1 for e in examples]
+
+
+def padding_efficiency(encoded: list[Encoded], steps: list[list[list[int]]], row_lengths=input_lengths) -> float:
+    """The share of the whole schedule's input positions (every micro-batch of every rank, padded
+    to its longest row; `row_lengths` says what rows a micro-batch makes) that are tokens, not
+    padding. A property of the schedule, so a run resumed from a checkpoint reports what an
+    uninterrupted one does."""
     real = padded = 0
     for micro in steps:
         for indices in micro:
-            inputs = [len(encoded[i].input_ids) - 1 for i in indices]
-            real += sum(inputs)
-            padded += len(inputs) * max(inputs, default=0)
+            rows = row_lengths([encoded[i] for i in indices])
+            real += sum(rows)
+            padded += len(rows) * max(rows, default=0)
     return round(real / max(1, padded), 3)

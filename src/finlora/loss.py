@@ -13,7 +13,10 @@ def answer_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     vocabulary the full logits tensor is most of the step's memory and a good part of its time.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.get_decoder()(input_ids=batch["input_ids"], use_cache=False).last_hidden_state
+    packed = {}
+    if "attention_mask" in batch:  # a packed batch (finlora.packing): its rows' own mask and positions
+        packed = {"attention_mask": batch["attention_mask"], "position_ids": batch["position_ids"]}
+    hidden = causal_lm.get_decoder()(input_ids=batch["input_ids"], use_cache=False, **packed).last_hidden_state
     answers = hidden.flatten(0, 1).index_select(0, batch["answer_positions"])
     return causal_lm.get_output_embeddings()(answers)
 
@@ -23,3 +26,4 @@ def answer_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
     logits = answer_logits(model, batch)
     targets = batch["answer_targets"]
     return F.cross_entropy(logits.float(), targets, reduction="sum"), targets.numel()
+

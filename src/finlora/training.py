@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from finlora import models
-from finlora.batching import answer_tokens, collate, encode, micro_batches, padding_efficiency, to_device
+from finlora import packing
+from finlora.batching import answer_tokens, collate, encode, input_lengths, micro_batches, padding_efficiency, to_device
 from finlora.checkpoints import Checkpoints, run_fingerprint
 from finlora.config import Params
 from finlora.dropout import use_uniform_mask_dropout
@@ -156,6 +157,10 @@ class Recipe:
         base = models.load_base(self.base_dir, self.params.quant.bits)
         if self.params.train.liger_kernel:
             apply_liger_kernel(base)
+        self.packed = self.params.train.prefix_packing and packing.supported(base)
+        if self.params.train.prefix_packing and not self.packed and self.rank == 0:
+            print(f"train.prefix_packing: the model's attention ({base.config._attn_implementation}) takes no "
+                  "packed rows' mask; training unpacked")
         model = models.add_lora(base, self.params.lora, self.params.train.gradient_checkpointing)
         if not torch.cuda.is_available():
             use_uniform_mask_dropout(model)
@@ -177,7 +182,7 @@ class Recipe:
         loss_sum = torch.zeros((), dtype=torch.float64, device=engine.device)  # read once, at the step's end
         for micro in window:
             examples = [self.encoded[i] for i in micro[self.rank]]
-            batch = to_device(collate(examples, self.tokenizer.pad_token_id), engine.device)
+            batch = to_device(self._collate(examples), engine.device)
             summed, _ = answer_loss_sum(engine.module, batch)
             # DeepSpeed divides by the accumulation steps and averages over ranks; scaling back makes
             # the gradient the mean over every answer token of the window, whatever the layout.
@@ -186,6 +191,11 @@ class Recipe:
             loss_sum += summed.detach()
             self.tokens += sum(len(e.input_ids) for e in examples)
         self.history.append((float(all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
+
+    def _collate(self, examples: list) -> dict[str, torch.Tensor]:
+        if self.packed:
+            return packing.collate_packed(examples, self.tokenizer.pad_token_id)
+        return collate(examples, self.tokenizer.pad_token_id)
 
     def _validate_if_due(self, step: int) -> Validated | None:
         if not self.held_out or ((step + 1) % self.params.train.validate_every and step + 1 != self.total_steps):
@@ -211,7 +221,9 @@ class Recipe:
             "device_hours": round(self.seconds * self.world / 3600, 4),
             "tokens_per_s": round(all_tokens / self.seconds, 1) if self.seconds > 0 else 0.0,
             "steady_tokens_per_s": steady_tokens_per_s(all_tokens, self.step_seconds),
-            "padding_efficiency": padding_efficiency(self.encoded, self.steps),
+            "padding_efficiency": padding_efficiency(self.encoded, self.steps,
+                                                     packing.row_lengths if self.packed else input_lengths),
+            "prefix_packing": self.packed,
             "peak_memory_gb": round(peak_memory / 1e9, 3),
             "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
             "trainable_params": self.trainable,

@@ -1,0 +1,137 @@
+import random
+
+import pytest
+import torch
+
+from conftest import params_with
+from finlora import models
+from finlora.batching import IGNORE, Encoded, collate, padding_efficiency
+from finlora.loss import answer_loss_sum
+from finlora.packing import collate_packed, packed_mask, prefix_groups, row_lengths
+
+
+def example(prompt: list[int], answer: list[int]) -> Encoded:
+    return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer)
+
+
+def test_examples_that_share_a_long_prefix_go_into_one_row():
+    shared = list(range(100, 170))  # 70 tokens
+    examples = [example(shared + [1, 2], [7]), example([5] * 80, [8]), example(shared + [3], [9, 9]),
+                example(shared[:40] + [4] * 40, [7])]  # shares 40 tokens only: below the minimum
+    assert sorted(prefix_groups(examples, min_prefix=64)) == [([0, 2], 70), ([1], 80), ([3], 80)]
+    assert sorted(prefix_groups(examples, min_prefix=32)) == [([0, 2, 3], 40), ([1], 80)]
+
+
+def test_a_packed_row_lays_out_the_prefix_once_with_positions_and_mask_by_hand():
+    # prefix [10, 11]; example 0's input [10, 11, 20] (answer 21 after 20), example 1's [10, 11, 30, 31]
+    examples = [example([10, 11, 20], [21]), example([10, 11, 30, 31], [32])]
+    batch = collate_packed(examples, pad_id=0, min_prefix=2)
+    assert batch["input_ids"].tolist() == [[10, 11, 20, 30, 31]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 2, 3]]
+    allowed = [[1, 0, 0, 0, 0],   # prefix: causal
+               [1, 1, 0, 0, 0],
+               [1, 1, 1, 0, 0],   # example 0's token 20: the prefix and itself
+               [1, 1, 0, 1, 0],   # example 1's 30: the prefix and itself, not 20
+               [1, 1, 0, 1, 1]]
+    assert batch["attention_mask"].int().tolist() == [[allowed]]
+    # the answers: 21 predicted at slot 2 (after 20), 32 at slot 4 (after 31)
+    assert batch["answer_positions"].tolist() == [2, 4] and batch["answer_targets"].tolist() == [21, 32]
+    # nothing to pack: the plain batch, without a mask
+    assert "attention_mask" not in collate_packed(examples, pad_id=0, min_prefix=3)
+
+
+def test_padding_attends_to_padding_only_and_never_to_nothing():
+    owners = torch.tensor([[-1, -1, 0, 1, -2, -2]])
+    mask = packed_mask(owners)[0, 0]
+    assert mask.any(dim=1).all()  # every query attends to something: no NaN row
+    assert not mask[:4, 4:].any() and not mask[4:, :4].any() and mask[4:, 4:].tolist() == [[True, False], [True, True]]
+
+
+def test_packed_padding_efficiency_counts_the_prefix_once():
+    shared = list(range(100, 180))  # 80 tokens
+    examples = [example(shared + [1] * 10, [7]), example(shared + [2] * 10, [7]), example([5] * 30, [8])]
+    # packed: one row of 80 + 10 + 10 = 100 inputs, one of 30: 130 tokens over 2 x 100 positions
+    assert row_lengths(examples) == [100, 30]
+    assert padding_efficiency(examples, [[[0, 1, 2]]], row_lengths) == 0.65
+    assert padding_efficiency(examples, [[[0, 1, 2]]]) == round(210 / 270, 3)  # unpacked: rows of 90, 90, 30
+
+
+@pytest.mark.parametrize("with_lora", [False, True])
+def test_packed_loss_and_gradients_equal_the_unpacked_ones(tiny_base, with_lora):
+    """Three filings' questions (two, three and one of them) and an unrelated prompt, right-padded
+    in one batch as they are, and packed: the same summed loss and the same gradient, dropout off."""
+    rng = random.Random(0)
+    tokens = lambda n: [rng.randrange(200, 900) for _ in range(n)]  # noqa: E731
+    filings = [tokens(90), tokens(70), tokens(120)]
+    examples = [example(filing + tokens(rng.randrange(4, 12)), tokens(rng.randrange(1, 4)))
+                for filing, questions in zip(filings, (2, 3, 1)) for _ in range(questions)]
+    examples.append(example(tokens(40), tokens(2)))
+    model = models.load_base(tiny_base)
+    if with_lora:
+        model = models.add_lora(model, params_with({"lora": {"dropout": 0.0}}).lora)
+        with torch.no_grad():  # B starts at zero; make the adapter matter
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(std=0.02)
+    model.train()
+    trained = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        summed, count = answer_loss_sum(model, batch)
+        summed.backward()
+        return summed.item(), count, [p.grad.clone() for p in trained]
+
+    packed_batch = collate_packed(examples, pad_id=0)
+    assert packed_batch["input_ids"].shape[0] == 4  # three filings' rows and the unrelated prompt
+    assert packed_batch["input_ids"].numel() < 0.75 * collate(examples, 0)["input_ids"].numel()
+    unpacked, packed = loss_and_grads(collate(examples, 0)), loss_and_grads(packed_batch)
+    assert packed[1] == unpacked[1] == sum(len(e.labels) - e.labels.count(IGNORE) for e in examples)
+    assert packed[0] == pytest.approx(unpacked[0], rel=1e-5)
+    for a, b in zip(packed[2], unpacked[2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in unpacked[2])
+
+
+def filing_records(filings: int = 3, questions: int = 4) -> list[dict]:
+    """Questions of a few "filings": each filing's prompts share 100+ tokens; filings are as long as
+    each other, questions are not, so by length alone a batch would mix filings."""
+    return [{"context": "Filing: " + " ".join(f"item{f}-{i}={i * (f + 3):04d}" for i in range(25))
+             + f"\nQuestion: what is item{f}-{q}{' exactly' * 3 * q}?\nAnswer: ", "target": str(q * (f + 3))}
+            for f in range(filings) for q in range(questions)]
+
+
+def test_packing_puts_a_filings_questions_in_one_micro_batch(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from finlora.batching import encode, micro_batches
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    encoded, _ = encode(tokenizer, filing_records(), 1024, False)
+    filing_of = [i // 4 for i in range(12)]
+    for packed in (True, False):
+        params = params_with({"tasks": {"sentiment": ["fpb"]}, "train": {"batch_size": 4, "prefix_packing": packed}})
+        batches = [micro[0] for micro in micro_batches(encoded, params, 1)]
+        assert sorted(i for batch in batches for i in batch) == sorted(list(range(12)) * 2)  # two epochs, each once
+        together = all(len({filing_of[i] for i in batch}) == 1 for batch in batches)
+        assert together is packed  # by prompt when packing; by length (questions of mixed filings) when not
+
+
+def test_a_packed_training_has_the_losses_and_adapter_of_the_same_schedule_unpacked(tiny_base, tmp_path,
+                                                                                     monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    from finlora import packing, training
+
+    params = params_with({"tasks": {"sentiment": ["fpb"]}, "lora": {"dropout": 0.0},
+                          "train": {"batch_size": 4, "epochs": 2, "lr": 1e-2, "prefix_packing": True}})
+    packed = training.train(params, filing_records(), tiny_base, tmp_path / "p", tmp_path / "p.json", None)
+    monkeypatch.setattr(packing, "supported", lambda model: False)  # an attention without 4D masks
+    unpacked = training.train(params, filing_records(), tiny_base, tmp_path / "u", tmp_path / "u.json", None)
+    assert "takes no packed rows' mask; training unpacked" in capsys.readouterr().out
+    assert (packed["prefix_packing"], unpacked["prefix_packing"]) == (True, False)
+    assert packed["padding_efficiency"] == 1.0  # each micro-batch, one filing's questions, is one packed row
+    assert packed["final_loss"] == pytest.approx(unpacked["final_loss"], rel=1e-4)
+    a, b = load_file(tmp_path / "p" / "adapter_model.safetensors"), load_file(tmp_path / "u" / "adapter_model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-5)
