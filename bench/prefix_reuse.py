@@ -91,6 +91,7 @@ def train_worker(args) -> None:
     train = params.train.for_group(GROUP[args.task])
     tokenizer = models.load_tokenizer(args.base, False)
     encoded, _ = encode(tokenizer, records_of(args.data, args.task, args.limit), LONG_CONTEXT, False)
+    torch.manual_seed(0)  # the same adapter initialisation in both processes
     model = models.add_lora(models.load_base(args.base), params.lora)
     model.train()
     if args.mode == "packed":
@@ -111,7 +112,7 @@ def train_worker(args) -> None:
     args.result.write_text(json.dumps({
         "seconds": seconds, "loss": loss, "answers": answers, "examples": len(encoded),
         "micro_batches": len(batches), "tokens": sum(len(e.input_ids) for e in encoded),
-        "gradient": torch.cat(gradient).tolist()[::97]}))
+        "gradient": torch.cat(gradient).tolist()}))
 
 
 def run(args, task: str, mode: str) -> dict:
@@ -150,12 +151,14 @@ def compare_training(args) -> None:
     for task in args.tasks:
         unpacked, packed = run(args, task, "unpacked"), run(args, task, "packed")
         loss_same = abs(packed["loss"] - unpacked["loss"]) <= 1e-4 * abs(unpacked["loss"])
-        gradient_same = torch.allclose(torch.tensor(packed["gradient"]), torch.tensor(unpacked["gradient"]),
-                                       rtol=1e-3, atol=1e-6)
+        a, b = torch.tensor(packed["gradient"]), torch.tensor(unpacked["gradient"])
+        gradient_error = float((a - b).norm() / b.norm())  # float rounding of two kernels: ~1e-6 to 1e-4
+        gradient_same = gradient_error <= 1e-3
         print(f"| {task} | {unpacked['examples']} | {unpacked['tokens']:,} | {unpacked['micro_batches']} -> "
               f"{packed['micro_batches']} | {unpacked['seconds']:.0f} | {packed['seconds']:.0f} "
               f"| {unpacked['seconds'] / packed['seconds']:.2f}x | {unpacked['peak_gb']:.2f} -> {packed['peak_gb']:.2f} "
-              f"| {'equal' if loss_same else 'DIFFER'} ({unpacked['loss']:.4f}) | {'equal' if gradient_same else 'DIFFER'} |",
+              f"| {'equal' if loss_same else 'DIFFER'} ({unpacked['loss']:.4f}) "
+              f"| {'equal' if gradient_same else 'DIFFER'} (relative error {gradient_error:.1e}) |",
               flush=True)
         if not (loss_same and gradient_same and packed["answers"] == unpacked["answers"]):
             sys.exit(f"{task}: packed training differs from unpacked")

@@ -183,7 +183,7 @@ def test_a_second_seed_trains_only_that_seed_and_the_report_gives_the_spread(pro
     assert seeds["n"] == 2 and seeds["mean"] == round(statistics.mean(accuracies), 4)
     assert summary["fpb"]["lora"]["accuracy"] == round(statistics.mean(accuracies), 4)
     # the spread of every score, worked out here from each seed's own metrics file (on 4 test
-    # examples the seeds may tie; test_report.py checks a spread of unequal values by hand)
+    # examples the seeds may tie: a spread over unequal scores is made below)
     for group, task in (("sentiment", "fpb"), ("sentiment", "tfns"), ("xbrl", "xbrl_value")):
         per_seed = [json.loads((project / "metrics" / "eval" / "lora" / group / f"seed-{seed}" / f"{task}.json").read_text())
                     for seed in (42, 7)]
@@ -201,6 +201,18 @@ def test_a_second_seed_trains_only_that_seed_and_the_report_gives_the_spread(pro
     assert "## Seeds" in report and "| seed 42 | seed 7 | mean | sd | 95 % interval |" in report
     shown = [e for e in experiments(project) if e["params"]["train"]["seeds"] == [42, 7]]  # as dvc exp show has it
     assert shown and shown[0]["summary"]["fpb"]["seeds"]["accuracy"] == seeds
+    # a spread over unequal scores, through the report stage: seed 7's FPB accuracy made to differ
+    path = project / "metrics" / "eval" / "lora" / "sentiment" / "seed-7" / "fpb.json"
+    original = path.read_text()
+    made = 1.0 if accuracies[0] != 1.0 else 0.0
+    path.write_text(json.dumps({**by_seed[1], "accuracy": made}))
+    sh(project, "dvc", "repro", "--single-item", "report")
+    spread = json.loads((project / "metrics" / "summary.json").read_text())["fpb"]["seeds"]["accuracy"]
+    sd = statistics.stdev([accuracies[0], made])
+    assert sd > 0 and spread["sd"] == pytest.approx(sd, abs=1e-4)
+    assert spread["ci95_high"] - spread["mean"] == pytest.approx(12.7062 * sd / 2 ** 0.5, abs=2e-4)
+    path.write_text(original)
+    sh(project, "dvc", "repro", "--single-item", "report")
 
 
 def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
