@@ -123,20 +123,17 @@ def test_changes_replace_keys_of_a_section_and_tasks_whole():
 
 def test_a_group_trains_with_its_own_settings_where_it_has_them():
     params = params_with({"train": {"lr": 1e-4, "epochs": 4, "batch_size": 16,
-                                    "by_group": {"xbrl": {"epochs": 1, "batch_size": 2, "grad_accum": 2,
-                                                          "prefix_packing": True}}}})
+                                    "by_group": {"xbrl": {"epochs": 1, "batch_size": 2, "grad_accum": 2}}}})
     xbrl, sentiment = params.for_group("xbrl").train, params.for_group("sentiment").train
     assert (xbrl.epochs, xbrl.batch_size, xbrl.grad_accum, xbrl.lr) == (1, 2, 2, 1e-4)
     assert (sentiment.epochs, sentiment.batch_size, sentiment.grad_accum) == (4, 16, 1)
     assert isinstance(xbrl.epochs, int)
-    assert xbrl.prefix_packing is True and sentiment.prefix_packing is False
 
 
 @pytest.mark.parametrize("by_group, message", [
     ({"xbrl": {"epochs": 0}}, "train.by_group.xbrl.epochs = 0 is not valid"),
     ({"xbrl": {"epochs": 1.5}}, "train.by_group.xbrl.epochs = 1.5 is not valid; valid: an integer"),
     ({"xbrl": {"optimizer": 1}}, "train.by_group.xbrl.optimizer = 1.0 is not valid; valid: a key among lr, epochs"),
-    ({"xbrl": {"prefix_packing": 2}}, "train.by_group.xbrl.prefix_packing = 2.0 is not valid; valid: true or false"),
 ])
 def test_bad_group_settings_are_named(by_group, message):
     with pytest.raises(FinloraError, match=message.replace(".", r"\.")):

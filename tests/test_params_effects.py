@@ -84,8 +84,7 @@ EFFECTS = {
     "eval.batch_size": ["test_generation.py::test_answers_do_not_depend_on_batch_size_batch_tokens_or_prefix_reuse"],
     "train.prefix_packing": [
         "test_packing.py::test_packing_puts_a_filings_questions_in_one_micro_batch",
-        "test_packing.py::test_a_packed_training_has_the_losses_and_adapter_of_the_same_schedule_unpacked",
-        "test_config.py::test_a_group_trains_with_its_own_settings_where_it_has_them"],
+        "test_packing.py::test_a_packed_training_has_the_losses_and_adapter_of_the_same_schedule_unpacked"],
     "eval.prefix_cache": ["test_params_effects.py::test_eval_prefix_cache_computes_each_shared_prefix_once",
                           "test_generation.py::test_answers_are_the_same_under_every_prefix_cache"],
     "eval.batch_tokens": ["test_params_effects.py::test_eval_batch_tokens_caps_each_batch_and_keeps_the_answers",

@@ -22,8 +22,8 @@ from finlora.tasks import TASKS
 
 pytestmark = pytest.mark.slow
 
-COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "models", "metrics", "dvc.lock", "dvc_plots",
-                                     "cache", "tmp", "__pycache__", ".pytest_cache", "*.egg-info")
+COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "models", "metrics", "dvc.lock", "dvc_plots",  # outputs,
+                                     "cache", ".cache", "tmp", "__pycache__", ".pytest_cache", "*.egg-info")  # caches
 
 
 def dvc_env() -> dict:

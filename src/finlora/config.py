@@ -34,7 +34,7 @@ TARGET_SETS = {"all-linear": ["all-linear"], "attention": ["q_proj", "k_proj", "
 LORA_VARIANTS = ("lora", "dora", "rslora")
 ZERO_STAGES = (0, 1, 2)
 SAMPLING_POLICIES = ("proportional", "balanced", "temperature")  # finlora.mixing
-GROUP_TRAIN_KEYS = ("lr", "epochs", "batch_size", "grad_accum", "max_seq_len", "prefix_packing")  # train.by_group
+GROUP_TRAIN_KEYS = ("lr", "epochs", "batch_size", "grad_accum", "max_seq_len")  # train.by_group
 
 
 def invalid(key: str, value: Any, valid: str) -> FinloraError:
@@ -197,19 +197,12 @@ class TrainParams:
 
     def for_group(self, group: str) -> "TrainParams":
         """These settings with the group's own (train.by_group) in place of the shared ones."""
-        typed = {}
-        for key, value in self.by_group.get(group, {}).items():
-            if key == "lr":
-                typed[key] = value
-            elif key == "prefix_packing":
-                if value not in (0, 1):
-                    raise invalid(f"train.by_group.{group}.{key}", value, "true or false")
-                typed[key] = bool(value)
-            elif not float(value).is_integer():
+        changes = self.by_group.get(group, {})
+        for key, value in changes.items():
+            if key != "lr" and not float(value).is_integer():
                 raise invalid(f"train.by_group.{group}.{key}", value, "an integer")
-            else:
-                typed[key] = int(value)
-        return dataclasses.replace(self, by_group={}, **typed)
+        return dataclasses.replace(self, by_group={}, **{key: value if key == "lr" else int(value)
+                                                         for key, value in changes.items()})
 
     def check_values(self, prefix: str) -> None:
         if not 0 < self.lr < math.inf:  # also refuses nan
