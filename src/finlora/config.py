@@ -389,7 +389,7 @@ def _build(cls: type, raw: Any, key: str, source: str) -> Any:
     if unknown:
         where = f"{key}." if key else ""
         raise FinloraError(
-            f"{source}: unknown key '{where}{unknown[0]}'",
+            f"{source}: unknown key {where + str(unknown[0])!r}",  # quoted as Python would: a key may hold a newline
             hint=f"valid keys{' in ' + key if key else ''}: {', '.join(fields)}",
         )
     hints = typing.get_type_hints(cls)

@@ -79,7 +79,8 @@ def read_rows(path: Path) -> list[dict]:
     try:
         frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
     except Exception as error:
-        raise FinloraError(f"{path}: cannot read ({type(error).__name__}: {error})") from None
+        said = " ".join(str(error).split())  # pandas' parser messages end in a newline
+        raise FinloraError(f"{path}: cannot read ({type(error).__name__}: {said})") from None
     return frame.to_dict(orient="records")
 
 
