@@ -143,3 +143,17 @@ def test_under_finlora_protocols_answers_run_past_a_newline(tiny_base):
     assert any(answer.startswith("\n") for answer in whole.answers)
     assert strict.answers == [first_line(answer) for answer in whole.answers]
     assert whole.new_tokens > strict.new_tokens
+
+
+def test_batches_already_answered_are_skipped_and_the_rest_keep_their_batches(tiny_base):
+    """What an interrupted evaluation resumes: the batches it had not finished, as an
+    uninterrupted run makes them, so they get the same answers."""
+    tokenizer = models.load_tokenizer(tiny_base)
+    model = models.load_base(tiny_base).eval()
+    prompts, _ = nested_prompts()
+    full = list(answer_batches(model, tokenizer, prompts, 2, 6, progress=False))
+    done = frozenset(full[0].rows + full[1].rows)
+    rest = list(answer_batches(model, tokenizer, prompts, 2, 6, progress=False, done=done))
+    assert [batch.rows for batch in rest] == [batch.rows for batch in full[2:]]
+    assert [batch.answers for batch in rest] == [batch.answers for batch in full[2:]]
+    assert not list(answer_batches(model, tokenizer, prompts, 2, 6, progress=False, done=frozenset(range(8))))

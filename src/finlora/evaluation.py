@@ -148,16 +148,14 @@ def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int
     batch's answers are written to the progress file as soon as they exist."""
     keys = [_prompt_key(p) for p in prompts]
     answers = {i: progress.done[key] for i, key in enumerate(keys) if key in progress.done}
-    todo = [i for i in range(len(prompts)) if i not in answers]
     new_tokens = 0
-    for batch in answer_batches(model, tokenizer, [prompts[i] for i in todo], params.eval.batch_size,
+    for batch in answer_batches(model, tokenizer, prompts, params.eval.batch_size,
                                 answer_length(params.eval, task), batch_tokens=params.eval.batch_tokens,
                                 first_line_only=PROTOCOLS[params.eval.protocol].first_line_only,
-                                prefix_cache=params.eval.prefix_cache):
+                                prefix_cache=params.eval.prefix_cache, done=frozenset(answers)):
         new_tokens += batch.new_tokens
-        indices = [todo[row] for row in batch.rows]
-        answers.update(zip(indices, batch.answers))
-        progress.append({keys[i]: answers[i] for i in indices})
+        answers.update(zip(batch.rows, batch.answers))
+        progress.append({keys[i]: answers[i] for i in batch.rows})
     return [answers[i] for i in range(len(prompts))], new_tokens
 
 

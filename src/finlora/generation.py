@@ -57,18 +57,20 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], batch_size: int
 
 def answer_batches(model, tokenizer, prompts: list[list[int]], batch_size: int, max_new_tokens: int,
                    progress: bool = True, batch_tokens: int | None = None, first_line_only: bool = True,
-                   prefix_cache: str = "tree") -> Iterator[Batch]:
+                   prefix_cache: str = "tree", done: frozenset[int] = frozenset()) -> Iterator[Batch]:
     """`generate_answers` one batch at a time, in the prefix tree's order, so a caller can keep
-    each batch's answers as soon as they exist."""
+    each batch's answers as soon as they exist. Batches whose prompts are all `done` (answered by
+    an interrupted run) are skipped: the plan of batches is made over every prompt, so the rest
+    go in the very batches an uninterrupted run gives them, and get its answers."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     stop_ids = stop_token_ids(tokenizer) if first_line_only else [tokenizer.eos_token_id]
     stops = set(stop_ids)
     tree = prefix_tree(prompts, prefix_cache)
-    with tqdm(total=len(prompts), desc="generate", unit="ex", disable=not progress) as bar:
+    with tqdm(total=len(prompts) - len(done), desc="generate", unit="ex", disable=not progress) as bar:
         for rows, inputs in _batches_under(tree, model, prompts, batch_size, batch_tokens,
-                                           tokenizer.pad_token_id, device):
+                                           tokenizer.pad_token_id, device, done):
             with torch.inference_mode(), attention_without_cudnn():
                 output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                         eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
@@ -134,24 +136,32 @@ def _common_length(a: list[int], b: list[int]) -> int:
     return int(differ[0]) if differ.size else n
 
 
-def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, pad_id, device,
+def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, pad_id, device, done,
                    parent_cache=None, parent_length: int = 0) -> Iterator[tuple[list[int], dict]]:
     """Depth first: the node's prefix extends its parent's cache once; its children, then its own
-    rows (in `length_batches`), continue from that cache."""
+    rows (in `length_batches`), continue from that cache. A node with nothing left is passed by."""
+    if done.issuperset(_rows_under(node)):
+        return
     cache = parent_cache
     if len(node.prefix) > parent_length:
         cache = _extend_cache(model, parent_cache, node.prefix, parent_length, device)
     for child in node.children:
-        yield from _batches_under(child, model, prompts, batch_size, batch_tokens, pad_id, device,
+        yield from _batches_under(child, model, prompts, batch_size, batch_tokens, pad_id, device, done,
                                   cache, len(node.prefix))
     for batch in length_batches([len(prompts[i]) for i in node.rows], batch_size, batch_tokens):
         rows = [node.rows[k] for k in batch]
+        if done.issuperset(rows):
+            continue
         inputs = left_pad([prompts[i][len(node.prefix):] for i in rows], pad_id, device, node.prefix)
         if cache is not None:
             copies = _fork(cache)
             copies.batch_repeat_interleave(len(rows))
             inputs["past_key_values"] = copies
         yield rows, inputs
+
+
+def _rows_under(node: PrefixNode) -> list[int]:
+    return node.rows + [row for child in node.children for row in _rows_under(child)]
 
 
 def _fork(cache):
