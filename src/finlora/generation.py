@@ -18,10 +18,10 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from finlora.config import PREFIX_CACHES
+from finlora.prompts import common_prefix_length
 from finlora.runtime import attention_without_cudnn
 
 MIN_SHARED_TOKENS = 32  # a nested prefix shorter than this is not worth a forward pass and a cache of its own
@@ -99,7 +99,7 @@ def prefix_tree(prompts: list[list[int]], mode: str = "tree", min_tokens: int = 
     if mode == "none" or not prompts:
         return PrefixNode([], list(range(len(prompts))))
     order = sorted(range(len(prompts)), key=lambda i: prompts[i])
-    neighbours = [_common_length(prompts[a], prompts[b]) for a, b in zip(order, order[1:])]
+    neighbours = [common_prefix_length(prompts[a], prompts[b]) for a, b in zip(order, order[1:])]
     root = _node(prompts, order, neighbours, 0, len(order))
     if mode == "shared":
         return PrefixNode(root.prefix, order)
@@ -128,12 +128,6 @@ def _node(prompts, order, neighbours, start: int, end: int) -> PrefixNode:
     rows = order[start:end]
     shared = min([*neighbours[start:end - 1], min(len(prompts[i]) for i in rows) - 1]) if end - start > 1 else 0
     return PrefixNode(prompts[rows[0]][:shared], list(range(start, end)))
-
-
-def _common_length(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
-    return int(differ[0]) if differ.size else n
 
 
 def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, pad_id, device, done,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from finlora.batching import IGNORE, Encoded, collate
+from finlora.prompts import common_prefix_length
 
 MIN_PREFIX = 64  # tokens: a shorter shared prefix saves less than a packed row's mask costs
 PREFIX, PADDING = -1, -2  # what a row's slot holds, beside the index of the example whose rest it is
@@ -25,22 +26,13 @@ def prefix_groups(examples: list[Encoded], min_prefix: int = MIN_PREFIX) -> list
     order = sorted(range(len(examples)), key=lambda i: inputs[i])
     groups: list[tuple[list[int], int]] = []
     for previous, index in zip([None, *order], order):
-        shared = _common_length(inputs[previous], inputs[index]) if previous is not None else 0
+        shared = common_prefix_length(inputs[previous], inputs[index]) if previous is not None else 0
         if groups and shared >= min_prefix:
             rows, prefix = groups[-1]
             groups[-1] = (rows + [index], min(prefix, shared))
         else:
             groups.append(([index], len(inputs[index])))
     return [(sorted(rows), prefix) for rows, prefix in groups]
-
-
-def _common_length(a: list[int], b: list[int]) -> int:
-    length = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        length += 1
-    return length
 
 
 def collate_packed(examples: list[Encoded], pad_id: int, min_prefix: int = MIN_PREFIX) -> dict[str, torch.Tensor]:

@@ -11,6 +11,8 @@ training prompt minus its answer.
 
 from __future__ import annotations
 
+import numpy as np
+
 from dataclasses import dataclass
 
 
@@ -118,3 +120,10 @@ def training_ids(tokenizer, context: str, target: str, chat_template: bool) -> t
     prompt = prompt_ids(tokenizer, context, chat_template)
     answer = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return prompt + answer, [-100] * len(prompt) + answer
+
+
+def common_prefix_length(a: list[int], b: list[int]) -> int:
+    """How many leading token ids two prompts share (prefix caches in generation, packing in training)."""
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if differ.size else n
