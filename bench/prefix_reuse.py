@@ -6,12 +6,13 @@ own, so its peak memory is its own:
   the instruction), with the answers asserted identical;
 - with --train, one optimizer step's forward and backward passes over the first N examples of a
   task, in the group's micro-batches unpacked (train.by_group's batch size, as training runs today)
-  against micro-batches of --pack-batch examples packed by shared prefix (train.prefix_packing),
-  with the summed loss and the gradient asserted equal (LoRA dropout off).
+  against micro-batches of --pack-batch examples packed by shared prefix (train.prefix_packing:
+  each shared prefix run once, the rests continue from its cache), with the summed loss and the
+  gradient asserted equal (LoRA dropout off).
 
     python bench/prefix_reuse.py [--data ../shared/data/finlora-dev] [--tasks xbrl_tags finer]
                                  [--limit N]   # the first N prompts of each task (0 = all)
-    python bench/prefix_reuse.py --train --tasks finer xbrl_tags --limit 8 [--pack-batch 4]
+    python bench/prefix_reuse.py --train --tasks finer xbrl_tags --limit 8 [--pack-batch 8]
 
 Prompts are FinLoRA's test contexts as released, raw; answer lengths, batch size and batch token
 cap come from params.yaml. The embedded model's context is 8,192 tokens: FNXL's prompts (about 10K)
@@ -171,7 +172,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
     parser.add_argument("--limit", type=int, default=0, help="the first N prompts of each task; 0 = all")
     parser.add_argument("--train", action="store_true", help="compare training unpacked and packed instead")
-    parser.add_argument("--pack-batch", type=int, default=4, help="examples a packed micro-batch holds")
+    parser.add_argument("--pack-batch", type=int, default=8,
+                        help="examples a packed micro-batch holds (8: the FiNER and XBRL groups' global batch)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)

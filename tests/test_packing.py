@@ -7,53 +7,60 @@ from conftest import params_with
 from finlora import models
 from finlora.batching import IGNORE, Encoded, collate, padding_efficiency
 from finlora.loss import answer_loss_sum
-from finlora.packing import collate_packed, packed_mask, prefix_groups, row_lengths
+from finlora.errors import FinloraError
+from finlora.packing import collate_packed, pass_lengths, prefix_groups
 
 
 def example(prompt: list[int], answer: list[int]) -> Encoded:
     return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer)
 
 
-def test_examples_that_share_a_long_prefix_go_into_one_row():
+def test_examples_that_share_a_long_prefix_go_into_one_group():
     shared = list(range(100, 170))  # 70 tokens
     examples = [example(shared + [1, 2], [7]), example([5] * 80, [8]), example(shared + [3], [9, 9]),
                 example(shared[:40] + [4] * 40, [7])]  # shares 40 tokens only: below the minimum
-    assert sorted(prefix_groups(examples, min_prefix=64)) == [([0, 2], 70), ([1], 80), ([3], 80)]
-    assert sorted(prefix_groups(examples, min_prefix=32)) == [([0, 2, 3], 40), ([1], 80)]
+    # a group of one keeps its prompt as prefix, up to the position that predicts its first answer token
+    assert sorted(prefix_groups(examples, min_prefix=64)) == [([0, 2], 70), ([1], 79), ([3], 79)]
+    assert sorted(prefix_groups(examples, min_prefix=32)) == [([0, 2, 3], 40), ([1], 79)]
 
 
-def test_a_packed_row_lays_out_the_prefix_once_with_positions_and_mask_by_hand():
-    # prefix [10, 11]; example 0's input [10, 11, 20] (answer 21 after 20), example 1's [10, 11, 30, 31]
-    examples = [example([10, 11, 20], [21]), example([10, 11, 30, 31], [32])]
+def test_a_shared_prefix_ends_before_the_first_answer_position():
+    # the same prompt twice, answers that start alike: the prefix stops where the answer is predicted
+    examples = [example([1] * 70, [5, 6]), example([1] * 70, [5, 7])]
+    assert prefix_groups(examples, min_prefix=64) == [([0, 1], 69)]
+
+
+def test_the_two_passes_lay_out_each_prefix_once_by_hand():
+    # two groups: prefix [10, 11] (examples 0, 1) and [40, 41, 42] (examples 2, 3)
+    examples = [example([10, 11, 20], [21]), example([10, 11, 30, 31], [32]),
+                example([40, 41, 42, 50], [51]), example([40, 41, 42, 60], [61])]
     batch = collate_packed(examples, pad_id=0, min_prefix=2)
-    assert batch["input_ids"].tolist() == [[10, 11, 20, 30, 31]]
-    assert batch["position_ids"].tolist() == [[0, 1, 2, 2, 3]]
-    allowed = [[1, 0, 0, 0, 0],   # prefix: causal
-               [1, 1, 0, 0, 0],
-               [1, 1, 1, 0, 0],   # example 0's token 20: the prefix and itself
-               [1, 1, 0, 1, 0],   # example 1's 30: the prefix and itself, not 20
-               [1, 1, 0, 1, 1]]
-    assert batch["attention_mask"].int().tolist() == [[allowed]]
-    # the answers: 21 predicted at slot 2 (after 20), 32 at slot 4 (after 31)
-    assert batch["answer_positions"].tolist() == [2, 4] and batch["answer_targets"].tolist() == [21, 32]
-    # nothing to pack: the plain batch, without a mask
-    assert "attention_mask" not in collate_packed(examples, pad_id=0, min_prefix=3)
+    assert batch["prefix_ids"].tolist() == [[10, 11, 0], [40, 41, 42]]
+    assert batch["input_ids"].tolist() == [[20, 0], [30, 31], [50, 0], [60, 0]]
+    assert batch["prefix_rows"].tolist() == [0, 0, 1, 1]
+    # each rest sees its own prefix (not the slot padding a shorter prefix) and its own tokens
+    assert batch["rest_mask"].tolist() == [[1, 1, 0, 1, 0], [1, 1, 0, 1, 1], [1, 1, 1, 1, 0], [1, 1, 1, 1, 0]]
+    assert batch["rest_positions"].tolist() == [[2, 3], [2, 3], [3, 4], [3, 4]]
+    # 21 is predicted after 20 (row 0, slot 0), 32 after 31 (row 1, slot 1), 51 and 61 in rows 2 and 3
+    assert batch["answer_positions"].tolist() == [0, 3, 4, 6]
+    assert batch["answer_targets"].tolist() == [21, 32, 51, 61]
+    # nothing to pack: the plain batch
+    assert "prefix_ids" not in collate_packed(examples, pad_id=0, min_prefix=4)
 
 
-def test_padding_attends_to_padding_only_and_never_to_nothing():
-    owners = torch.tensor([[-1, -1, 0, 1, -2, -2]])
-    mask = packed_mask(owners)[0, 0]
-    assert mask.any(dim=1).all()  # every query attends to something: no NaN row
-    assert not mask[:4, 4:].any() and not mask[4:, :4].any() and mask[4:, 4:].tolist() == [[True, False], [True, True]]
-
-
-def test_packed_padding_efficiency_counts_the_prefix_once():
+def test_packed_padding_efficiency_counts_each_prefix_once():
     shared = list(range(100, 180))  # 80 tokens
     examples = [example(shared + [1] * 10, [7]), example(shared + [2] * 10, [7]), example([5] * 30, [8])]
-    # packed: one row of 80 + 10 + 10 = 100 inputs, one of 30: 130 tokens over 2 x 100 positions
-    assert sorted(row_lengths(examples)) == [30, 100]
-    assert padding_efficiency(examples, [[[0, 1, 2]]], row_lengths) == 0.65
+    # prefix pass: 80 and 29 tokens in 2 rows of 80; rest pass: 10, 10 and 1 token in 3 rows of 10
+    assert pass_lengths(examples) == (130, 190)
+    assert padding_efficiency(examples, [[[0, 1, 2]]], pass_lengths) == round(130 / 190, 3)
     assert padding_efficiency(examples, [[[0, 1, 2]]]) == round(210 / 270, 3)  # unpacked: rows of 90, 90, 30
+    assert pass_lengths(examples[2:]) == (30, 30)  # nothing shared: one plain row
+
+
+def test_packing_with_gradient_checkpointing_is_refused_by_name():
+    with pytest.raises(FinloraError, match="train.prefix_packing.*gradient_checkpointing"):
+        params_with({"train": {"prefix_packing": True, "gradient_checkpointing": True}})
 
 
 @pytest.mark.parametrize("with_lora", [False, True])
@@ -83,8 +90,9 @@ def test_packed_loss_and_gradients_equal_the_unpacked_ones(tiny_base, with_lora)
         return summed.item(), count, [p.grad.clone() for p in trained]
 
     packed_batch = collate_packed(examples, pad_id=0)
-    assert packed_batch["input_ids"].shape[0] == 4  # three filings' rows and the unrelated prompt
-    assert packed_batch["input_ids"].numel() < 0.75 * collate(examples, 0)["input_ids"].numel()
+    assert packed_batch["prefix_ids"].shape[0] == 4  # three filings' prefixes and the unrelated prompt
+    positions = packed_batch["prefix_ids"].numel() + packed_batch["input_ids"].numel()
+    assert positions < 0.75 * collate(examples, 0)["input_ids"].numel()
     unpacked, packed = loss_and_grads(collate(examples, 0)), loss_and_grads(packed_batch)
     assert packed[1] == unpacked[1] == sum(len(e.labels) - e.labels.count(IGNORE) for e in examples)
     assert packed[0] == pytest.approx(unpacked[0], rel=1e-5)
@@ -115,10 +123,12 @@ def test_packing_puts_a_filings_questions_in_one_micro_batch(tokenizer_dir):
         assert sorted(i for batch in batches for i in batch) == sorted(list(range(12)) * 2)  # two epochs, each once
         together = all(len({filing_of[i] for i in batch}) == 1 for batch in batches)
         assert together is packed  # by prompt when packing; by length (questions of mixed filings) when not
+        if packed:  # so each micro-batch runs its filing once: one group of four
+            assert [len(prefix_groups([encoded[i] for i in batch])) for batch in batches] == [1] * len(batches)
 
 
 def test_a_packed_training_has_the_losses_and_adapter_of_the_same_schedule_unpacked(tiny_base, tmp_path,
-                                                                                     monkeypatch, capsys):
+                                                                                     monkeypatch):
     from safetensors.torch import load_file
 
     from finlora import packing, training
@@ -126,11 +136,9 @@ def test_a_packed_training_has_the_losses_and_adapter_of_the_same_schedule_unpac
     params = params_with({"tasks": {"sentiment": ["fpb"]}, "lora": {"dropout": 0.0},
                           "train": {"batch_size": 4, "epochs": 2, "lr": 1e-2, "prefix_packing": True}})
     packed = training.train(params, filing_records(), tiny_base, tmp_path / "p", tmp_path / "p.json", None)
-    monkeypatch.setattr(packing, "supported", lambda model: False)  # an attention without 4D masks
+    monkeypatch.setattr(packing, "collate_packed", lambda examples, pad_id: collate(examples, pad_id))
     unpacked = training.train(params, filing_records(), tiny_base, tmp_path / "u", tmp_path / "u.json", None)
-    assert "takes no packed rows' mask; training unpacked" in capsys.readouterr().out
-    assert (packed["prefix_packing"], unpacked["prefix_packing"]) == (True, False)
-    assert packed["padding_efficiency"] == 1.0  # each micro-batch, one filing's questions, is one packed row
+    assert packed["prefix_packing"]
     assert packed["final_loss"] == pytest.approx(unpacked["final_loss"], rel=1e-4)
     a, b = load_file(tmp_path / "p" / "adapter_model.safetensors"), load_file(tmp_path / "u" / "adapter_model.safetensors")
     for name in a:

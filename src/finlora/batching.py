@@ -98,20 +98,21 @@ def micro_batches(encoded: list[Encoded], params: Params, world: int) -> list[li
     return steps
 
 
-def input_lengths(examples: list[Encoded]) -> list[int]:
-    """The rows `collate` makes of `examples`, by their input tokens."""
-    return [len(e.input_ids) - 1 for e in examples]
+def input_positions(examples: list[Encoded]) -> tuple[int, int]:
+    """(tokens, padded positions) of the batch `collate` makes of `examples`."""
+    rows = [len(e.input_ids) - 1 for e in examples]
+    return sum(rows), len(rows) * max(rows, default=0)
 
 
-def padding_efficiency(encoded: list[Encoded], steps: list[list[list[int]]], row_lengths=input_lengths) -> float:
+def padding_efficiency(encoded: list[Encoded], steps: list[list[list[int]]], positions=input_positions) -> float:
     """The share of the whole schedule's input positions (every micro-batch of every rank, padded
-    to its longest row; `row_lengths` says what rows a micro-batch makes) that are tokens, not
+    to its longest row; `positions` says what a micro-batch's passes hold) that are tokens, not
     padding. A property of the schedule, so a run resumed from a checkpoint reports what an
     uninterrupted one does."""
     real = padded = 0
     for micro in steps:
         for indices in micro:
-            rows = row_lengths([encoded[i] for i in indices])
-            real += sum(rows)
-            padded += len(rows) * max(rows, default=0)
+            tokens, slots = positions([encoded[i] for i in indices])
+            real += tokens
+            padded += slots
     return round(real / max(1, padded), 3)

@@ -168,7 +168,7 @@ class TrainParams:
     hostfile: str
     gradient_checkpointing: bool
     liger_kernel: bool
-    prefix_packing: bool  # a micro-batch's examples that share a long prefix train as one row (finlora.packing)
+    prefix_packing: bool  # a micro-batch's examples that share a long prefix run it once (finlora.packing)
     checkpoint_every: int
     seeds: list[int]  # one adapter per seed and group; the report gives the mean and spread over them
     sampling: str
@@ -225,6 +225,10 @@ class TrainParams:
             raise invalid("train.validation_fraction", self.validation_fraction,
                           "a fraction from 0 (no validation split) to below 0.5; FinLoRA keeps 0.05")
         check_at_least("train.validate_every", self.validate_every, 1)
+        if self.prefix_packing and self.gradient_checkpointing:
+            raise invalid("train.prefix_packing", self.prefix_packing,
+                          "false while train.gradient_checkpointing is true (a checkpointed layer's recomputation "
+                          "drops the shared prefix's cache)")
         if self.keep_best and self.validation_fraction == 0:
             raise invalid("train.keep_best", self.keep_best,
                           "false while train.validation_fraction is 0 (no validation split to choose a step by)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from finlora import packing
+
 
 def answer_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The logits at the answer positions, one row per answer token in `answer_positions` order.
@@ -13,10 +15,11 @@ def answer_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     vocabulary the full logits tensor is most of the step's memory and a good part of its time.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    packed = {}
-    if "attention_mask" in batch:  # a packed batch (finlora.packing): its rows' own mask and positions
-        packed = {"attention_mask": batch["attention_mask"], "position_ids": batch["position_ids"]}
-    hidden = causal_lm.get_decoder()(input_ids=batch["input_ids"], use_cache=False, **packed).last_hidden_state
+    decoder = causal_lm.get_decoder()
+    if packing.is_packed(batch):
+        hidden = packing.packed_hidden_states(decoder, batch)
+    else:
+        hidden = decoder(input_ids=batch["input_ids"], use_cache=False).last_hidden_state
     answers = hidden.flatten(0, 1).index_select(0, batch["answer_positions"])
     return causal_lm.get_output_embeddings()(answers)
 

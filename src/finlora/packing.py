@@ -1,11 +1,15 @@
 """Shared-prefix packing: the examples of a micro-batch that share a long prompt prefix (one
-filing's questions, FiNER's tag list) go into one row, `[prefix][rest 1][rest 2]...`, so the
-prefix's forward and backward run once instead of once per example.
+filing's questions, FiNER's tag list) run that prefix through the model once, instead of once per
+example, and every example's rest continues from the prefix's key/value cache.
 
-Under the row's attention mask each rest sees the prefix and itself only, and its position ids
-continue from the prefix's end as if it followed the prefix alone, so every token's hidden state,
-and so the loss and its gradients, are those of the examples unpacked (to float rounding; tested).
-The answer positions of each example are mapped into its row; the loss normalisation is unchanged.
+A packed micro-batch takes two passes. The prefix pass runs each group's shared prefix, one row a
+group, right-padded. The rest pass runs each example's rest, one row an example, over its group's
+cached prefix: the attention mask lets a rest see its own prefix (not the padding after a shorter
+one) and itself, and its position ids continue from its prefix's end. Every token's hidden state,
+so the loss and its gradients (which flow back through the cache into the prefix pass), are those
+of the examples unpacked, to float rounding (tested). Unlike one long row with a block mask, no
+query attends to another example's rest: the cost stays linear in the examples, and any attention
+kernel that takes a padding mask will do.
 """
 
 from __future__ import annotations
@@ -15,82 +19,94 @@ import torch
 from finlora.batching import IGNORE, Encoded, collate
 from finlora.prompts import common_prefix_length
 
-MIN_PREFIX = 64  # tokens: a shorter shared prefix saves less than a packed row's mask costs
-PREFIX, PADDING = -1, -2  # what a row's slot holds, beside the index of the example whose rest it is
+MIN_PREFIX = 64  # tokens: a shorter shared prefix saves less than a second pass costs
 
 
 def prefix_groups(examples: list[Encoded], min_prefix: int = MIN_PREFIX) -> list[tuple[list[int], int]]:
-    """(example indices, shared prefix length) per row: neighbours in token order whose inputs share
-    at least `min_prefix` tokens go together; every other example is a row of its own."""
+    """(example indices, shared prefix length) per group: neighbours in token order whose inputs
+    share at least `min_prefix` tokens go together; every other example is a group of its own. The
+    prefix ends before a group's first answer position, so every answer is read in the rest pass."""
     inputs = [example.input_ids[:-1] for example in examples]
     order = sorted(range(len(examples)), key=lambda i: inputs[i])
     groups: list[tuple[list[int], int]] = []
     for previous, index in zip([None, *order], order):
         shared = common_prefix_length(inputs[previous], inputs[index]) if previous is not None else 0
-        if groups and shared >= min_prefix:
+        limit = _first_answer(examples[index])
+        if groups and min(shared, limit) >= min_prefix:
             rows, prefix = groups[-1]
-            groups[-1] = (rows + [index], min(prefix, shared))
+            groups[-1] = (rows + [index], min(prefix, shared, limit))
         else:
-            groups.append(([index], len(inputs[index])))
+            groups.append(([index], limit))
     return [(sorted(rows), prefix) for rows, prefix in groups]
 
 
+def _first_answer(example: Encoded) -> int:
+    """The first input position whose next token is an answer token (the last input if none is)."""
+    targets = example.labels[1:]
+    return next((column for column, target in enumerate(targets) if target != IGNORE), len(targets) - 1)
+
+
 def collate_packed(examples: list[Encoded], pad_id: int, min_prefix: int = MIN_PREFIX) -> dict[str, torch.Tensor]:
-    """`batching.collate`'s batch with prefix-sharing examples packed into one row each, plus the
-    rows' position ids and boolean attention mask (batch, 1, width, width; True: may attend). With
-    nothing to pack, the plain batch: no mask, so attention keeps its causal kernel."""
+    """The two passes' batch: `prefix_ids` (groups, longest prefix), and per example its rest in
+    `input_ids`, its group in `prefix_rows`, its `rest_mask` over [prefix slots, rest slots] and its
+    `rest_positions`; answer positions index the rest pass's flattened rows. With nothing to pack,
+    `batching.collate`'s plain batch."""
     groups = prefix_groups(examples, min_prefix)
     if all(len(indices) == 1 for indices, _ in groups):
         return collate(examples, pad_id)
-    rows = [_row(examples, indices, prefix) for indices, prefix in groups]
-    width = max(len(tokens) for tokens, _, _, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    positions = torch.zeros((len(rows), width), dtype=torch.long)
-    owners = torch.full((len(rows), width), PADDING, dtype=torch.long)
-    answer_positions, answer_targets = [], []
-    for row, (tokens, row_positions, row_owners, answers) in enumerate(rows):
-        ids[row, :len(tokens)] = torch.tensor(tokens)
-        positions[row, :len(tokens)] = torch.tensor(row_positions)
-        owners[row, :len(tokens)] = torch.tensor(row_owners)
-        answer_positions += [row * width + slot for slot, _ in answers]
-        answer_targets += [target for _, target in answers]
-    return {"input_ids": ids, "position_ids": positions, "attention_mask": packed_mask(owners),
+    prefix_width = max(prefix for _, prefix in groups)
+    rests = [(group, prefix, examples[index]) for group, (indices, prefix) in enumerate(groups) for index in indices]
+    width = max(len(example.input_ids) - 1 - prefix for _, prefix, example in rests)
+    prefix_ids = torch.full((len(groups), prefix_width), pad_id, dtype=torch.long)
+    for group, (indices, prefix) in enumerate(groups):
+        prefix_ids[group, :prefix] = torch.tensor(examples[indices[0]].input_ids[:prefix])
+    ids = torch.full((len(rests), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rests), prefix_width + width), dtype=torch.long)
+    positions, answer_positions, answer_targets = [], [], []
+    for row, (_, prefix, example) in enumerate(rests):
+        rest = example.input_ids[prefix:-1]
+        ids[row, :len(rest)] = torch.tensor(rest)
+        mask[row, :prefix] = 1
+        mask[row, prefix_width:prefix_width + len(rest)] = 1
+        positions.append(list(range(prefix, prefix + width)))
+        for column, target in enumerate(example.labels[prefix + 1:]):
+            if target != IGNORE:
+                answer_positions.append(row * width + column)
+                answer_targets.append(target)
+    return {"input_ids": ids, "prefix_ids": prefix_ids,
+            "prefix_rows": torch.tensor([group for group, _, _ in rests], dtype=torch.long),
+            "rest_mask": mask, "rest_positions": torch.tensor(positions, dtype=torch.long),
             "answer_positions": torch.tensor(answer_positions, dtype=torch.long),
             "answer_targets": torch.tensor(answer_targets, dtype=torch.long)}
 
 
-def _row(examples: list[Encoded], indices: list[int], prefix: int):
-    """One row's tokens, position ids, slot owners and (slot, target) answers, in example order."""
-    first = examples[indices[0]].input_ids[:-1]
-    tokens, positions, owners = list(first[:prefix]), list(range(prefix)), [PREFIX] * prefix
-    answers = []
-    for index in indices:
-        inputs, targets = examples[index].input_ids[:-1], examples[index].labels[1:]
-        start = len(tokens)
-        tokens += inputs[prefix:]
-        positions += range(prefix, len(inputs))
-        owners += [index] * (len(inputs) - prefix)
-        answers += [(column if column < prefix else start + column - prefix, target)
-                    for column, target in enumerate(targets) if target != IGNORE]
-    return tokens, positions, owners, answers
+def is_packed(batch: dict[str, torch.Tensor]) -> bool:
+    return "prefix_ids" in batch
 
 
-def packed_mask(owners: torch.Tensor) -> torch.Tensor:
-    """Causal attention within the prefix and within each rest, every rest to the whole prefix;
-    padding attends to padding (never to a token, and never to nothing, which would give NaN)."""
-    slots = torch.arange(owners.shape[1])
-    causal = slots[None, :] <= slots[:, None]
-    query, key = owners[:, :, None], owners[:, None, :]
-    return (causal & ((query == key) | ((key == PREFIX) & (query != PADDING))))[:, None]
+def packed_hidden_states(decoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The rest pass's last hidden states (examples, rest width, hidden), over the prefix pass's cache."""
+    from transformers import DynamicCache
+
+    prefixes = decoder(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
+    rows = batch["prefix_rows"]
+    cache = DynamicCache(config=decoder.config)
+    for layer, cached in enumerate(prefixes.layers):
+        if len(batch["prefix_ids"]) == 1:  # one group: every rest reads the same tensors, uncopied
+            keys, values = (t.expand(len(rows), -1, -1, -1) for t in (cached.keys, cached.values))
+        else:
+            keys, values = cached.keys.index_select(0, rows), cached.values.index_select(0, rows)
+        cache.update(keys, values, layer)
+    return decoder(input_ids=batch["input_ids"], attention_mask=batch["rest_mask"],
+                   position_ids=batch["rest_positions"], past_key_values=cache, use_cache=True).last_hidden_state
 
 
-def row_lengths(examples: list[Encoded]) -> list[int]:
-    """The rows `collate_packed` makes of `examples`, by their tokens: each prefix counted once."""
-    return [len(examples[group[0]].input_ids) - 1 + sum(len(examples[i].input_ids) - 1 - prefix for i in group[1:])
-            for group, prefix in prefix_groups(examples)]
-
-
-def supported(model) -> bool:
-    """Whether the model's attention takes a packed row's 4D mask (PyTorch's SDPA does; FlashAttention
-    and other kernels that take only causal or padding masks do not)."""
-    return model.config._attn_implementation == "sdpa"
+def pass_lengths(examples: list[Encoded]) -> tuple[int, int]:
+    """(tokens, padded positions) of the two passes `collate_packed` makes of `examples`."""
+    groups = prefix_groups(examples)
+    if all(len(indices) == 1 for indices, _ in groups):
+        rows = [len(example.input_ids) - 1 for example in examples]
+        return sum(rows), len(rows) * max(rows)
+    prefixes = [prefix for _, prefix in groups]
+    rests = [len(examples[index].input_ids) - 1 - prefix for indices, prefix in groups for index in indices]
+    return sum(prefixes) + sum(rests), len(prefixes) * max(prefixes) + len(rests) * max(rests)

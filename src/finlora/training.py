@@ -25,7 +25,7 @@ import torch
 
 from finlora import models
 from finlora import packing
-from finlora.batching import answer_tokens, collate, encode, input_lengths, micro_batches, padding_efficiency, to_device
+from finlora.batching import answer_tokens, collate, encode, input_positions, micro_batches, padding_efficiency, to_device
 from finlora.checkpoints import Checkpoints, run_fingerprint
 from finlora.config import Params
 from finlora.dropout import use_uniform_mask_dropout
@@ -157,10 +157,6 @@ class Recipe:
         base = models.load_base(self.base_dir, self.params.quant.bits)
         if self.params.train.liger_kernel:
             apply_liger_kernel(base)
-        self.packed = self.params.train.prefix_packing and packing.supported(base)
-        if self.params.train.prefix_packing and not self.packed and self.rank == 0:
-            print(f"train.prefix_packing: the model's attention ({base.config._attn_implementation}) takes no "
-                  "packed rows' mask; training unpacked")
         model = models.add_lora(base, self.params.lora, self.params.train.gradient_checkpointing)
         if not torch.cuda.is_available():
             use_uniform_mask_dropout(model)
@@ -193,7 +189,7 @@ class Recipe:
         self.history.append((float(all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
 
     def _collate(self, examples: list) -> dict[str, torch.Tensor]:
-        if self.packed:
+        if self.params.train.prefix_packing:
             return packing.collate_packed(examples, self.tokenizer.pad_token_id)
         return collate(examples, self.tokenizer.pad_token_id)
 
@@ -222,8 +218,8 @@ class Recipe:
             "tokens_per_s": round(all_tokens / self.seconds, 1) if self.seconds > 0 else 0.0,
             "steady_tokens_per_s": steady_tokens_per_s(all_tokens, self.step_seconds),
             "padding_efficiency": padding_efficiency(self.encoded, self.steps,
-                                                     packing.row_lengths if self.packed else input_lengths),
-            "prefix_packing": self.packed,
+                                                     packing.pass_lengths if params.train.prefix_packing else input_positions),
+            "prefix_packing": params.train.prefix_packing,
             "peak_memory_gb": round(peak_memory / 1e9, 3),
             "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
             "trainable_params": self.trainable,
