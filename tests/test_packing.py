@@ -24,6 +24,17 @@ def test_examples_that_share_a_long_prefix_go_into_one_group():
     assert sorted(prefix_groups(examples, min_prefix=32)) == [([0, 2, 3], 40), ([1], 79)]
 
 
+def test_each_filing_gets_its_own_group_rather_than_all_sharing_the_instruction():
+    instruction = list(range(1000, 1070))  # 70 tokens every prompt starts with
+    lone, filing_a, filing_b = [200] * 40, list(range(300, 400)), list(range(400, 480))
+    examples = [example(instruction + lone + [1], [9]),
+                *[example(instruction + filing_a + [q], [7]) for q in (1, 2, 3)],
+                *[example(instruction + filing_b + [q], [8]) for q in (4, 5)]]
+    # grouped, filing A saves 2 x 170 positions and B 1 x 150: more than all six at the
+    # instruction's 70 (5 x 70), or the lone prompt joining A at 70 (3 x 70 + 150)
+    assert prefix_groups(examples, min_prefix=64) == [([0], 110), ([1, 2, 3], 170), ([4, 5], 150)]
+
+
 def test_a_shared_prefix_ends_before_the_first_answer_position():
     # the same prompt twice, answers that start alike: the prefix stops where the answer is predicted
     examples = [example([1] * 70, [5, 6]), example([1] * 70, [5, 7])]
