@@ -154,3 +154,17 @@ def test_a_packed_training_has_the_losses_and_adapter_of_the_same_schedule_unpac
     a, b = load_file(tmp_path / "p" / "adapter_model.safetensors"), load_file(tmp_path / "u" / "adapter_model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-5)
+
+
+def test_a_cpu_masked_attention_takes_grouped_heads_only_inside_the_context():
+    from transformers.integrations.sdpa_attention import use_gqa_in_sdpa
+
+    from finlora.runtime import grouped_heads_under_masks
+
+    mask, keys = torch.ones(1, 1, 4, 4, dtype=torch.bool), torch.zeros(1, 3, 4, 64)
+    assert not use_gqa_in_sdpa(mask, keys, keys)  # transformers' own rule: a mask means copied heads
+    with grouped_heads_under_masks(torch.device("cpu")):
+        assert use_gqa_in_sdpa(mask, keys, keys)
+    with grouped_heads_under_masks(torch.device("cuda")):  # CUDA would fall back to its plain kernel
+        assert not use_gqa_in_sdpa(mask, keys, keys)
+    assert not use_gqa_in_sdpa(mask, keys, keys)

@@ -18,6 +18,7 @@ import torch
 
 from finlora.batching import IGNORE, Encoded, collate
 from finlora.prompts import common_prefix_length
+from finlora.runtime import grouped_heads_under_masks
 
 MIN_PREFIX = 64  # tokens: a shorter shared prefix saves less than a second pass costs
 
@@ -110,8 +111,9 @@ def packed_hidden_states(decoder, batch: dict[str, torch.Tensor]) -> torch.Tenso
         else:
             keys, values = cached.keys.index_select(0, rows), cached.values.index_select(0, rows)
         cache.update(keys, values, layer)
-    return decoder(input_ids=batch["input_ids"], attention_mask=batch["rest_mask"],
-                   position_ids=batch["rest_positions"], past_key_values=cache, use_cache=True).last_hidden_state
+    with grouped_heads_under_masks(batch["input_ids"].device):
+        return decoder(input_ids=batch["input_ids"], attention_mask=batch["rest_mask"],
+                       position_ids=batch["rest_positions"], past_key_values=cache, use_cache=True).last_hidden_state
 
 
 def pass_lengths(examples: list[Encoded]) -> tuple[int, int]:
