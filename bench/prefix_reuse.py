@@ -7,7 +7,7 @@ own, so its peak memory is its own:
 - with --train, one optimizer step's forward and backward passes over the first N examples of a
   task, in the group's micro-batches unpacked (train.by_group's batch size, as training runs today)
   against micro-batches of --pack-batch examples packed by shared prefix (train.prefix_packing:
-  each shared prefix run once, the rests continue from its cache), with the summed loss and the
+  a pass per prefix group, its prefix run once and the rests from its cache), with the summed loss and the
   gradient asserted equal (LoRA dropout off).
 
     python bench/prefix_reuse.py [--data ../shared/data/finlora-dev] [--tasks xbrl_tags finer]
@@ -98,16 +98,17 @@ def train_worker(args) -> None:
     if args.mode == "packed":
         order = sorted(range(len(encoded)), key=lambda i: encoded[i].input_ids)  # by prompt, as packing batches
         batches = [[encoded[i] for i in order[k:k + args.pack_batch]] for k in range(0, len(order), args.pack_batch)]
-        make = lambda examples: packing.collate_packed(examples, tokenizer.pad_token_id)  # noqa: E731
+        passes = lambda examples: packing.packed_passes(examples, tokenizer.pad_token_id)  # noqa: E731
     else:
         batches = [encoded[k:k + train.batch_size] for k in range(0, len(encoded), train.batch_size)]
-        make = lambda examples: collate(examples, tokenizer.pad_token_id)  # noqa: E731
+        passes = lambda examples: [collate(examples, tokenizer.pad_token_id)]  # noqa: E731
     loss, answers = 0.0, 0
     start = time.perf_counter()
     for examples in batches:
-        summed, count = answer_loss_sum(model, make(examples))
-        summed.backward()
-        loss, answers = loss + summed.item(), answers + count
+        for batch in passes(examples):
+            summed, count = answer_loss_sum(model, batch)
+            summed.backward()
+            loss, answers = loss + summed.item(), answers + count
     seconds = time.perf_counter() - start
     gradient = [p.grad.flatten() for p in model.parameters() if p.requires_grad]
     args.result.write_text(json.dumps({

@@ -8,7 +8,7 @@ from finlora import models
 from finlora.batching import IGNORE, Encoded, collate, padding_efficiency
 from finlora.loss import answer_loss_sum
 from finlora.errors import FinloraError
-from finlora.packing import collate_packed, pass_lengths, prefix_groups
+from finlora.packing import pass_lengths, packed_passes, prefix_groups
 
 
 def example(prompt: list[int], answer: list[int]) -> Encoded:
@@ -41,37 +41,41 @@ def test_a_shared_prefix_ends_before_the_first_answer_position():
     assert prefix_groups(examples, min_prefix=64) == [([0, 1], 69)]
 
 
-def test_the_two_passes_lay_out_each_prefix_once_by_hand():
-    # two groups: prefix [10, 11] (examples 0, 1) and [40, 41, 42] (examples 2, 3)
+def test_each_group_is_a_pass_laid_out_by_hand():
+    # two groups: prefix [10, 11] (examples 0, 1) and [40, 41, 42] (examples 2, 3), and a lone example
     examples = [example([10, 11, 20], [21]), example([10, 11, 30, 31], [32]),
-                example([40, 41, 42, 50], [51]), example([40, 41, 42, 60], [61])]
-    batch = collate_packed(examples, pad_id=0, min_prefix=2)
-    assert batch["prefix_ids"].tolist() == [[10, 11, 0], [40, 41, 42]]
-    assert batch["input_ids"].tolist() == [[20, 0], [30, 31], [50, 0], [60, 0]]
-    assert batch["prefix_rows"].tolist() == [0, 0, 1, 1]
-    # each rest sees its own prefix (not the slot padding a shorter prefix) and its own tokens
-    assert batch["rest_mask"].tolist() == [[1, 1, 0, 1, 0], [1, 1, 0, 1, 1], [1, 1, 1, 1, 0], [1, 1, 1, 1, 0]]
-    assert batch["rest_positions"].tolist() == [[2, 3], [2, 3], [3, 4], [3, 4]]
-    # 21 is predicted after 20 (row 0, slot 0), 32 after 31 (row 1, slot 1), 51 and 61 in rows 2 and 3
-    assert batch["answer_positions"].tolist() == [0, 3, 4, 6]
-    assert batch["answer_targets"].tolist() == [21, 32, 51, 61]
-    # nothing to pack: the plain batch
-    assert "prefix_ids" not in collate_packed(examples, pad_id=0, min_prefix=4)
+                example([40, 41, 42, 50], [51]), example([70, 71], [72]), example([40, 41, 42, 60], [61])]
+    first, second, lone = packed_passes(examples, pad_id=0, min_prefix=2)
+    assert first["prefix_ids"].tolist() == [[10, 11]]
+    assert first["input_ids"].tolist() == [[20, 0], [30, 31]]  # rests, right-padded
+    # 21 is predicted after 20 (row 0, slot 0), 32 after 31 (row 1, slot 1) of the flattened rows
+    assert first["answer_positions"].tolist() == [0, 3]
+    assert first["answer_targets"].tolist() == [21, 32]
+    assert second["prefix_ids"].tolist() == [[40, 41, 42]]
+    assert second["input_ids"].tolist() == [[50], [60]]
+    assert second["answer_positions"].tolist() == [0, 1]
+    assert second["answer_targets"].tolist() == [51, 61]
+    assert lone["input_ids"].tolist() == [[70, 71]] and "prefix_ids" not in lone  # shares nothing: a plain row
+    # nothing long enough to share: a plain pass per example
+    assert [batch["input_ids"].tolist() for batch in packed_passes(examples[:2], pad_id=0, min_prefix=4)] == [
+        [[10, 11, 20]], [[10, 11, 30, 31]]]
 
 
 def test_packed_padding_efficiency_counts_each_prefix_once():
     shared = list(range(100, 180))  # 80 tokens
-    examples = [example(shared + [1] * 10, [7]), example(shared + [2] * 10, [7]), example([5] * 30, [8])]
-    # prefix pass: 80 and 29 tokens in 2 rows of 80; rest pass: 10, 10 and 1 token in 3 rows of 10
-    assert pass_lengths(examples) == (130, 190)
-    assert padding_efficiency(examples, [[[0, 1, 2]]], pass_lengths) == round(130 / 190, 3)
-    assert padding_efficiency(examples, [[[0, 1, 2]]]) == round(210 / 270, 3)  # unpacked: rows of 90, 90, 30
-    assert pass_lengths(examples[2:]) == (30, 30)  # nothing shared: one plain row
+    examples = [example(shared + [1] * 10, [7]), example(shared + [2] * 4, [7]), example([5] * 30, [8])]
+    # the group's pass: the 80-token prefix, rests of 10 and 4 tokens in 2 rows of 10; the lone example: 30
+    assert pass_lengths(examples) == (80 + 14 + 30, 80 + 20 + 30)
+    assert padding_efficiency(examples, [[[0, 1, 2]]], pass_lengths) == round(124 / 130, 3)
+    assert padding_efficiency(examples, [[[0, 1, 2]]]) == round(204 / 270, 3)  # unpacked: rows of 90, 84, 30
+    assert pass_lengths(examples[2:]) == (30, 30)
 
 
-def test_packing_with_gradient_checkpointing_is_refused_by_name():
+def test_packing_with_gradient_checkpointing_or_zero_2_is_refused_by_name():
     with pytest.raises(FinloraError, match="train.prefix_packing.*gradient_checkpointing"):
         params_with({"train": {"prefix_packing": True, "gradient_checkpointing": True}})
+    with pytest.raises(FinloraError, match="train.prefix_packing.*zero_stage is 2.*0 or 1"):
+        params_with({"train": {"prefix_packing": True, "zero_stage": 2}})
 
 
 @pytest.mark.parametrize("with_lora", [False, True])
@@ -94,17 +98,20 @@ def test_packed_loss_and_gradients_equal_the_unpacked_ones(tiny_base, with_lora)
     model.train()
     trained = [p for p in model.parameters() if p.requires_grad]
 
-    def loss_and_grads(batch):
+    def loss_and_grads(batches):  # gradients accumulate over the passes, as in training
         model.zero_grad()
-        summed, count = answer_loss_sum(model, batch)
-        summed.backward()
-        return summed.item(), count, [p.grad.clone() for p in trained]
+        total = answers = 0
+        for batch in batches:
+            summed, count = answer_loss_sum(model, batch)
+            summed.backward()
+            total, answers = total + summed.item(), answers + count
+        return total, answers, [p.grad.clone() for p in trained]
 
-    packed_batch = collate_packed(examples, pad_id=0)
-    assert packed_batch["prefix_ids"].shape[0] == 4  # three filings' prefixes and the unrelated prompt
-    positions = packed_batch["prefix_ids"].numel() + packed_batch["input_ids"].numel()
+    passes = packed_passes(examples, pad_id=0)
+    assert sorted(len(batch["input_ids"]) for batch in passes) == [1, 1, 2, 3]  # three filings, the unrelated prompt
+    positions = sum(batch["input_ids"].numel() + batch.get("prefix_ids", torch.empty(0)).numel() for batch in passes)
     assert positions < 0.75 * collate(examples, 0)["input_ids"].numel()
-    unpacked, packed = loss_and_grads(collate(examples, 0)), loss_and_grads(packed_batch)
+    unpacked, packed = loss_and_grads([collate(examples, 0)]), loss_and_grads(passes)
     assert packed[1] == unpacked[1] == sum(len(e.labels) - e.labels.count(IGNORE) for e in examples)
     assert packed[0] == pytest.approx(unpacked[0], rel=1e-5)
     for a, b in zip(packed[2], unpacked[2]):
@@ -144,10 +151,16 @@ def test_a_packed_training_has_the_losses_and_adapter_of_the_same_schedule_unpac
 
     from finlora import packing, training
 
+    # micro-batches of 6 over three filings of 4 questions: each holds two filings, so two passes
     params = params_with({"tasks": {"sentiment": ["fpb"]}, "lora": {"dropout": 0.0},
-                          "train": {"batch_size": 4, "epochs": 2, "lr": 1e-2, "prefix_packing": True}})
+                          "train": {"batch_size": 6, "epochs": 2, "lr": 1e-2, "prefix_packing": True}})
+    passes_made = []
+    real_passes = packing.packed_passes
+    monkeypatch.setattr(packing, "packed_passes",
+                        lambda examples, pad_id: passes_made.append(real_passes(examples, pad_id)) or passes_made[-1])
     packed = training.train(params, filing_records(), tiny_base, tmp_path / "p", tmp_path / "p.json", None)
-    monkeypatch.setattr(packing, "collate_packed", lambda examples, pad_id: collate(examples, pad_id))
+    assert [len(passes) for passes in passes_made] == [2] * 4
+    monkeypatch.setattr(packing, "packed_passes", lambda examples, pad_id: [collate(examples, pad_id)])
     unpacked = training.train(params, filing_records(), tiny_base, tmp_path / "u", tmp_path / "u.json", None)
     assert packed["prefix_packing"]
     assert packed["final_loss"] == pytest.approx(unpacked["final_loss"], rel=1e-4)

@@ -229,6 +229,10 @@ class TrainParams:
             raise invalid("train.prefix_packing", self.prefix_packing,
                           "false while train.gradient_checkpointing is true (a checkpointed layer's recomputation "
                           "drops the shared prefix's cache)")
+        if self.prefix_packing and self.zero_stage >= 2:
+            raise invalid("train.prefix_packing", self.prefix_packing,
+                          "false while train.zero_stage is 2 (a packed micro-batch takes a backward pass per prefix "
+                          "group, and ZeRO 2 reduces each pass's gradients as it goes: use zero_stage 0 or 1)")
         if self.keep_best and self.validation_fraction == 0:
             raise invalid("train.keep_best", self.keep_best,
                           "false while train.validation_fraction is 0 (no validation split to choose a step by)")

@@ -2,14 +2,14 @@
 filing's questions, FiNER's tag list) run that prefix through the model once, instead of once per
 example, and every example's rest continues from the prefix's key/value cache.
 
-A packed micro-batch takes two passes. The prefix pass runs each group's shared prefix, one row a
-group, right-padded. The rest pass runs each example's rest, one row an example, over its group's
-cached prefix: the attention mask lets a rest see its own prefix (not the padding after a shorter
-one) and itself, and its position ids continue from its prefix's end. Every token's hidden state,
-so the loss and its gradients (which flow back through the cache into the prefix pass), are those
-of the examples unpacked, to float rounding (tested). Unlike one long row with a block mask, no
-query attends to another example's rest: the cost stays linear in the examples, and any attention
-kernel that takes a padding mask will do.
+A micro-batch is split into prefix groups, and each group takes its own forward and backward
+pass, so the micro-batch's peak memory is its largest group's, not that of all its filings at
+once. A group's pass runs its shared prefix as one row, then its examples' rests, one row each,
+right-padded, over the prefix's cache: position ids continue from the prefix's end, and no real
+token attends to the padding after it, as in an unpacked batch. Every token's hidden state, so the
+loss and its gradients (which flow back through the cache into the prefix), are those of the
+examples unpacked, to float rounding (tested). No query attends to another example's rest, so the
+cost stays linear in the examples. An example that shares no long prefix is a group of its own.
 """
 
 from __future__ import annotations
@@ -60,36 +60,27 @@ def _first_answer(example: Encoded) -> int:
     return next((column for column, target in enumerate(targets) if target != IGNORE), len(targets) - 1)
 
 
-def collate_packed(examples: list[Encoded], pad_id: int, min_prefix: int = MIN_PREFIX) -> dict[str, torch.Tensor]:
-    """The two passes' batch: `prefix_ids` (groups, longest prefix), and per example its rest in
-    `input_ids`, its group in `prefix_rows`, its `rest_mask` over [prefix slots, rest slots] and its
-    `rest_positions`; answer positions index the rest pass's flattened rows. With nothing to pack,
-    `batching.collate`'s plain batch."""
-    groups = prefix_groups(examples, min_prefix)
-    if all(len(indices) == 1 for indices, _ in groups):
-        return collate(examples, pad_id)
-    prefix_width = max(prefix for _, prefix in groups)
-    rests = [(group, prefix, examples[index]) for group, (indices, prefix) in enumerate(groups) for index in indices]
-    width = max(len(example.input_ids) - 1 - prefix for _, prefix, example in rests)
-    prefix_ids = torch.full((len(groups), prefix_width), pad_id, dtype=torch.long)
-    for group, (indices, prefix) in enumerate(groups):
-        prefix_ids[group, :prefix] = torch.tensor(examples[indices[0]].input_ids[:prefix])
+def packed_passes(examples: list[Encoded], pad_id: int, min_prefix: int = MIN_PREFIX) -> list[dict[str, torch.Tensor]]:
+    """One batch per prefix group: a group of several has its prefix in `prefix_ids` (one row) and
+    its examples' rests in `input_ids`, with the answer positions of the rests' flattened rows; a
+    group of one is `batching.collate`'s plain batch."""
+    return [_collate_group([examples[i] for i in indices], prefix, pad_id) if len(indices) > 1
+            else collate([examples[indices[0]]], pad_id)
+            for indices, prefix in prefix_groups(examples, min_prefix)]
+
+
+def _collate_group(examples: list[Encoded], prefix: int, pad_id: int) -> dict[str, torch.Tensor]:
+    rests = [example.input_ids[prefix:-1] for example in examples]
+    width = max(map(len, rests))
     ids = torch.full((len(rests), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rests), prefix_width + width), dtype=torch.long)
-    positions, answer_positions, answer_targets = [], [], []
-    for row, (_, prefix, example) in enumerate(rests):
-        rest = example.input_ids[prefix:-1]
+    answer_positions, answer_targets = [], []
+    for row, (rest, example) in enumerate(zip(rests, examples)):
         ids[row, :len(rest)] = torch.tensor(rest)
-        mask[row, :prefix] = 1
-        mask[row, prefix_width:prefix_width + len(rest)] = 1
-        positions.append(list(range(prefix, prefix + width)))
         for column, target in enumerate(example.labels[prefix + 1:]):
             if target != IGNORE:
                 answer_positions.append(row * width + column)
                 answer_targets.append(target)
-    return {"input_ids": ids, "prefix_ids": prefix_ids,
-            "prefix_rows": torch.tensor([group for group, _, _ in rests], dtype=torch.long),
-            "rest_mask": mask, "rest_positions": torch.tensor(positions, dtype=torch.long),
+    return {"prefix_ids": torch.tensor([examples[0].input_ids[:prefix]], dtype=torch.long), "input_ids": ids,
             "answer_positions": torch.tensor(answer_positions, dtype=torch.long),
             "answer_targets": torch.tensor(answer_targets, dtype=torch.long)}
 
@@ -99,29 +90,27 @@ def is_packed(batch: dict[str, torch.Tensor]) -> bool:
 
 
 def packed_hidden_states(decoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The rest pass's last hidden states (examples, rest width, hidden), over the prefix pass's cache."""
+    """The rests' last hidden states (examples, rest width, hidden), over the prefix's cache."""
     from transformers import DynamicCache
 
-    prefixes = decoder(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
-    rows = batch["prefix_rows"]
+    prefix = decoder(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
+    rests = len(batch["input_ids"])
     cache = DynamicCache(config=decoder.config)
-    for layer, cached in enumerate(prefixes.layers):
-        if len(batch["prefix_ids"]) == 1:  # one group: every rest reads the same tensors, uncopied
-            keys, values = (t.expand(len(rows), -1, -1, -1) for t in (cached.keys, cached.values))
-        else:
-            keys, values = cached.keys.index_select(0, rows), cached.values.index_select(0, rows)
-        cache.update(keys, values, layer)
+    for layer, cached in enumerate(prefix.layers):  # every rest reads the same tensors, uncopied
+        cache.update(cached.keys.expand(rests, -1, -1, -1), cached.values.expand(rests, -1, -1, -1), layer)
+    # a query block over a longer cache takes a causal mask with an offset
     with grouped_heads_under_masks(batch["input_ids"].device):
-        return decoder(input_ids=batch["input_ids"], attention_mask=batch["rest_mask"],
-                       position_ids=batch["rest_positions"], past_key_values=cache, use_cache=True).last_hidden_state
+        return decoder(input_ids=batch["input_ids"], past_key_values=cache, use_cache=True).last_hidden_state
 
 
 def pass_lengths(examples: list[Encoded]) -> tuple[int, int]:
-    """(tokens, padded positions) of the two passes `collate_packed` makes of `examples`."""
-    groups = prefix_groups(examples)
-    if all(len(indices) == 1 for indices, _ in groups):
-        rows = [len(example.input_ids) - 1 for example in examples]
-        return sum(rows), len(rows) * max(rows)
-    prefixes = [prefix for _, prefix in groups]
-    rests = [len(examples[index].input_ids) - 1 - prefix for indices, prefix in groups for index in indices]
-    return sum(prefixes) + sum(rests), len(prefixes) * max(prefixes) + len(rests) * max(rests)
+    """(tokens, padded positions) of the passes `packed_passes` makes of `examples`."""
+    tokens = positions = 0
+    for indices, prefix in prefix_groups(examples):
+        rows = [len(examples[i].input_ids) - 1 for i in indices]
+        if len(rows) == 1:
+            prefix = 0
+        rests = [row - prefix for row in rows]
+        tokens += prefix + sum(rests)
+        positions += prefix + len(rests) * max(rests)
+    return tokens, positions

@@ -19,6 +19,7 @@ import os
 import random
 import statistics
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -178,20 +179,23 @@ class Recipe:
         loss_sum = torch.zeros((), dtype=torch.float64, device=engine.device)  # read once, at the step's end
         for micro in window:
             examples = [self.encoded[i] for i in micro[self.rank]]
-            batch = to_device(self._collate(examples), engine.device)
-            summed, _ = answer_loss_sum(engine.module, batch)
-            # DeepSpeed divides by the accumulation steps and averages over ranks; scaling back makes
-            # the gradient the mean over every answer token of the window, whatever the layout.
-            engine.backward(summed * self.world * accumulation / window_tokens)
+            passes = self._passes(examples)
+            for number, batch in enumerate(passes, 1):
+                summed, _ = answer_loss_sum(engine.module, to_device(batch, engine.device))
+                # DeepSpeed divides by the accumulation steps and averages over ranks; scaling back makes
+                # the gradient the mean over every answer token of the window, whatever the layout.
+                with nullcontext() if number == len(passes) else engine.no_sync():  # one reduction a micro-batch
+                    engine.backward(summed * self.world * accumulation / window_tokens)
+                loss_sum += summed.detach()
             engine.step()
-            loss_sum += summed.detach()
             self.tokens += sum(len(e.input_ids) for e in examples)
         self.history.append((float(all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
 
-    def _collate(self, examples: list) -> dict[str, torch.Tensor]:
+    def _passes(self, examples: list) -> list[dict[str, torch.Tensor]]:
+        """A micro-batch's forward and backward passes: one, or one per prefix group when packing."""
         if self.params.train.prefix_packing:
-            return packing.collate_packed(examples, self.tokenizer.pad_token_id)
-        return collate(examples, self.tokenizer.pad_token_id)
+            return packing.packed_passes(examples, self.tokenizer.pad_token_id)
+        return [collate(examples, self.tokenizer.pad_token_id)]
 
     def _validate_if_due(self, step: int) -> Validated | None:
         if not self.held_out or ((step + 1) % self.params.train.validate_every and step + 1 != self.total_steps):
