@@ -5,10 +5,11 @@ own, so its peak memory is its own:
   prompt of a task shares is reused) against `tree` (nested prefixes: one filing's questions under
   the instruction), with the answers asserted identical;
 - with --train, one optimizer step's forward and backward passes over the first N examples of a
-  task, in the group's micro-batches unpacked (train.by_group's batch size, as training runs today)
-  against micro-batches of --pack-batch examples packed by shared prefix (train.prefix_packing:
-  a pass per prefix group, its prefix run once and the rests from its cache), with the summed loss and the
-  gradient asserted equal (LoRA dropout off).
+  task (timed after an untimed warm-up pass over the first micro-batch), in the group's
+  micro-batches unpacked (train.by_group's batch size, as training runs today) against
+  micro-batches of --pack-batch examples packed by shared prefix (train.prefix_packing: a pass
+  per prefix group, its prefix run once and the rests from its cache), with the summed loss and
+  the gradient asserted equal (LoRA dropout off).
 
     python bench/prefix_reuse.py [--data ../shared/data/finlora-dev] [--tasks xbrl_tags finer]
                                  [--limit N]   # the first N prompts of each task (0 = all)
@@ -102,13 +103,21 @@ def train_worker(args) -> None:
     else:
         batches = [encoded[k:k + train.batch_size] for k in range(0, len(encoded), train.batch_size)]
         passes = lambda examples: [collate(examples, tokenizer.pad_token_id)]  # noqa: E731
-    loss, answers = 0.0, 0
-    start = time.perf_counter()
-    for examples in batches:
+    def forward_backward(examples: list) -> tuple[float, int]:
+        loss, answers = 0.0, 0
         for batch in passes(examples):
             summed, count = answer_loss_sum(model, batch)
             summed.backward()
             loss, answers = loss + summed.item(), answers + count
+        return loss, answers
+
+    forward_backward(batches[0])  # warm-up, untimed: a first pass's allocations and kernel choices
+    model.zero_grad(set_to_none=True)
+    loss, answers = 0.0, 0
+    start = time.perf_counter()
+    for examples in batches:
+        summed, count = forward_backward(examples)
+        loss, answers = loss + summed, answers + count
     seconds = time.perf_counter() - start
     gradient = [p.grad.flatten() for p in model.parameters() if p.requires_grad]
     args.result.write_text(json.dumps({
