@@ -35,6 +35,16 @@ def test_each_filing_gets_its_own_group_rather_than_all_sharing_the_instruction(
     assert prefix_groups(examples, min_prefix=64) == [([0], 110), ([1, 2, 3], 170), ([4, 5], 150)]
 
 
+def test_a_short_instruction_ahead_of_long_different_filings_is_not_a_group():
+    instruction = list(range(1000, 1070))  # 70 tokens, then each filing's 200
+    filing_a, filing_b = list(range(300, 500)), list(range(500, 700))
+    examples = [example(instruction + filing_a + [1], [9]), example(instruction + filing_b + [2], [8])]
+    # grouped, the two filings would run side by side in one pass to save 70 positions
+    assert prefix_groups(examples, min_prefix=64) == [([0], 270), ([1], 270)]
+    examples.append(example(instruction + filing_a + [3], [7]))  # a second question of filing A
+    assert prefix_groups(examples, min_prefix=64) == [([0, 2], 270), ([1], 270)]
+
+
 def test_a_shared_prefix_ends_before_the_first_answer_position():
     # the same prompt twice, answers that start alike: the prefix stops where the answer is predicted
     examples = [example([1] * 70, [5, 6]), example([1] * 70, [5, 7])]

@@ -28,15 +28,21 @@ def prefix_groups(examples: list[Encoded], min_prefix: int = MIN_PREFIX) -> list
     to run the fewest positions. A group of n sharing p tokens runs (n - 1) * p fewer than its
     examples alone, so one filing's questions go together, and the next filing's, which share
     only the instruction with them, make a group of their own. A group shares at least
-    `min_prefix` tokens, and its prefix ends before its first answer position, so every answer is
-    read in the rest pass."""
+    `min_prefix` tokens and more than the longest of its rests: examples that share a short
+    instruction ahead of long, different filings would run those filings side by side in one
+    pass, a few times the memory of one, to save the instruction. Its prefix ends before its first
+    answer position, so every answer is read in the rest pass."""
     inputs = [example.input_ids[:-1] for example in examples]
     order = sorted(range(len(examples)), key=lambda i: inputs[i])
     limits = [_first_answer(examples[i]) for i in order]
+    lengths = [len(inputs[i]) for i in order]
     neighbours = [common_prefix_length(inputs[a], inputs[b]) for a, b in zip(order, order[1:])]
 
     def shared(start: int, end: int) -> int:  # the prefix of the sorted run order[start:end]
         return min(limits[start:end] + neighbours[start:end - 1])
+
+    def worth_a_group(start: int, end: int, prefix: int) -> bool:
+        return prefix >= max(min_prefix, max(lengths[start:end]) - prefix)
 
     # saved[end]: the most positions the first `end` examples can save; cut[end]: where its last run starts
     saved, cut = [0] * (len(order) + 1), [0] * (len(order) + 1)
@@ -44,7 +50,7 @@ def prefix_groups(examples: list[Encoded], min_prefix: int = MIN_PREFIX) -> list
         saved[end], cut[end] = saved[end - 1], end - 1  # the last example alone
         for start in range(end - 1):
             prefix = shared(start, end)
-            if prefix >= min_prefix and saved[start] + (end - start - 1) * prefix > saved[end]:
+            if worth_a_group(start, end, prefix) and saved[start] + (end - start - 1) * prefix > saved[end]:
                 saved[end], cut[end] = saved[start] + (end - start - 1) * prefix, start
     groups, end = [], len(order)
     while end:
