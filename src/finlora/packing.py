@@ -28,7 +28,7 @@ def prefix_groups(examples: list[Encoded], min_prefix: int = MIN_PREFIX) -> list
     to run the fewest positions. A group of n sharing p tokens runs (n - 1) * p fewer than its
     examples alone, so one filing's questions go together, and the next filing's, which share
     only the instruction with them, make a group of their own. A group shares at least
-    `min_prefix` tokens and more than the longest of its rests: examples that share a short
+    `min_prefix` tokens and no fewer than its longest rest: examples that share a short
     instruction ahead of long, different filings would run those filings side by side in one
     pass, a few times the memory of one, to save the instruction. Its prefix ends before its first
     answer position, so every answer is read in the rest pass."""
