@@ -5,10 +5,10 @@ import torch
 
 from conftest import params_with
 from finlora import models
-from finlora.batching import IGNORE, Encoded, collate, padding_efficiency
+from finlora.batching import IGNORE, Encoded, collate
 from finlora.loss import answer_loss_sum
 from finlora.errors import FinloraError
-from finlora.packing import pass_lengths, packed_passes, prefix_groups
+from finlora.packing import packed_passes, prefix_groups
 
 
 def example(prompt: list[int], answer: list[int]) -> Encoded:
@@ -57,28 +57,20 @@ def test_each_group_is_a_pass_laid_out_by_hand():
                 example([40, 41, 42, 50], [51]), example([70, 71], [72]), example([40, 41, 42, 60], [61])]
     first, second, lone = packed_passes(examples, pad_id=0, min_prefix=2)
     assert first["prefix_ids"].tolist() == [[10, 11]]
-    assert first["input_ids"].tolist() == [[20, 0], [30, 31]]  # rests, right-padded
-    # 21 is predicted after 20 (row 0, slot 0), 32 after 31 (row 1, slot 1) of the flattened rows
-    assert first["answer_positions"].tolist() == [0, 3]
+    assert first["input_ids"].tolist() == [[20, 30, 31]]  # the rests one after another, unpadded
+    assert first["rest_lengths"].tolist() == [1, 2]
+    # 21 is predicted after 20 (slot 0), 32 after 31 (slot 2)
+    assert first["answer_positions"].tolist() == [0, 2]
     assert first["answer_targets"].tolist() == [21, 32]
     assert second["prefix_ids"].tolist() == [[40, 41, 42]]
-    assert second["input_ids"].tolist() == [[50], [60]]
+    assert second["input_ids"].tolist() == [[50, 60]]
+    assert second["rest_lengths"].tolist() == [1, 1]
     assert second["answer_positions"].tolist() == [0, 1]
     assert second["answer_targets"].tolist() == [51, 61]
     assert lone["input_ids"].tolist() == [[70, 71]] and "prefix_ids" not in lone  # shares nothing: a plain row
     # nothing long enough to share: a plain pass per example
     assert [batch["input_ids"].tolist() for batch in packed_passes(examples[:2], pad_id=0, min_prefix=4)] == [
         [[10, 11, 20]], [[10, 11, 30, 31]]]
-
-
-def test_packed_padding_efficiency_counts_each_prefix_once():
-    shared = list(range(100, 180))  # 80 tokens
-    examples = [example(shared + [1] * 10, [7]), example(shared + [2] * 4, [7]), example([5] * 30, [8])]
-    # the group's pass: the 80-token prefix, rests of 10 and 4 tokens in 2 rows of 10; the lone example: 30
-    assert pass_lengths(examples) == (80 + 14 + 30, 80 + 20 + 30)
-    assert padding_efficiency(examples, [[[0, 1, 2]]], pass_lengths) == round(124 / 130, 3)
-    assert padding_efficiency(examples, [[[0, 1, 2]]]) == round(204 / 270, 3)  # unpacked: rows of 90, 84, 30
-    assert pass_lengths(examples[2:]) == (30, 30)
 
 
 def test_packing_with_gradient_checkpointing_or_zero_2_is_refused_by_name():
@@ -118,7 +110,8 @@ def test_packed_loss_and_gradients_equal_the_unpacked_ones(tiny_base, with_lora)
         return total, answers, [p.grad.clone() for p in trained]
 
     passes = packed_passes(examples, pad_id=0)
-    assert sorted(len(batch["input_ids"]) for batch in passes) == [1, 1, 2, 3]  # three filings, the unrelated prompt
+    # three filings, the unrelated prompt
+    assert sorted(len(batch.get("rest_lengths", [0])) for batch in passes) == [1, 1, 2, 3]
     positions = sum(batch["input_ids"].numel() + batch.get("prefix_ids", torch.empty(0)).numel() for batch in passes)
     assert positions < 0.75 * collate(examples, 0)["input_ids"].numel()
     unpacked, packed = loss_and_grads([collate(examples, 0)]), loss_and_grads(passes)

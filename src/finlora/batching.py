@@ -98,21 +98,14 @@ def micro_batches(encoded: list[Encoded], params: Params, world: int) -> list[li
     return steps
 
 
-def input_positions(examples: list[Encoded]) -> tuple[int, int]:
-    """(tokens, padded positions) of the batch `collate` makes of `examples`."""
-    rows = [len(e.input_ids) - 1 for e in examples]
-    return sum(rows), len(rows) * max(rows, default=0)
-
-
-def padding_efficiency(encoded: list[Encoded], steps: list[list[list[int]]], positions=input_positions) -> float:
+def padding_efficiency(encoded: list[Encoded], steps: list[list[list[int]]]) -> float:
     """The share of the whole schedule's input positions (every micro-batch of every rank, padded
-    to its longest row; `positions` says what a micro-batch's passes hold) that are tokens, not
-    padding. A property of the schedule, so a run resumed from a checkpoint reports what an
-    uninterrupted one does."""
+    to its longest row) that are tokens, not padding. A property of the schedule, so a run resumed
+    from a checkpoint reports what an uninterrupted one does."""
     real = padded = 0
     for micro in steps:
         for indices in micro:
-            tokens, slots = positions([encoded[i] for i in indices])
-            real += tokens
-            padded += slots
+            rows = [len(encoded[i].input_ids) - 1 for i in indices]
+            real += sum(rows)
+            padded += len(rows) * max(rows, default=0)
     return round(real / max(1, padded), 3)

@@ -26,7 +26,7 @@ import torch
 
 from finlora import models
 from finlora import packing
-from finlora.batching import answer_tokens, collate, encode, input_positions, micro_batches, padding_efficiency, to_device
+from finlora.batching import answer_tokens, collate, encode, micro_batches, padding_efficiency, to_device
 from finlora.checkpoints import Checkpoints, run_fingerprint
 from finlora.config import Params
 from finlora.dropout import use_uniform_mask_dropout
@@ -221,8 +221,8 @@ class Recipe:
             "device_hours": round(self.seconds * self.world / 3600, 4),
             "tokens_per_s": round(all_tokens / self.seconds, 1) if self.seconds > 0 else 0.0,
             "steady_tokens_per_s": steady_tokens_per_s(all_tokens, self.step_seconds),
-            "padding_efficiency": padding_efficiency(self.encoded, self.steps,
-                                                     packing.pass_lengths if params.train.prefix_packing else input_positions),
+            # packed passes hold no padding
+            "padding_efficiency": 1.0 if params.train.prefix_packing else padding_efficiency(self.encoded, self.steps),
             "prefix_packing": params.train.prefix_packing,
             "peak_memory_gb": round(peak_memory / 1e9, 3),
             "peak_memory_kind": "cuda_allocated_sum" if torch.cuda.is_available() else "cpu_rss_sum",
