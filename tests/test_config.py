@@ -123,10 +123,11 @@ def test_changes_replace_keys_of_a_section_and_tasks_whole():
 
 def test_a_group_trains_with_its_own_settings_where_it_has_them():
     params = params_with({"train": {"lr": 1e-4, "epochs": 4, "batch_size": 16,
-                                    "by_group": {"xbrl": {"epochs": 1, "batch_size": 2, "grad_accum": 2}}}})
+                                    "by_group": {"xbrl": {"epochs": 1, "batch_size": 2, "grad_accum": 2,
+                                                          "prefix_packing": True}}}})
     xbrl, sentiment = params.for_group("xbrl").train, params.for_group("sentiment").train
-    assert (xbrl.epochs, xbrl.batch_size, xbrl.grad_accum, xbrl.lr) == (1, 2, 2, 1e-4)
-    assert (sentiment.epochs, sentiment.batch_size, sentiment.grad_accum) == (4, 16, 1)
+    assert (xbrl.epochs, xbrl.batch_size, xbrl.grad_accum, xbrl.lr, xbrl.prefix_packing) == (1, 2, 2, 1e-4, True)
+    assert (sentiment.epochs, sentiment.batch_size, sentiment.grad_accum, sentiment.prefix_packing) == (4, 16, 1, False)
     assert isinstance(xbrl.epochs, int)
 
 
@@ -134,6 +135,10 @@ def test_a_group_trains_with_its_own_settings_where_it_has_them():
     ({"xbrl": {"epochs": 0}}, "train.by_group.xbrl.epochs = 0 is not valid"),
     ({"xbrl": {"epochs": 1.5}}, "train.by_group.xbrl.epochs = 1.5 is not valid; valid: an integer"),
     ({"xbrl": {"optimizer": 1}}, "train.by_group.xbrl.optimizer = 1.0 is not valid; valid: a key among lr, epochs"),
+    ({"xbrl": {"prefix_packing": 1}}, "train.by_group.xbrl.prefix_packing = 1.0 is not valid; valid: true or false"),
+    ({"xbrl": {"batch_size": True}}, "train.by_group.xbrl.batch_size = True is not valid; valid: an integer"),
+    ({"xbrl": {"lr": True}}, "train.by_group.xbrl.lr = True is not valid; valid: a number > 0"),
+    ({"xbrl": {"epochs": "four"}}, "train.by_group.xbrl.epochs must be a number or true or false"),
 ])
 def test_bad_group_settings_are_named(by_group, message):
     with pytest.raises(FinloraError, match=message.replace(".", r"\.")):

@@ -78,6 +78,8 @@ def test_packing_with_gradient_checkpointing_or_zero_2_is_refused_by_name():
         params_with({"train": {"prefix_packing": True, "gradient_checkpointing": True}})
     with pytest.raises(FinloraError, match="train.prefix_packing.*zero_stage is 2.*0 or 1"):
         params_with({"train": {"prefix_packing": True, "zero_stage": 2}})
+    with pytest.raises(FinloraError, match="train.by_group.finer.prefix_packing.*gradient_checkpointing"):
+        params_with({"train": {"gradient_checkpointing": True, "by_group": {"finer": {"prefix_packing": True}}}})
 
 
 @pytest.mark.parametrize("with_lora", [False, True])

@@ -34,7 +34,7 @@ TARGET_SETS = {"all-linear": ["all-linear"], "attention": ["q_proj", "k_proj", "
 LORA_VARIANTS = ("lora", "dora", "rslora")
 ZERO_STAGES = (0, 1, 2)
 SAMPLING_POLICIES = ("proportional", "balanced", "temperature")  # finlora.mixing
-GROUP_TRAIN_KEYS = ("lr", "epochs", "batch_size", "grad_accum", "max_seq_len")  # train.by_group
+GROUP_TRAIN_KEYS = ("lr", "epochs", "batch_size", "grad_accum", "max_seq_len", "prefix_packing")  # train.by_group
 
 
 def invalid(key: str, value: Any, valid: str) -> FinloraError:
@@ -156,6 +156,22 @@ class QuantParams:
         check_choice("quant.bits", self.bits, QUANT_BITS)
 
 
+def _group_value(name: str, key: str, value: Any) -> float | int | bool:
+    """A train.by_group value as the shared setting's type: lr a number, prefix_packing a
+    boolean, the rest whole numbers."""
+    if key == "lr":
+        if isinstance(value, bool):
+            raise invalid(name, value, "a number > 0")
+        return value
+    if key == "prefix_packing":
+        if not isinstance(value, bool):
+            raise invalid(name, value, "true or false")
+        return value
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise invalid(name, value, "an integer")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class TrainParams:
     lr: float
@@ -176,7 +192,7 @@ class TrainParams:
     validation_fraction: float  # of each task's training examples, held out and scored while training
     validate_every: int  # optimizer steps between validations (the last step is always validated)
     keep_best: bool  # save the adapter of the best validated step instead of the last step's
-    by_group: dict[str, dict[str, float]]  # may be left out: every group trains with the settings above
+    by_group: dict[str, dict[str, float | bool]]  # may be left out: every group trains with the settings above
 
     def check(self) -> None:
         self.check_values("train.")  # the shared settings first: a group inherits them
@@ -197,12 +213,9 @@ class TrainParams:
 
     def for_group(self, group: str) -> "TrainParams":
         """These settings with the group's own (train.by_group) in place of the shared ones."""
-        changes = self.by_group.get(group, {})
-        for key, value in changes.items():
-            if key != "lr" and not float(value).is_integer():
-                raise invalid(f"train.by_group.{group}.{key}", value, "an integer")
-        return dataclasses.replace(self, by_group={}, **{key: value if key == "lr" else int(value)
-                                                         for key, value in changes.items()})
+        changes = {key: _group_value(f"train.by_group.{group}.{key}", key, value)
+                   for key, value in self.by_group.get(group, {}).items()}
+        return dataclasses.replace(self, by_group={}, **changes)
 
     def check_values(self, prefix: str) -> None:
         if not 0 < self.lr < math.inf:  # also refuses nan
@@ -226,11 +239,11 @@ class TrainParams:
                           "a fraction from 0 (no validation split) to below 0.5; FinLoRA keeps 0.05")
         check_at_least("train.validate_every", self.validate_every, 1)
         if self.prefix_packing and self.gradient_checkpointing:
-            raise invalid("train.prefix_packing", self.prefix_packing,
+            raise invalid(f"{prefix}prefix_packing", self.prefix_packing,
                           "false while train.gradient_checkpointing is true (a checkpointed layer's recomputation "
                           "drops the shared prefix's cache)")
         if self.prefix_packing and self.zero_stage >= 2:
-            raise invalid("train.prefix_packing", self.prefix_packing,
+            raise invalid(f"{prefix}prefix_packing", self.prefix_packing,
                           "false while train.zero_stage is 2 (a packed micro-batch takes a backward pass per prefix "
                           "group, and ZeRO 2 reduces each pass's gradients as it goes: use zero_stage 0 or 1)")
         if self.keep_best and self.validation_fraction == 0:
@@ -423,8 +436,13 @@ def _coerce(kind: Any, value: Any, key: str, source: str) -> Any:
         if not isinstance(value, dict):
             raise FinloraError(f"{source}: {key} must be a mapping (got {value!r})")
         return {k: _coerce(args[1], v, _join(key, str(k)), source) for k, v in value.items()}
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unsupported schema type for {key}")
+    if origin in (typing.Union, types.UnionType):  # scalars only, the first type that takes the value
+        for option in args:
+            try:
+                return _scalar(option, value, key, source)
+            except FinloraError:
+                pass
+        raise FinloraError(f"{source}: {key} must be {' or '.join(map(_type_name, args))} (got {value!r})")
     return _scalar(kind, value, key, source)
 
 
