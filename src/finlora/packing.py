@@ -97,7 +97,7 @@ def is_packed(batch: dict[str, torch.Tensor]) -> bool:
 
 def packed_hidden_states(decoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The rests' last hidden states, one after another (1, rest tokens, hidden), over the prefix's
-    cache: each rest continues from the same cache tensors, uncopied, in a call of its own."""
+    cache: each rest continues from the same cache tensors in a call of its own."""
     from transformers import DynamicCache
 
     prefix = decoder(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
