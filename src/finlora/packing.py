@@ -102,11 +102,11 @@ def packed_hidden_states(decoder, batch: dict[str, torch.Tensor]) -> torch.Tenso
 
     prefix = decoder(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
     hidden = []
-    for rest in batch["input_ids"].split(batch["rest_lengths"].tolist(), dim=1):
-        cache = DynamicCache(config=decoder.config)
-        for layer, cached in enumerate(prefix.layers):
-            cache.update(cached.keys, cached.values, layer)
-        # a query block over a longer cache takes a causal mask with an offset
-        with grouped_heads_under_masks(rest.device):
+    # a query block over a longer cache takes a causal mask with an offset
+    with grouped_heads_under_masks(batch["input_ids"].device):
+        for rest in batch["input_ids"].split(batch["rest_lengths"].tolist(), dim=1):
+            cache = DynamicCache(config=decoder.config)
+            for layer, cached in enumerate(prefix.layers):
+                cache.update(cached.keys, cached.values, layer)
             hidden.append(decoder(input_ids=rest, past_key_values=cache, use_cache=True).last_hidden_state)
     return torch.cat(hidden, dim=1)
