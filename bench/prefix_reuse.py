@@ -2,8 +2,9 @@
 own, so its peak memory is its own:
 
 - evaluation under `eval.prefix_cache: shared` (the evaluator as it was: only the prefix every
-  prompt of a task shares is reused) against `tree` (nested prefixes: one filing's questions under
-  the instruction), with the answers asserted identical;
+  prompt of a task shares is reused, a copy of it for each row of a batch) against `tree` (nested
+  prefixes: one filing's questions under the instruction; on a CPU a batch's rows attend to one
+  copy of each), with the answers asserted identical;
 - with --train, one optimizer step's forward and backward passes over the first N examples of a
   task (timed after an untimed warm-up pass over the first micro-batch), in the group's
   micro-batches unpacked (train.by_group's batch size, as training runs today) against
@@ -14,6 +15,12 @@ own, so its peak memory is its own:
     python bench/prefix_reuse.py [--data ../shared/data/finlora-dev] [--tasks xbrl_tags finer]
                                  [--limit N]   # the first N prompts of each task (0 = all)
     python bench/prefix_reuse.py --train --tasks finer xbrl_tags --limit 8 [--pack-batch 8]
+    python bench/prefix_reuse.py [--train] --tasks xbrl_tags --questions-per-body 18 --limit 18
+    python bench/prefix_reuse.py --tasks finer --limit 14 --whole-answers   # decoding, not only prefill
+
+The development share keeps 2-3 questions of each XBRL filing body, where FinLoRA's whole files ask
+about 18; --questions-per-body N rebuilds that layout from the share (each body asked the share's
+first N questions), which is what a user with the whole files runs.
 
 Prompts are FinLoRA's test contexts as released, raw; answer lengths, batch size and batch token
 cap come from params.yaml. The embedded model's context is 8,192 tokens: FNXL's prompts (about 10K)
@@ -37,23 +44,42 @@ from dev_real import DEV_DATA
 TASKS = ["xbrl_tags", "xbrl_value", "finer", "fnxl"]
 GROUP = {"xbrl_tags": "xbrl", "xbrl_value": "xbrl", "finer": "finer", "fnxl": "finer"}  # train.by_group's
 LONG_CONTEXT = 16_384
+QUESTION = "\nQuestion: "  # an XBRL prompt: instruction, filing body, worked example, then its question
 
 
-def records_of(data: Path, task: str, limit: int) -> list[dict]:
+def records_of(args, task: str) -> list[dict]:
     from finlora.files import read_jsonl
     from finlora.sources import released
 
-    found = released.find(released.data_folder(data), task, "test")
+    found = released.find(released.data_folder(args.data), task, "test")
     if found is None:
-        sys.exit(f"{data}: no test file for {task} ({released.expected(task, 'test')})")
+        sys.exit(f"{args.data}: no test file for {task} ({released.expected(task, 'test')})")
     records = read_jsonl(found.path)
-    return records[:limit] if limit else records
+    if args.questions_per_body:
+        records = whole_file_layout(records, args.questions_per_body, task)
+    return records[:args.limit] if args.limit else records
 
 
-def prompts_of(data: Path, task: str, tokenizer, limit: int) -> list[list[int]]:
+def whole_file_layout(records: list[dict], per_body: int, task: str) -> list[dict]:
+    """FinLoRA's whole XBRL files ask about 18 questions of each filing; the development share keeps a
+    quarter of the records, 2-3 questions a filing body. Rebuild the whole files' layout from the share:
+    each of its filing bodies (ordered as they first come) asked its first `per_body` distinct
+    questions, each with its own target."""
+    split = [record["context"].rpartition(QUESTION) for record in records]
+    if not all(marker for _, marker, _ in split):
+        sys.exit(f"--questions-per-body: {task}'s prompts do not end in {QUESTION.strip()!r} (XBRL tasks only)")
+    bodies = list(dict.fromkeys(body for body, _, _ in split))
+    questions = list(dict.fromkeys((question, record["target"]) for (_, _, question), record in zip(split, records)))
+    if per_body > len(questions):
+        sys.exit(f"--questions-per-body {per_body}: {task} has {len(questions)} distinct questions")
+    return [{"context": body + QUESTION + question, "target": target}
+            for body in bodies for question, target in questions[:per_body]]
+
+
+def prompts_of(args, task: str, tokenizer) -> list[list[int]]:
     from finlora.prompts import prompt_ids
 
-    return [prompt_ids(tokenizer, record["context"], False) for record in records_of(data, task, limit)]
+    return [prompt_ids(tokenizer, record["context"], False) for record in records_of(args, task)]
 
 
 def worker(args) -> None:
@@ -68,12 +94,13 @@ def worker(args) -> None:
     params = load_params()
     tokenizer = models.load_tokenizer(args.base, False)
     model = models.load_model(args.base, None, params.eval.bits)
-    prompts = prompts_of(args.data, args.task, tokenizer, args.limit)
+    prompts = prompts_of(args, args.task, tokenizer)
     if max(map(len, prompts)) + answer_length(params.eval, args.task) > model.config.max_position_embeddings:
         model.config.max_position_embeddings = LONG_CONTEXT
     start = time.perf_counter()
     result = generate_answers(model, tokenizer, prompts, params.eval.batch_size, answer_length(params.eval, args.task),
-                              progress=False, batch_tokens=params.eval.batch_tokens, prefix_cache=args.mode)
+                              progress=False, batch_tokens=params.eval.batch_tokens, prefix_cache=args.mode,
+                              first_line_only=not args.whole_answers)
     seconds = time.perf_counter() - start
     args.result.write_text(json.dumps({"seconds": seconds, "answers": result.answers, "prompts": len(prompts),
                                        "tokens": sum(map(len, prompts)), "threads": torch.get_num_threads()}))
@@ -92,7 +119,7 @@ def train_worker(args) -> None:
     params = with_changes({"lora": {"dropout": 0.0}})  # dropout off: the two layouts see the same weights
     train = params.train.for_group(GROUP[args.task])
     tokenizer = models.load_tokenizer(args.base, False)
-    encoded, _ = encode(tokenizer, records_of(args.data, args.task, args.limit), LONG_CONTEXT, False)
+    encoded, _ = encode(tokenizer, records_of(args, args.task), LONG_CONTEXT, False)
     torch.manual_seed(0)  # the same adapter initialisation in both processes
     model = models.add_lora(models.load_base(args.base), params.lora)
     model.train()
@@ -131,7 +158,8 @@ def run(args, task: str, mode: str) -> dict:
     result = Path(tempfile.mkstemp(suffix=".json")[1])
     command = [sys.executable, __file__, "--worker", "--task", task, "--mode", mode, "--result", str(result),
                "--data", str(args.data), "--base", str(args.base), "--limit", str(args.limit),
-               "--pack-batch", str(args.pack_batch)]
+               "--pack-batch", str(args.pack_batch), "--questions-per-body", str(args.questions_per_body),
+               *(["--whole-answers"] if args.whole_answers else [])]
     child = subprocess.Popen(command)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -181,6 +209,12 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=Path("models/base"))
     parser.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
     parser.add_argument("--limit", type=int, default=0, help="the first N prompts of each task; 0 = all")
+    parser.add_argument("--questions-per-body", type=int, default=0, metavar="N",
+                        help="XBRL tasks: rebuild FinLoRA's whole-file layout, each filing body of the share asked "
+                             "the share's first N questions (FinLoRA's files: about 18); 0 = the prompts as released")
+    parser.add_argument("--whole-answers", action="store_true",
+                        help="answers run past their first line to the end token or the task's answer length, as "
+                             "under the finlora-* protocols; the base model's strict answers mostly stop at once")
     parser.add_argument("--train", action="store_true", help="compare training unpacked and packed instead")
     parser.add_argument("--pack-batch", type=int, default=8,
                         help="examples a packed micro-batch holds (8: the FiNER and XBRL groups' global batch)")
