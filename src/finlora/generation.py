@@ -7,12 +7,15 @@ Four things make it fast without changing a single answer:
   - a prefix that several prompts share is run through the model once, and its key/value cache is
     reused by every batch of them (`prefix_cache`: tree, nested prefixes such as one filing's
     questions under the instruction every prompt shares | shared, that instruction only | none);
+    under `tree`, on a CPU, a batch's rows attend to one copy of it (`finlora.prefix_attention`),
+    elsewhere each row gets a copy;
   - a row stops at the end token or at its first newline, since the answer is the first line.
 Rows are left-padded (between their prefix and the rest) and answers come back in input order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from finlora import prefix_attention
 from finlora.config import PREFIX_CACHES
 from finlora.prompts import common_prefix_length
 from finlora.runtime import attention_without_cudnn
@@ -68,10 +72,13 @@ def answer_batches(model, tokenizer, prompts: list[list[int]], batch_size: int, 
     stop_ids = stop_token_ids(tokenizer) if first_line_only else [tokenizer.eos_token_id]
     stops = set(stop_ids)
     tree = prefix_tree(prompts, prefix_cache)
+    share = prefix_cache == "tree" and prefix_attention.supported(device)
     with tqdm(total=len(prompts) - len(done), desc="generate", unit="ex", disable=not progress) as bar:
         for rows, inputs in _batches_under(tree, model, prompts, batch_size, batch_tokens,
-                                           tokenizer.pad_token_id, device, done):
-            with torch.inference_mode(), attention_without_cudnn():
+                                           tokenizer.pad_token_id, device, done, share):
+            shared = share and "past_key_values" in inputs
+            with torch.inference_mode(), attention_without_cudnn(), \
+                    prefix_attention.in_use(model) if shared else contextlib.nullcontext():
                 output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                         eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
             generated = output[:, inputs["input_ids"].shape[1]:].tolist()
@@ -130,24 +137,27 @@ def _node(prompts, order, neighbours, start: int, end: int) -> PrefixNode:
     return PrefixNode(prompts[rows[0]][:shared], list(range(start, end)))
 
 
-def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, pad_id, device, done,
+def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, pad_id, device, done, share: bool,
                    parent_cache=None, parent_length: int = 0) -> Iterator[tuple[list[int], dict]]:
     """Depth first: the node's prefix extends its parent's cache once; its children, then its own
-    rows (in `length_batches`), continue from that cache. A node with nothing left is passed by."""
+    rows (in `length_batches`), continue from that cache: all of a batch's rows from one copy
+    (`share`) or each from a copy of its own. A node with nothing left is passed by."""
     if done.issuperset(_rows_under(node)):
         return
     cache = parent_cache
     if len(node.prefix) > parent_length:
         cache = _extend_cache(model, parent_cache, node.prefix, parent_length, device)
     for child in node.children:
-        yield from _batches_under(child, model, prompts, batch_size, batch_tokens, pad_id, device, done,
+        yield from _batches_under(child, model, prompts, batch_size, batch_tokens, pad_id, device, done, share,
                                   cache, len(node.prefix))
     for batch in length_batches([len(prompts[i]) for i in node.rows], batch_size, batch_tokens):
         rows = [node.rows[k] for k in batch]
         if done.issuperset(rows):
             continue
         inputs = left_pad([prompts[i][len(node.prefix):] for i in rows], pad_id, device, node.prefix)
-        if cache is not None:
+        if cache is not None and share:
+            inputs["past_key_values"] = prefix_attention.cache_over(cache)
+        elif cache is not None:
             copies = _fork(cache)
             copies.batch_repeat_interleave(len(rows))
             inputs["past_key_values"] = copies

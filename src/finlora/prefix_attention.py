@@ -1,0 +1,109 @@
+"""Attention for a batch whose rows all continue one prefix, with the prefix's keys and values held once.
+
+Copying a prefix's cache out to every row of a batch costs memory, and each generation step then
+concatenates and reads every row's copy: on FiNER's prompts (a 1,711-token tag list, rests of a
+few hundred tokens) that copying, not the model's weights, made most of a decoding step's time.
+Here each layer keeps the prefix once and only the rows' own keys and values grow. Attention runs
+in two parts that are merged exactly by their log-sum-exps:
+  - every row's queries against the one prefix, as one batch per key/value head;
+  - each row's queries against its own keys, under its mask (padding, causality).
+
+The two-part kernel is PyTorch's fused CPU attention, the one that returns the log-sum-exp; on
+other devices `supported` is false and the caller keeps one copy of the prefix per row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from transformers import AttentionInterface, DynamicCache
+from transformers.cache_utils import DynamicLayer
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+IMPLEMENTATION = "finlora_shared_prefix"
+
+
+def supported(device: torch.device) -> bool:
+    return device.type == "cpu"
+
+
+class SharedPrefixLayer(DynamicLayer):
+    """One layer's cache: the prefix's keys and values (batch 1), then the rows' own, which grow."""
+
+    def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor):
+        super().__init__()
+        self.prefix_keys, self.prefix_values = prefix_keys, prefix_values
+        self.lazy_initialization(prefix_keys, prefix_values)
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        keys, values = super().update(key_states, value_states)
+        return (self.prefix_keys, keys), (self.prefix_values, values)  # read by `shared_prefix_attention` only
+
+    def get_seq_length(self) -> int:
+        return self.prefix_keys.shape[-2] + super().get_seq_length()
+
+
+def cache_over(prefix_cache: DynamicCache) -> DynamicCache:
+    """A cache for a batch of rows that continue `prefix_cache` (batch 1), which it shares, not copies."""
+    cache = DynamicCache()
+    cache.layers = [SharedPrefixLayer(layer.keys, layer.values) for layer in prefix_cache.layers]
+    return cache
+
+
+def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Scaled-dot-product attention over (prefix, own) keys and values; plain keys go to transformers' own."""
+    if not isinstance(key, tuple):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    (prefix_keys, own_keys), (prefix_values, own_values) = key, value
+    prefix_length = prefix_keys.shape[-2]
+    prefix_out, prefix_lse = _attend_prefix(query, prefix_keys, prefix_values, scaling)
+    groups = query.shape[1] // own_keys.shape[1]
+    own_mask = attention_mask[..., prefix_length:]
+    bias = torch.zeros(own_mask.shape, dtype=query.dtype, device=query.device).masked_fill_(~own_mask, float("-inf"))
+    own_out, own_lse = _flash(query, repeat_kv(own_keys, groups), repeat_kv(own_values, groups), bias, scaling)
+    own_lse = own_lse.masked_fill(~own_mask.any(-1), float("-inf"))  # the kernel gives 0 where a row sees nothing
+    top = torch.maximum(prefix_lse, own_lse)
+    prefix_weight, own_weight = (prefix_lse - top).exp().unsqueeze(-1), (own_lse - top).exp().unsqueeze(-1)
+    output = (prefix_weight * prefix_out + own_weight * own_out) / (prefix_weight + own_weight)
+    return output.transpose(1, 2).contiguous(), None
+
+
+def _attend_prefix(query, keys, values, scaling):
+    """Every row's queries against the one prefix: per key/value head, the rows' queries of the
+    heads that share it stacked into one sequence, so the prefix is read once, not once a row."""
+    batch, heads, length, dim = query.shape
+    kv_heads = keys.shape[1]
+    stacked = query.reshape(batch, kv_heads, heads // kv_heads * length, dim).transpose(0, 1)
+    out, lse = _flash(stacked.reshape(1, kv_heads, -1, dim), keys, values, None, scaling)
+    out = out.view(kv_heads, batch, heads // kv_heads * length, dim).transpose(0, 1).reshape(query.shape)
+    lse = lse.view(kv_heads, batch, heads // kv_heads * length).transpose(0, 1).reshape(batch, heads, length)
+    return out, lse
+
+
+def _flash(query, keys, values, bias, scaling):
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, keys, values, 0.0, False,
+                                                                        attn_mask=bias, scale=scaling)
+
+
+def _always_a_mask(*args, **kwargs):
+    """transformers' mask for its attention, never dropped for `is_causal`: the two parts need it."""
+    return sdpa_mask(*args, **{**kwargs, "allow_is_causal_skip": False})
+
+
+AttentionInterface.register(IMPLEMENTATION, shared_prefix_attention)
+ALL_MASK_ATTENTION_FUNCTIONS.register(IMPLEMENTATION, _always_a_mask)
+
+
+@contextlib.contextmanager
+def in_use(model):
+    """The model's attention is `shared_prefix_attention` for the context."""
+    config = model.config
+    previous = config._attn_implementation
+    config._attn_implementation = IMPLEMENTATION
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
