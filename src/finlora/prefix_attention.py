@@ -5,8 +5,9 @@ concatenates and reads every row's copy: on FiNER's prompts (a 1,711-token tag l
 few hundred tokens) that copying, not the model's weights, made most of a decoding step's time.
 Here each layer keeps the prefix once and only the rows' own keys and values grow. Attention runs
 in two parts that are merged exactly by their log-sum-exps:
-  - every row's queries against the one prefix, as one batch per key/value head;
+  - every row's queries against the one prefix, stacked into one sequence per key/value head;
   - each row's queries against its own keys, under its mask (padding, causality).
+Neither part copies keys out to every query head, as transformers does for a masked attention.
 
 The two-part kernel is PyTorch's fused CPU attention, the one that returns the log-sum-exp; on
 other devices `supported` is false and the caller keeps one copy of the prefix per row.
@@ -19,7 +20,7 @@ import contextlib
 import torch
 from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
-from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 IMPLEMENTATION = "finlora_shared_prefix"
@@ -58,12 +59,10 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
     (prefix_keys, own_keys), (prefix_values, own_values) = key, value
-    prefix_length = prefix_keys.shape[-2]
-    prefix_out, prefix_lse = _attend_prefix(query, prefix_keys, prefix_values, scaling)
-    groups = query.shape[1] // own_keys.shape[1]
-    own_mask = attention_mask[..., prefix_length:]
+    own_mask = attention_mask[..., prefix_keys.shape[-2]:]
     bias = torch.zeros(own_mask.shape, dtype=query.dtype, device=query.device).masked_fill_(~own_mask, float("-inf"))
-    own_out, own_lse = _flash(query, repeat_kv(own_keys, groups), repeat_kv(own_values, groups), bias, scaling)
+    prefix_out, prefix_lse = _grouped_attention(query, prefix_keys, prefix_values, None, scaling)
+    own_out, own_lse = _grouped_attention(query, own_keys, own_values, bias, scaling)
     own_lse = own_lse.masked_fill(~own_mask.any(-1), float("-inf"))  # the kernel gives 0 where a row sees nothing
     top = torch.maximum(prefix_lse, own_lse)
     prefix_weight, own_weight = (prefix_lse - top).exp().unsqueeze(-1), (own_lse - top).exp().unsqueeze(-1)
@@ -71,21 +70,26 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
     return output.transpose(1, 2).contiguous(), None
 
 
-def _attend_prefix(query, keys, values, scaling):
-    """Every row's queries against the one prefix: per key/value head, the rows' queries of the
-    heads that share it stacked into one sequence, so the prefix is read once, not once a row."""
+def _grouped_attention(query, keys, values, bias, scaling):
+    """Attention and its log-sum-exp, without copying keys out to every query head (the fused kernel
+    takes no grouped heads): the query heads that share a key/value head are stacked into one
+    sequence, and against keys held once for the batch (the prefix) every row's are too.
+
+    query: (batch, heads, length, dim); keys and values: (batch or 1, key/value heads, keys, dim);
+    bias: None, or (batch, 1, length, keys) for keys of each row's own."""
     batch, heads, length, dim = query.shape
-    kv_heads = keys.shape[1]
-    stacked = query.reshape(batch, kv_heads, heads // kv_heads * length, dim).transpose(0, 1)
-    out, lse = _flash(stacked.reshape(1, kv_heads, -1, dim), keys, values, None, scaling)
-    out = out.view(kv_heads, batch, heads // kv_heads * length, dim).transpose(0, 1).reshape(query.shape)
-    lse = lse.view(kv_heads, batch, heads // kv_heads * length).transpose(0, 1).reshape(batch, heads, length)
-    return out, lse
-
-
-def _flash(query, keys, values, bias, scaling):
-    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, keys, values, 0.0, False,
-                                                                        attn_mask=bias, scale=scaling)
+    copies, kv_heads = keys.shape[:2]
+    stacked = query.reshape(batch, kv_heads, heads // kv_heads * length, dim)
+    if copies == 1:
+        stacked = stacked.transpose(0, 1).reshape(1, kv_heads, -1, dim)
+    if bias is not None:
+        bias = bias.repeat(1, 1, heads // kv_heads, 1)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(stacked, keys, values, 0.0, False,
+                                                                          attn_mask=bias, scale=scaling)
+    if copies == 1:
+        out = out.reshape(kv_heads, batch, -1, dim).transpose(0, 1)
+        lse = lse.reshape(kv_heads, batch, -1).transpose(0, 1)
+    return out.reshape(query.shape), lse.reshape(batch, heads, length)
 
 
 def _always_a_mask(*args, **kwargs):
