@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from finlora import prefix_attention
 from finlora.config import PREFIX_CACHES
 from finlora.prompts import common_prefix_length
 from finlora.runtime import attention_without_cudnn
@@ -67,6 +66,8 @@ def answer_batches(model, tokenizer, prompts: list[list[int]], batch_size: int, 
     an interrupted run) are skipped: the plan of batches is made over every prompt, so the rest
     go in the very batches an uninterrupted run gives them, and get its answers."""
     from tqdm.auto import tqdm
+
+    from finlora import prefix_attention  # transformers, imported when generating, not for a stage's --help
 
     device = next(model.parameters()).device
     stop_ids = stop_token_ids(tokenizer) if first_line_only else [tokenizer.eos_token_id]
@@ -142,6 +143,8 @@ def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, p
     """Depth first: the node's prefix extends its parent's cache once; its children, then its own
     rows (in `length_batches`), continue from that cache: all of a batch's rows from one copy
     (`share`) or each from a copy of its own. A node with nothing left is passed by."""
+    from finlora import prefix_attention
+
     if done.issuperset(_rows_under(node)):
         return
     cache = parent_cache
