@@ -2,7 +2,8 @@
 
 Copying a prefix's cache out to every row of a batch costs memory, and each generation step then
 concatenates and reads every row's copy: on FiNER's prompts (a 1,711-token tag list, rests of a
-few hundred tokens) that copying, not the model's weights, made most of a decoding step's time.
+few hundred tokens, 7 rows a batch) that copying took about two fifths of decoding's time on a
+CPU (bench/RESULTS.md).
 Here each layer keeps the prefix once and only the rows' own keys and values grow. Attention runs
 in two parts that are merged exactly by their log-sum-exps:
   - every row's queries against the one prefix, stacked into one sequence per key/value head;
