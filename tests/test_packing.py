@@ -1,4 +1,5 @@
 import random
+import weakref
 
 import pytest
 import torch
@@ -107,7 +108,7 @@ def test_packed_loss_and_gradients_equal_the_unpacked_ones(tiny_base, with_lora)
         total = answers = 0
         for batch in batches:
             summed, count = answer_loss_sum(model, batch)
-            summed.backward()
+            (summed * 0.5).backward()  # a scaled loss, as DeepSpeed's accumulation scales it
             total, answers = total + summed.item(), answers + count
         return total, answers, [p.grad.clone() for p in trained]
 
@@ -122,6 +123,43 @@ def test_packed_loss_and_gradients_equal_the_unpacked_ones(tiny_base, with_lora)
     for a, b in zip(packed[2], unpacked[2]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     assert any(g.abs().sum() > 0 for g in unpacked[2])
+
+
+class Held:
+    """A key whose end marks a saved tensor's release."""
+
+
+def test_a_packed_pass_holds_one_rests_graph_at_a_time(tiny_base):
+    """What the graph keeps for the backward pass once a packed group's loss is computed: the
+    prefix's graph and its gradients so far, the same for two rests as for six, where holding every
+    rest's graph (each with a copy of the prefix's keys and values) would grow with them."""
+    rng = random.Random(1)
+    tokens = lambda n: [rng.randrange(200, 900) for _ in range(n)]  # noqa: E731
+    filing = tokens(150)
+    model = models.add_lora(models.load_base(tiny_base), params_with({"lora": {"dropout": 0.0}}).lora)
+    model.train()
+
+    def held_bytes(questions: int) -> int:
+        batch = packed_passes([example(filing + tokens(10), tokens(2)) for _ in range(questions)], pad_id=0)[0]
+        assert len(batch["rest_lengths"]) == questions
+        held = {}  # what each tensor saved for the backward pass and still alive keeps: its storage
+
+        def pack(tensor):
+            key = Held()
+            storage = tensor.untyped_storage()
+            held[id(key)] = storage.data_ptr(), storage.nbytes()
+            weakref.finalize(key, held.pop, id(key))
+            return key, tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda packed: packed[1]):
+            summed, _ = answer_loss_sum(model, batch)
+        size = sum(dict(held.values()).values())  # each storage once
+        summed.backward()
+        return size
+
+    two, six = held_bytes(2), held_bytes(6)
+    assert two > 0
+    assert six == two
 
 
 def filing_records(filings: int = 3, questions: int = 4) -> list[dict]:

@@ -5,7 +5,8 @@ example, and every example's rest continues from the prefix's key/value cache.
 A micro-batch is split into prefix groups, and each group takes its own forward and backward
 pass, so the micro-batch's peak memory is its largest group's, not that of all its filings at
 once. A group's pass runs its shared prefix as one row, then each example's rest in a call of its
-own over the prefix's cache, position ids continuing from the prefix's end. Nothing is padded:
+own over the prefix's cache, position ids continuing from the prefix's end, and takes the rest's
+gradients before the next rest runs, so it holds one rest's graph at a time. Nothing is padded:
 on FiNER's prompts, rests of 261 to 603 tokens padded to the longest cost an eighth of the pass's
 time and a third of its peak memory (bench/RESULTS.md). Every token's hidden state, so the loss
 and its gradients (which flow back through the cache into the prefix), are those of the examples
@@ -95,18 +96,65 @@ def is_packed(batch: dict[str, torch.Tensor]) -> bool:
     return "prefix_ids" in batch
 
 
-def packed_hidden_states(decoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The rests' last hidden states, one after another (1, rest tokens, hidden), over the prefix's
-    cache: each rest continues from the same cache tensors in a call of its own."""
+def packed_loss_sum(causal_lm, batch: dict[str, torch.Tensor], loss_sum) -> torch.Tensor:
+    """A packed group's summed answer loss, `loss_sum(hidden, answer positions, targets)` over each
+    rest. The prefix runs once with its graph; each rest then runs over the prefix's cache and takes
+    its gradients at once, so a single rest's graph is held at a time (_RestsOneByOne)."""
+    prefix = causal_lm.get_decoder()(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
+    prefix_tensors = [tensor for layer in prefix.layers for tensor in (layer.keys, layer.values)]
+    trained = [parameter for parameter in causal_lm.parameters() if parameter.requires_grad]
+
+    def rest_losses(prefix_leaves: list[torch.Tensor]):
+        decoder, start = causal_lm.get_decoder(), 0
+        positions, targets = batch["answer_positions"], batch["answer_targets"]
+        # a query block over a longer cache takes a causal mask with an offset
+        with grouped_heads_under_masks(batch["input_ids"].device):
+            for rest in batch["input_ids"].split(batch["rest_lengths"].tolist(), dim=1):
+                cache = _cache_holding(decoder.config, prefix_leaves)
+                hidden = decoder(input_ids=rest, past_key_values=cache, use_cache=True).last_hidden_state
+                mine = (positions >= start) & (positions < start + rest.shape[1])
+                yield loss_sum(hidden, positions[mine] - start, targets[mine])
+                start += rest.shape[1]
+
+    return _RestsOneByOne.apply(rest_losses, len(prefix_tensors), *prefix_tensors, *trained)
+
+
+class _RestsOneByOne(torch.autograd.Function):
+    """The rests' summed loss, each rest's gradients taken in the forward pass, before the next
+    rest runs: with respect to the prefix's keys and values and to the trained parameters. Held
+    all together until the backward pass, the rests' graphs, each with its own copy of the
+    prefix's keys and values where attention joins them to its own, made packing's peak memory
+    higher than that of the examples unpacked (bench/RESULTS.md). The backward pass hands the
+    prefix's share on to the prefix's graph, and the parameters' share to the parameters, both
+    scaled by the loss's incoming gradient, so a caller's scaling (DeepSpeed's) applies as to any
+    loss."""
+
+    @staticmethod
+    def forward(ctx, rest_losses, prefix_count: int, *inputs: torch.Tensor) -> torch.Tensor:
+        gradients = [torch.zeros_like(tensor) for tensor in inputs]
+        total = torch.zeros((), dtype=torch.float32, device=inputs[0].device)
+        with torch.enable_grad():
+            prefix_leaves = [tensor.detach().requires_grad_() for tensor in inputs[:prefix_count]]
+            with_respect_to = prefix_leaves + list(inputs[prefix_count:])
+            for loss in rest_losses(prefix_leaves):
+                for gradient, rest_gradient in zip(gradients, torch.autograd.grad(loss, with_respect_to,
+                                                                                   allow_unused=True)):
+                    if rest_gradient is not None:
+                        gradient += rest_gradient
+                total += loss.detach()
+        ctx.save_for_backward(*gradients)
+        return total
+
+    @staticmethod
+    def backward(ctx, incoming: torch.Tensor):
+        return (None, None, *(gradient * incoming for gradient in ctx.saved_tensors))
+
+
+def _cache_holding(config, prefix_tensors: list[torch.Tensor]):
+    """A fresh cache holding the prefix's keys and values, layer by layer ([keys, values, ...])."""
     from transformers import DynamicCache
 
-    prefix = decoder(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
-    hidden = []
-    # a query block over a longer cache takes a causal mask with an offset
-    with grouped_heads_under_masks(batch["input_ids"].device):
-        for rest in batch["input_ids"].split(batch["rest_lengths"].tolist(), dim=1):
-            cache = DynamicCache(config=decoder.config)
-            for layer, cached in enumerate(prefix.layers):
-                cache.update(cached.keys, cached.values, layer)
-            hidden.append(decoder(input_ids=rest, past_key_values=cache, use_cache=True).last_hidden_state)
-    return torch.cat(hidden, dim=1)
+    cache = DynamicCache(config=config)
+    for layer in range(len(prefix_tensors) // 2):
+        cache.update(prefix_tensors[2 * layer], prefix_tensors[2 * layer + 1], layer)
+    return cache
