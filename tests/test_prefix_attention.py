@@ -40,6 +40,24 @@ def test_prefix_held_once_gives_the_attention_of_a_copy_per_row():
     assert torch.allclose(output.double(), expected, atol=1e-5)
 
 
+def test_the_rows_own_keys_grow_in_place_and_read_as_if_concatenated(monkeypatch):
+    monkeypatch.setattr(prefix_attention, "ROOM", 3)
+    torch.manual_seed(0)
+    prefix_keys, prefix_values = torch.randn(1, 2, 7, 4), torch.randn(1, 2, 7, 4)
+    layer = prefix_attention.SharedPrefixLayer(prefix_keys, prefix_values)
+    written_keys, written_values, buffers = [], [], set()
+    for length in (5, 1, 1, 1, 1, 4, 1):  # a prefill, then steps; the buffer of 5 + 3 overflows at the fourth step
+        keys, values = torch.randn(3, 2, length, 4), torch.randn(3, 2, length, 4)
+        written_keys.append(keys)
+        written_values.append(values)
+        (prefix_k, own_k), (prefix_v, own_v) = layer.update(keys, values)
+        buffers.add(layer.buffers[0].data_ptr())
+        assert prefix_k is prefix_keys and prefix_v is prefix_values
+        assert torch.equal(own_k, torch.cat(written_keys, dim=2)) and torch.equal(own_v, torch.cat(written_values, dim=2))
+        assert layer.get_seq_length() == 7 + own_k.shape[2]
+    assert len(buffers) == 3  # 5 + 3, then 9 + 3, then 13 + 3 positions
+
+
 def test_tree_generation_reads_one_copy_of_each_prefix_for_a_batch(tiny_base, monkeypatch):
     tokenizer = models.load_tokenizer(tiny_base)
     model = models.load_base(tiny_base).eval()
@@ -52,6 +70,7 @@ def test_tree_generation_reads_one_copy_of_each_prefix_for_a_batch(tiny_base, mo
         return real(query, keys, values, bias, scaling)
 
     monkeypatch.setattr(prefix_attention, "_grouped_attention", recording)
+    monkeypatch.setattr(prefix_attention, "ROOM", 2)  # the rows' own buffers grow every other step
     tree = generate_answers(model, tokenizer, prompts, 4, 6, progress=False, prefix_cache="tree")
     assert any(rows > 1 and copies == 1 for rows, copies in seen)  # batches of several rows over one copy
     seen.clear()

@@ -32,19 +32,41 @@ def supported(device: torch.device) -> bool:
 
 
 class SharedPrefixLayer(DynamicLayer):
-    """One layer's cache: the prefix's keys and values (batch 1), then the rows' own, which grow."""
+    """One layer's cache: the prefix's keys and values (batch 1), then the rows' own, which grow
+    in place in a buffer with room to spare, where a dynamic layer's would be copied whole at
+    every step (torch.cat)."""
 
     def __init__(self, prefix_keys: torch.Tensor, prefix_values: torch.Tensor):
         super().__init__()
         self.prefix_keys, self.prefix_values = prefix_keys, prefix_values
         self.lazy_initialization(prefix_keys, prefix_values)
+        self.buffers: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def update(self, key_states, value_states, *args, **kwargs):
-        keys, values = super().update(key_states, value_states)
-        return (self.prefix_keys, keys), (self.prefix_values, values)  # read by `shared_prefix_attention` only
+        start = self.get_seq_length() - self.prefix_keys.shape[-2]
+        end = start + key_states.shape[-2]
+        if self.buffers is None or end > self.buffers[0].shape[-2]:
+            self.buffers = tuple(_with_room(own, states, start, end)
+                                 for own, states in zip((self.keys, self.values), (key_states, value_states)))
+        for buffer, states in zip(self.buffers, (key_states, value_states)):
+            buffer[..., start:end, :] = states
+        self.keys, self.values = (buffer[..., :end, :] for buffer in self.buffers)
+        # read by `shared_prefix_attention` only
+        return (self.prefix_keys, self.keys), (self.prefix_values, self.values)
 
     def get_seq_length(self) -> int:
         return self.prefix_keys.shape[-2] + super().get_seq_length()
+
+
+ROOM = 256  # tokens a row's own buffer grows by beyond what it holds: a new buffer every 256 steps
+
+
+def _with_room(own: torch.Tensor, states: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """A buffer for `end + ROOM` of the rows' own positions, holding the first `start` of them."""
+    buffer = states.new_empty((*states.shape[:-2], end + ROOM, states.shape[-1]))
+    if start:
+        buffer[..., :start, :] = own
+    return buffer
 
 
 def cache_over(prefix_cache: DynamicCache) -> DynamicCache:
