@@ -31,6 +31,9 @@ def test_batches_go_longest_first_within_batch_size_and_batch_tokens():
     # 2 x 9 = 18 tokens fit in 20, 3 x 9 do not; 2 x 7 fit, 3 x 7 do not
     assert length_batches(lengths, 4, batch_tokens=20) == [[1, 3], [5, 0], [2, 4]]
     assert length_batches([30, 4, 4], 4, batch_tokens=20) == [[0], [1, 2]]  # over the budget: alone
+    # rows that read their first 8 tokens from one copy hold 8 + 3 x 2 tokens, not 3 x 10
+    assert length_batches([10, 10, 10], 4, batch_tokens=20) == [[0, 1], [2]]
+    assert length_batches([10, 10, 10], 4, batch_tokens=20, held_once=8) == [[0, 1, 2]]
 
 
 def test_the_shared_prefix_leaves_each_prompt_a_token():
@@ -143,6 +146,19 @@ def test_under_finlora_protocols_answers_run_past_a_newline(tiny_base):
     assert any(answer.startswith("\n") for answer in whole.answers)
     assert strict.answers == [first_line(answer) for answer in whole.answers]
     assert whole.new_tokens > strict.new_tokens
+
+
+def test_a_prefix_read_from_one_copy_counts_once_in_batch_tokens(tiny_base):
+    tokenizer = models.load_tokenizer(tiny_base)
+    model = models.load_base(tiny_base).eval()
+    prompts = mixed_prompts(tokenizer)
+    budget = 3 * max(len(p) for p in prompts)
+    batches = {mode: list(answer_batches(model, tokenizer, prompts, 8, 6, progress=False, batch_tokens=budget,
+                                         prefix_cache=mode)) for mode in ("shared", "tree")}
+    assert max(len(batch.rows) for batch in batches["shared"]) == 3 < max(len(batch.rows) for batch in batches["tree"])
+    answers = {mode: {row: answer for batch in batches[mode] for row, answer in zip(batch.rows, batch.answers)}
+               for mode in batches}
+    assert answers["tree"] == answers["shared"]
 
 
 def test_batches_already_answered_are_skipped_and_the_rest_keep_their_batches(tiny_base):

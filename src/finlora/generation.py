@@ -2,8 +2,9 @@
 
 Four things make it fast without changing a single answer:
   - prompts are sorted by length, so a batch carries little padding;
-  - a batch holds at most `batch_tokens` prompt tokens, padding included, so long prompts
-    (XBRL's run to 7,800 tokens) go a few at a time instead of all padded to the longest;
+  - a batch holds at most `batch_tokens` prompt tokens, padding included (a prefix its rows read
+    from one copy counted once), so long prompts (XBRL's run to 7,800 tokens) go a few at a time
+    instead of all padded to the longest;
   - a prefix that several prompts share is run through the model once, and its key/value cache is
     reused by every batch of them (`prefix_cache`: tree, nested prefixes such as one filing's
     questions under the instruction every prompt shares | shared, that instruction only | none);
@@ -142,7 +143,8 @@ def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, p
                    parent_cache=None, parent_length: int = 0) -> Iterator[tuple[list[int], dict]]:
     """Depth first: the node's prefix extends its parent's cache once; its children, then its own
     rows (in `length_batches`), continue from that cache: all of a batch's rows from one copy
-    (`share`) or each from a copy of its own. A node with nothing left is passed by."""
+    (`share`, where `batch_tokens` counts the prefix once) or each from a copy of its own. A node
+    with nothing left is passed by."""
     from finlora import prefix_attention
 
     if done.issuperset(_rows_under(node)):
@@ -153,7 +155,8 @@ def _batches_under(node: PrefixNode, model, prompts, batch_size, batch_tokens, p
     for child in node.children:
         yield from _batches_under(child, model, prompts, batch_size, batch_tokens, pad_id, device, done, share,
                                   cache, len(node.prefix))
-    for batch in length_batches([len(prompts[i]) for i in node.rows], batch_size, batch_tokens):
+    for batch in length_batches([len(prompts[i]) for i in node.rows], batch_size, batch_tokens,
+                                len(node.prefix) if share else 0):
         rows = [node.rows[k] for k in batch]
         if done.issuperset(rows):
             continue
@@ -189,15 +192,17 @@ def _extend_cache(model, parent_cache, prefix: list[int], cached: int, device):
                      logits_to_keep=1).past_key_values
 
 
-def length_batches(lengths: list[int], batch_size: int, batch_tokens: int | None = None) -> list[list[int]]:
+def length_batches(lengths: list[int], batch_size: int, batch_tokens: int | None = None,
+                   held_once: int = 0) -> list[list[int]]:
     """Indices, longest first, in batches of at most `batch_size` and (where given) at most
-    `batch_tokens` tokens once padded to the batch's longest; a longer prompt goes alone."""
+    `batch_tokens` tokens once padded to the batch's longest, the first `held_once` tokens of
+    every prompt (a prefix its rows read from one copy) counted once; a longer prompt goes alone."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
     batches: list[list[int]] = []
     for i in order:
         batch = batches[-1] if batches else None
-        if batch and len(batch) < batch_size and (batch_tokens is None
-                                                   or (len(batch) + 1) * lengths[batch[0]] <= batch_tokens):
+        if batch and len(batch) < batch_size and (
+                batch_tokens is None or (len(batch) + 1) * (lengths[batch[0]] - held_once) + held_once <= batch_tokens):
             batch.append(i)
         else:
             batches.append([i])
