@@ -253,9 +253,9 @@ def test_eval_batch_tokens_caps_each_batch_and_keeps_the_answers(tiny_base, tmp_
     write_jsonl(tmp_path / "prepared" / "fpb" / "test.jsonl", records)
     seen = []
 
-    def recording(lengths, batch_size, batch_tokens=None):
-        batches = real_batches(lengths, batch_size, batch_tokens)
-        seen.append([(len(rows), max(lengths[i] for i in rows)) for rows in batches])
+    def recording(lengths, batch_size, batch_tokens=None, held_once=0):
+        batches = real_batches(lengths, batch_size, batch_tokens, held_once)
+        seen.append([(len(rows), max(lengths[i] for i in rows) - held_once, held_once) for rows in batches])
         return batches
 
     real_batches = generation.length_batches
@@ -267,8 +267,9 @@ def test_eval_batch_tokens_caps_each_batch_and_keeps_the_answers(tiny_base, tmp_
         evaluate(params, ["fpb"], tiny_base, None, tmp_path / "prepared", tmp_path / f"p{budget}",
                  tmp_path / "m", tmp_path / "c", progress_key=f"budget{budget}")
         answers[budget] = [row["answer"] for row in read_jsonl(tmp_path / f"p{budget}" / "fpb.jsonl")]
-    assert [rows for rows, _ in seen[0]] == [6]
-    assert len(seen[1]) > 1 and all(rows * longest <= 40 or rows == 1 for rows, longest in seen[1])
+    assert [rows for rows, _, _ in seen[0]] == [6]
+    # each row's own tokens, and once the prefix its rows read from one copy
+    assert len(seen[1]) > 1 and all(rows * own + once <= 40 or rows == 1 for rows, own, once in seen[1])
     assert answers[40] == answers[10_000]
 
 
