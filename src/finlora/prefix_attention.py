@@ -43,7 +43,7 @@ class SharedPrefixLayer(DynamicLayer):
         self.buffers: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def update(self, key_states, value_states, *args, **kwargs):
-        start = self.get_seq_length() - self.prefix_keys.shape[-2]
+        start = super().get_seq_length()  # the rows' own positions so far
         end = start + key_states.shape[-2]
         if self.buffers is None or end > self.buffers[0].shape[-2]:
             self.buffers = tuple(_with_room(own, states, start, end)
