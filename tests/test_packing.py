@@ -121,7 +121,8 @@ def test_packed_loss_and_gradients_equal_the_unpacked_ones(tiny_base, with_lora)
     assert packed[1] == unpacked[1] == sum(len(e.labels) - e.labels.count(IGNORE) for e in examples)
     assert packed[0] == pytest.approx(unpacked[0], rel=1e-5)
     for a, b in zip(packed[2], unpacked[2]):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        # relative to each gradient's norm: an element's rounding differs by CPU (1e-6 to 1e-5 seen)
+        assert (a - b).norm() <= 1e-4 * b.norm()
     assert any(g.abs().sum() > 0 for g in unpacked[2])
 
 
@@ -129,10 +130,11 @@ class Held:
     """A key whose end marks a saved tensor's release."""
 
 
-def test_a_packed_pass_holds_one_rests_graph_at_a_time(tiny_base):
+def test_a_packed_pass_holds_one_calls_graph_at_a_time(tiny_base):
     """What the graph keeps for the backward pass once a packed group's loss is computed: the
-    prefix's graph and its gradients so far, the same for two rests as for six, where holding every
-    rest's graph (each with a copy of the prefix's keys and values) would grow with them."""
+    prefix's graph and its gradients so far, the same for two rests (one call) as for six (three
+    calls), where holding every rest's graph (each with a copy of the prefix's keys and values)
+    would grow with them."""
     rng = random.Random(1)
     tokens = lambda n: [rng.randrange(200, 900) for _ in range(n)]  # noqa: E731
     filing = tokens(150)

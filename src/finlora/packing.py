@@ -4,14 +4,15 @@ example, and every example's rest continues from the prefix's key/value cache.
 
 A micro-batch is split into prefix groups, and each group takes its own forward and backward
 pass, so the micro-batch's peak memory is its largest group's, not that of all its filings at
-once. A group's pass runs its shared prefix as one row, then each example's rest in a call of its
-own over the prefix's cache, position ids continuing from the prefix's end, and takes the rest's
-gradients before the next rest runs, so it holds one rest's graph at a time. Nothing is padded:
-on FiNER's prompts, rests of 261 to 603 tokens padded to the longest cost an eighth of the pass's
-time and a third of its peak memory (bench/RESULTS.md). Every token's hidden state, so the loss
-and its gradients (which flow back through the cache into the prefix), are those of the examples
-unpacked, to float rounding (tested). No query attends to another example's rest, so the cost
-stays linear in the examples. An example that shares no long prefix is a group of its own."""
+once. A group's pass runs its shared prefix as one row, then its examples' rests over the prefix's
+cache, two of like length to a call, position ids continuing from the prefix's end, and takes a
+call's gradients before the next call runs, so it holds one call's graph at a time. A call's rests
+are right-padded to the longer of the two, never across a whole group: on FiNER's prompts, rests
+of 261 to 603 tokens padded to the longest cost an eighth of the pass's time and a third of its
+peak memory (bench/RESULTS.md). Every token's hidden state, so the loss and its gradients (which
+flow back through the cache into the prefix), are those of the examples unpacked, to float
+rounding (tested). No query attends to another example's rest, so the cost stays linear in the
+examples. An example that shares no long prefix is a group of its own."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ from finlora.prompts import common_prefix_length
 from finlora.runtime import grouped_heads_under_masks
 
 MIN_PREFIX = 64  # tokens: a shorter shared prefix saves less than a second pass costs
+# Rests run two at a time: PyTorch's fused CPU attention shares its backward pass among threads by
+# row and head, and one row of the embedded model's 9 heads kept one of 2 cores idle for part of it
+# (bench/RESULTS.md)
+REST_ROWS = 2
 
 
 def prefix_groups(examples: list[Encoded], min_prefix: int = MIN_PREFIX) -> list[tuple[list[int], int]]:
@@ -98,30 +103,28 @@ def is_packed(batch: dict[str, torch.Tensor]) -> bool:
 
 def packed_loss_sum(causal_lm, batch: dict[str, torch.Tensor], loss_sum) -> torch.Tensor:
     """A packed group's summed answer loss, `loss_sum(hidden, answer positions, targets)` over each
-    rest. The prefix runs once with its graph; each rest then runs over the prefix's cache and takes
-    its gradients at once, so a single rest's graph is held at a time (_RestsOneByOne)."""
+    rest. The prefix runs once with its graph; the rests then run over the prefix's cache, two to a
+    call, and each call takes its gradients at once, so one call's graph is held at a time
+    (_OneCallAtATime)."""
     prefix = causal_lm.get_decoder()(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
     prefix_tensors = [tensor for layer in prefix.layers for tensor in (layer.keys, layer.values)]
     trained = [parameter for parameter in causal_lm.parameters() if parameter.requires_grad]
 
     def rest_losses(prefix_leaves: list[torch.Tensor]):
-        decoder, start = causal_lm.get_decoder(), 0
-        positions, targets = batch["answer_positions"], batch["answer_targets"]
+        decoder = causal_lm.get_decoder()
         # a query block over a longer cache takes a causal mask with an offset
         with grouped_heads_under_masks(batch["input_ids"].device):
-            for rest in batch["input_ids"].split(batch["rest_lengths"].tolist(), dim=1):
-                cache = _cache_holding(decoder.config, prefix_leaves)
-                hidden = decoder(input_ids=rest, past_key_values=cache, use_cache=True).last_hidden_state
-                mine = (positions >= start) & (positions < start + rest.shape[1])
-                yield loss_sum(hidden, positions[mine] - start, targets[mine])
-                start += rest.shape[1]
+            for rows, positions, targets in _rests_side_by_side(batch, REST_ROWS):
+                cache = _cache_holding(decoder.config, prefix_leaves, rows.shape[0])
+                hidden = decoder(input_ids=rows, past_key_values=cache, use_cache=True).last_hidden_state
+                yield loss_sum(hidden, positions, targets)
 
-    return _RestsOneByOne.apply(rest_losses, len(prefix_tensors), *prefix_tensors, *trained)
+    return _OneCallAtATime.apply(rest_losses, len(prefix_tensors), *prefix_tensors, *trained)
 
 
-class _RestsOneByOne(torch.autograd.Function):
-    """The rests' summed loss, each rest's gradients taken in the forward pass, before the next
-    rest runs: with respect to the prefix's keys and values and to the trained parameters. Held
+class _OneCallAtATime(torch.autograd.Function):
+    """The rests' summed loss, each call's gradients taken in the forward pass, before the next
+    call runs: with respect to the prefix's keys and values and to the trained parameters. Held
     all together until the backward pass, the rests' graphs, each with its own copy of the
     prefix's keys and values where attention joins them to its own, made packing's peak memory
     higher than that of the examples unpacked (bench/RESULTS.md). The backward pass hands the
@@ -150,11 +153,35 @@ class _RestsOneByOne(torch.autograd.Function):
         return (None, None, *(gradient * incoming for gradient in ctx.saved_tensors))
 
 
-def _cache_holding(config, prefix_tensors: list[torch.Tensor]):
-    """A fresh cache holding the prefix's keys and values, layer by layer ([keys, values, ...])."""
+def _rests_side_by_side(batch: dict[str, torch.Tensor], rows: int):
+    """A group's rests `rows` at a time, those of like length together, each call's rests
+    right-padded to its longest (no real query attends to a later position, and a padding position
+    is never read), with their answer positions in the call's flattened rows and their targets."""
+    lengths = batch["rest_lengths"].tolist()
+    rests = batch["input_ids"][0].split(lengths)
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    positions, targets = batch["answer_positions"], batch["answer_targets"]
+    by_length = sorted(range(len(rests)), key=lengths.__getitem__)
+    for chunk in (by_length[k:k + rows] for k in range(0, len(by_length), rows)):
+        width = max(lengths[i] for i in chunk)
+        call_positions, call_targets = [], []
+        for row, i in enumerate(chunk):
+            mine = (positions >= starts[i]) & (positions < starts[i] + lengths[i])
+            call_positions.append(positions[mine] - starts[i] + row * width)
+            call_targets.append(targets[mine])
+        padded = torch.nn.utils.rnn.pad_sequence([rests[i] for i in chunk], batch_first=True)
+        yield padded, torch.cat(call_positions), torch.cat(call_targets)
+
+
+def _cache_holding(config, prefix_tensors: list[torch.Tensor], rows: int):
+    """A fresh cache whose layers hold the prefix's keys and values ([keys, values, ...] by layer)
+    as they are, seen by `rows` rows, not copied (a first `update` would copy them); the rows'
+    gradients with respect to them add up in the prefix's."""
     from transformers import DynamicCache
 
     cache = DynamicCache(config=config)
-    for layer in range(len(prefix_tensors) // 2):
-        cache.update(prefix_tensors[2 * layer], prefix_tensors[2 * layer + 1], layer)
+    for layer, keys, values in zip(cache.layers, prefix_tensors[0::2], prefix_tensors[1::2]):
+        keys, values = keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)
+        layer.lazy_initialization(keys, values)
+        layer.keys, layer.values = keys, values
     return cache
