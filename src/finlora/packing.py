@@ -106,12 +106,12 @@ def packed_loss_sum(causal_lm, batch: dict[str, torch.Tensor], loss_sum) -> torc
     rest. The prefix runs once with its graph; the rests then run over the prefix's cache, two to a
     call, and each call takes its gradients at once, so one call's graph is held at a time
     (_OneCallAtATime)."""
-    prefix = causal_lm.get_decoder()(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
+    decoder = causal_lm.get_decoder()
+    prefix = decoder(input_ids=batch["prefix_ids"], use_cache=True).past_key_values
     prefix_tensors = [tensor for layer in prefix.layers for tensor in (layer.keys, layer.values)]
     trained = [parameter for parameter in causal_lm.parameters() if parameter.requires_grad]
 
     def rest_losses(prefix_leaves: list[torch.Tensor]):
-        decoder = causal_lm.get_decoder()
         # a query block over a longer cache takes a causal mask with an offset
         with grouped_heads_under_masks(batch["input_ids"].device):
             for rows, positions, targets in _rests_side_by_side(batch, REST_ROWS):
