@@ -56,7 +56,7 @@ def prepare_group(params, group: str, work: Path, base: Path) -> None:
     fits = fits_in(tokenizer, params.train.max_seq_len, params.model.chat_template)
     for name in params.tasks[group]:
         task = get_task(name)
-        raw = sources.fetch(task, params.data, tuple(params.tasks[group]))
+        raw = sources.fetch(task, params.data)
         folder = work / "prepared" / name
         if raw.tag_names is not None:
             write_json(folder / "tags.json", raw.tag_names)

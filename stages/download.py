@@ -22,10 +22,11 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
     params = load_params()
     tasks = params.group_tasks(group)
     sources.source_of(params.data).check(params)  # every group's files, so a bad one stops the first download
+    announced: set[str] = set()
     with atomic_dir(out) as tmp:
         for name in tasks:
             task = get_task(name)
-            raw = sources.fetch(task, params.data, tuple(tasks))
+            raw = sources.fetch(task, params.data)
             for split, rows in raw.splits.items():
                 write_jsonl(tmp / name / f"{split}.jsonl", rows)
             if raw.tag_names is not None:
@@ -38,6 +39,11 @@ def main(group: str = typer.Argument(help="task group from params.yaml `tasks`")
                                                     "filings": len(raw.filings), "sha256": file_hashes(tmp / name)})
             print(f"{name}: {counts['train']} train, {counts['test']} test from {params.data.source}"
                   + (f", {len(raw.filings)} filings" if raw.filings else ""))
+            for file, read in raw.origin.get("shared_file", {}).items():
+                if read.get("not told apart") and file not in announced:
+                    announced.add(file)
+                    print(f"{file}: {sum(read['not told apart'].values())} records not told apart, left out: "
+                          + "; ".join(f"{n} {why}" for why, n in read["not told apart"].items()))
 
 
 def file_hashes(folder: Path) -> dict[str, str]:

@@ -86,7 +86,7 @@ def test_todays_finlora_scores_math_by_the_first_gold_answer_found_and_text_not_
 def test_each_later_task_prepares_from_finloras_files_and_from_the_sample(task, tmp_path):
     params = params_with({"data": {"source": "finlora", "local_dir": str(REPO / "tests" / "fixtures" / "finlora"),
                                    "train_size": 100, "test_size": 100, "sizes": {}}})
-    raw = fetch(TASKS[task], params.data, (task,))
+    raw = fetch(TASKS[task], params.data)
     records = prepare(TASKS[task], raw.splits["test"], tmp_path, params, raw.tag_names).records
     assert [r["target"] for r in records] == [r["target"] for r in raw.splits["test"]]
     golds = [r["target"] for r in records]

@@ -280,8 +280,10 @@ def test_repro_on_finlora_released_files_for_every_task(tmp_path_factory, tiny_m
         ("strong positive", "positive"), ("moderately negative", "negative"), ("moderately positive", "positive")]
     source = json.loads((workdir / "data" / "raw" / "all" / "fiqa" / "source.json").read_text())
     assert source["source"] == "finlora" and source["train_file"] == "train/finlora_sentiment_train.jsonl"
-    assert source["train"] == 4 and source["shared_file"]["train/finlora_sentiment_train.jsonl"] == {
-        "taken: news, dealt in turn among fpb, fiqa": 2, "taken: tweet, dealt in turn among fiqa, tfns": 2}
+    assert source["train"] == 6 and source["shared_file"]["train/finlora_sentiment_train.jsonl"] == {
+        "read by": "FinLoRA's block order (FPB, FiQA, TFNS, NWGI)", "records": {"fiqa": 6, "fpb": 8, "nwgi": 4, "tfns": 4},
+        "written": {"fpb": 2}, "taken": 6}
+    assert source["tfns_labels_corrected"] == 0  # FiQA's posts carry TFNS's instruction, not its swapped labels
     assert "data source `finlora`" in (workdir / "metrics" / "report.md").read_text()
 
     # the same files under FinLoRA's evaluation code of today: only the evaluations and the report rerun

@@ -22,7 +22,6 @@ FIXTURE = REPO / "tests" / "fixtures" / "finlora"
 DATA = FIXTURE / "data"
 SENTIMENT = ("fpb", "fiqa", "tfns", "nwgi")
 XBRL = ("xbrl_tags", "xbrl_value", "xbrl_formula")
-GROUP_OF = {**dict.fromkeys(SENTIMENT, SENTIMENT), **dict.fromkeys(XBRL, XBRL)}
 
 
 def lines(path) -> list[dict]:
@@ -34,8 +33,8 @@ def finlora_data(folder, **data):
                                  "test_size": 100, "sizes": {}, **data}})
 
 
-def load(task, folder=FIXTURE, group=None, **data):
-    return fetch(TASKS[task], finlora_data(folder, **data).data, group or GROUP_OF.get(task, (task,)))
+def load(task, folder=FIXTURE, **data):
+    return fetch(TASKS[task], finlora_data(folder, **data).data)
 
 
 # A TFNS record's label as FinLoRA publishes it (bullish "neutral", neutral "positive") and as the Hub set means it.
@@ -87,39 +86,122 @@ def inputs(rows) -> list[str]:
     return [row["context"].split("Input: ")[1].split("\n")[0] for row in rows]
 
 
-def test_the_sentiment_file_is_told_apart_by_instruction_and_a_shared_form_is_dealt_in_turn():
-    """The fixture's file: 4 FPB news sentences, 4 TFNS tweets, 4 NWGI seven-level news. FPB's news
-    form is FiQA's headlines' too, and TFNS's tweet form FiQA's posts': dealt in turn."""
-    shared = lines(DATA / "train" / "finlora_sentiment_train.jsonl")
-    news, tweets, levels = shared[0:4], shared[4:8], shared[8:12]
+SENTIMENT_FILE = DATA / "train" / "finlora_sentiment_train.jsonl"
+# The fixture's sentiment file in FinLoRA's order: FPB's 4 PhraseBank sentences written twice (as
+# FinLoRA's commented lines write a set k times), FiQA's 6 (headline first, posts with cashtags),
+# TFNS's 4 tweets, NWGI's 4 seven-level records.
+BLOCKS = {"fpb": (0, 8), "fiqa": (8, 14), "tfns": (14, 18), "nwgi": (18, 22)}
+
+
+def test_the_sentiment_file_is_read_in_finlora_block_order_each_task_its_own_records():
+    """FiQA's headlines carry FPB's instruction and its posts TFNS's, so no record's text says
+    its task; the file's order does. FiQA's first record is a headline: FPB's set was written
+    twice and FiQA's once, so the copies tell where FPB's block ends. Dealing the shared forms in
+    turn among the tasks would give FPB and FiQA each other's headlines."""
+    rows = lines(SENTIMENT_FILE)
     splits = {task: load(task).splits["train"] for task in SENTIMENT}
-    assert inputs(splits["fpb"]) == inputs([news[0], news[2]])
-    assert inputs(splits["fiqa"]) == inputs([news[1], news[3], tweets[0], tweets[2]])
-    assert inputs(splits["tfns"]) == inputs([tweets[1], tweets[3]])
-    assert splits["nwgi"] == levels
-    assert sorted(inputs(sum(splits.values(), []))) == sorted(inputs(shared))  # the group trains on each once
-    origin = load("fiqa").origin
-    assert origin["shared_file"] == {"train/finlora_sentiment_train.jsonl": {
-        "taken: news, dealt in turn among fpb, fiqa": 2, "taken: tweet, dealt in turn among fiqa, tfns": 2}}
+    for task, (start, end) in BLOCKS.items():
+        published = rows[start:end]
+        if task == "tfns":  # TFNS's own labels, read with the Hub set's meaning
+            published = [{**row, "target": CORRECTED[row["target"]]} for row in published]
+        assert splits[task] == published, task
+    assert len(set(map(json.dumps, splits["fpb"]))) == 4  # its set, as many times as the file has it
+    read = load("fiqa").origin["shared_file"]["train/finlora_sentiment_train.jsonl"]
+    assert read == {"read by": "FinLoRA's block order (FPB, FiQA, TFNS, NWGI)",
+                    "records": {"fiqa": 6, "fpb": 8, "nwgi": 4, "tfns": 4}, "written": {"fpb": 2}, "taken": 6}
 
 
-def test_records_of_tasks_not_asked_for_are_left_out_and_counted():
-    raw = load("fpb", group=("fpb",))
-    assert raw.splits["train"] == lines(DATA / "train" / "finlora_sentiment_train.jsonl")[0:4]
-    assert raw.origin["shared_file"]["train/finlora_sentiment_train.jsonl"] == {
-        "taken: news": 4, "left out: tweet (fiqa, tfns)": 4, "left out: seven-level news (nwgi)": 4}
+def written_in(tmp_path, rows: list[dict]):
+    """The fixture's files with the sentiment train file replaced by `rows`."""
+    shutil.copytree(DATA, tmp_path / "data")
+    (tmp_path / "data" / "train" / "finlora_sentiment_train.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in rows))
+    return tmp_path
 
 
-def test_the_xbrl_file_is_told_apart_by_answer_and_question():
-    tags, values = load("xbrl_tags"), load("xbrl_value")
-    assert [r["target"] for r in tags.splits["train"]] == ["us-gaap:Assets", "us-gaap:EarningsPerShareDiluted"]
-    assert [r["target"] for r in values.splits["train"]] == ["48200000000", "6120000000", "7350000000"]
-    assert values.origin["shared_file"]["train/xbrl_extract_train.jsonl"] == {"taken: value question": 3}
-    formulas = load("xbrl_formula")
-    assert [r["target"] for r in formulas.splits["train"]] == ["(6120000000 / 48200000000) * 100"]
-    only_values = load("xbrl_value", group=("xbrl_value",))
-    assert only_values.origin["shared_file"]["train/xbrl_extract_train.jsonl"] == {
-        "taken: value question": 3, "left out: tag question (xbrl_tags)": 2, "left out: formula question (xbrl_formula)": 1}
+def test_a_fiqa_post_at_the_edge_of_tfns_block_is_left_out_and_counted(tmp_path):
+    """FiQA's last record a post with a cashtag, TFNS's first a plain tweet: a cashtag post after
+    FiQA's last headline may be either task's (some TFNS tweets carry cashtags), so it is left out."""
+    rows = lines(SENTIMENT_FILE)
+    headline, post, post_2, headline_2, post_3, headline_3 = rows[8:14]
+    fiqa = [headline, post, post_2, headline_2, headline_3, post_3]
+    folder = written_in(tmp_path, rows[0:8] + fiqa + rows[14:22])
+    raw = {task: load(task, folder) for task in SENTIMENT}
+    assert inputs(raw["fiqa"].splits["train"]) == inputs(fiqa[:5])
+    assert inputs(raw["tfns"].splits["train"]) == inputs(rows[14:18])
+    read = raw["tfns"].origin["shared_file"]["train/finlora_sentiment_train.jsonl"]
+    assert read["not told apart"] == {
+        "posts with a cashtag after FiQA's last headline, before TFNS's first tweet without one: FiQA's or TFNS's": 1}
+    assert raw["fiqa"].origin["tfns_labels_corrected"] == 0 and raw["tfns"].origin["tfns_labels_corrected"] == 3 + 2
+
+
+def test_a_shuffled_file_gives_nwgi_its_records_and_the_rest_carve_their_test_files(tmp_path):
+    """Shuffled, each set once: nothing but NWGI's instruction says a record's task. The others
+    are counted and left out, and those tasks train on a carved part of their test files; no
+    label is swapped outside TFNS's own records."""
+    import random
+
+    rows = lines(SENTIMENT_FILE)
+    distinct = list({json.dumps(row): row for row in rows}.values())
+    random.Random(3).shuffle(distinct)
+    folder = written_in(tmp_path, distinct)
+    raw = {task: load(task, folder) for task in SENTIMENT}
+    assert sorted(map(json.dumps, raw["nwgi"].splits["train"])) == sorted(map(json.dumps, rows[18:22]))
+    read = raw["fpb"].origin["shared_file"]["train/finlora_sentiment_train.jsonl"]
+    assert read["read by"] == "neither block order nor copies: only NWGI's instruction is its own"
+    assert read["records"] == {"nwgi": 4} and sum(read["not told apart"].values()) == 4 + 6 + 4
+    for task in ("fpb", "fiqa", "tfns"):
+        test_file = lines(DATA / "test" / f"{task}_test.jsonl")
+        if task == "tfns":
+            test_file = [{**row, "target": CORRECTED[row["target"]]} for row in test_file]
+        assert "none of train/finlora_sentiment_train.jsonl's records told" in raw[task].origin["carved"]
+        assert sorted(map(json.dumps, raw[task].splits["train"] + raw[task].splits["test"])) == \
+            sorted(map(json.dumps, test_file))
+    assert raw["fiqa"].origin["tfns_labels_corrected"] == 0
+
+
+def test_the_papers_shuffled_file_is_read_by_how_often_each_set_was_written(tmp_path):
+    """FinGPT's recipe behind the paper's fingpt_sentiment_train.jsonl: FPB 6 times, FiQA 21,
+    TFNS 2, NWGI once, shuffled. Here 2, 3, 1, 1: the count headlines and posts share is FiQA's."""
+    import random
+
+    rows = lines(SENTIMENT_FILE)
+    sets = {"fpb": rows[0:4], "fiqa": rows[8:14], "tfns": rows[14:18], "nwgi": rows[18:22]}
+    written = [row for task, k in (("fpb", 2), ("fiqa", 3), ("tfns", 1), ("nwgi", 1)) for row in sets[task] * k]
+    random.Random(5).shuffle(written)
+    folder = written_in(tmp_path, written)
+    raw = {task: load(task, folder) for task in SENTIMENT}
+    for task, records in sets.items():
+        assert sorted(set(map(json.dumps, raw[task].splits["train"]))) == sorted(map(
+            json.dumps, records if task != "tfns" else [{**r, "target": CORRECTED[r["target"]]} for r in records]))
+    read = raw["fiqa"].origin["shared_file"]["train/finlora_sentiment_train.jsonl"]
+    assert read["read by"].startswith("copies") and read["written"] == {"fpb": 2, "fiqa": 3}
+    assert "not told apart" not in read and len(raw["fiqa"].splits["train"]) == 18
+
+
+def test_download_says_in_one_line_how_many_records_were_not_told_apart_and_why(tmp_path):
+    import random
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import run_env
+
+    distinct = list({json.dumps(row): row for row in lines(SENTIMENT_FILE)}.values())
+    random.Random(3).shuffle(distinct)
+    folder = written_in(tmp_path, distinct)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(source="finlora", local_dir=str(folder), sizes={})
+    params["tasks"] = {"sentiment": list(SENTIMENT)}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, REPO / "stages" / "download.py", "sentiment", "raw"], cwd=tmp_path,
+                            capture_output=True, text=True, env=run_env())
+    assert result.returncode == 0, result.stderr
+    told = [line for line in result.stdout.splitlines() if "not told apart" in line]
+    assert told == ["train/finlora_sentiment_train.jsonl: 14 records not told apart, left out: 14 news or tweet in "
+                    "a file in neither FinLoRA's block order nor copies: FPB's, FiQA's or TFNS's"]
+    source = json.loads((tmp_path / "raw" / "fiqa" / "source.json").read_text())
+    assert "14 not told apart and left out" in source["provenance"]
 
 
 def test_tfns_labels_are_read_corrected_or_as_published():
@@ -133,13 +215,37 @@ def test_tfns_labels_are_read_corrected_or_as_published():
                                    "Utility to present at an industry conference on Tuesday": "neutral"}
     assert labels["published"]["Chipmaker upgraded to buy at a regional broker"] == "neutral"
     assert labels["published"]["Utility to present at an industry conference on Tuesday"] == "positive"
-    raw = load("tfns", group=("tfns",))  # the file's tweets, TFNS's alone: its labels corrected, FPB's and NWGI's not read
+    raw = load("tfns")  # the file's tweets read as TFNS's: their labels corrected
     assert dict(zip(inputs(raw.splits["train"]), (r["target"] for r in raw.splits["train"]))) == {
         "Chipmaker upgraded to buy at a regional broker": "positive",
         "Airline cuts capacity guidance on fuel costs": "negative",
         "Utility to present at an industry conference on Tuesday": "neutral",
         "Bank shares rally after stress test results": "positive"}
     assert raw.origin["tfns_labels_corrected"] == 3 + 2  # the train file's non-negative tweets and the test file's
+    fiqa = load("fiqa")  # FiQA's posts carry TFNS's instruction, and their labels are right as published
+    assert [r["target"] for r in fiqa.splits["train"]] == [r["target"] for r in lines(SENTIMENT_FILE)[8:14]]
+    assert fiqa.origin["tfns_labels_corrected"] == 0
+
+
+def test_the_xbrl_file_is_told_apart_by_what_each_answer_provably_is(tmp_path):
+    tags, values = load("xbrl_tags"), load("xbrl_value")
+    assert [r["target"] for r in tags.splits["train"]] == ["us-gaap:Assets", "us-gaap:EarningsPerShareDiluted"]
+    assert [r["target"] for r in values.splits["train"]] == ["48200000000", "6120000000", "7350000000"]
+    formulas = load("xbrl_formula")
+    assert [r["target"] for r in formulas.splits["train"]] == ["(6120000000 / 48200000000) * 100"]
+    assert values.origin["shared_file"]["train/xbrl_extract_train.jsonl"] == {
+        "read by": "each record by its answer (tag, formula, the filing's fact, calculation)",
+        "records": {"xbrl_formula": 1, "xbrl_tags": 2, "xbrl_value": 3}, "taken": 3}
+    # a number that is none of the filing's facts, asked without a calculation: neither a value nor a result
+    rows = lines(DATA / "train" / "xbrl_extract_train.jsonl")
+    shutil.copytree(DATA, tmp_path / "data")
+    (tmp_path / "data" / "train" / "xbrl_extract_train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in [
+        *rows, {**rows[0], "target": "48200000001"},
+        {**rows[0], "context": rows[0]["context"].replace("What is the value of", "Calculate"), "target": "12.7"}]))
+    read = load("xbrl_value", tmp_path).origin["shared_file"]["train/xbrl_extract_train.jsonl"]
+    assert read["records"] == {"xbrl_formula": 1, "xbrl_formula_calculation": 1, "xbrl_tags": 2, "xbrl_value": 3}
+    assert read["not told apart"] == {
+        "answer neither a tag, a formula, one of the filing's facts nor a calculation's result": 1}
 
 
 @pytest.mark.parametrize("stub, message", [
@@ -203,7 +309,7 @@ def test_each_release_layout_loads_from_its_own_files(tmp_path, name, files):
             with pytest.raises(FinloraError, match=f"no test file of task {task} .*Hub data set.*cannot reach"):
                 fetch(TASKS[task], params.data)
             continue
-        raw = fetch(TASKS[task], params.data, GROUP_OF.get(task, (task,)))
+        raw = fetch(TASKS[task], params.data)
         assert (raw.origin["train_file"], raw.origin["test_file"]) == (train_file, test_file)
         assert name in raw.origin["release"]
         tested = raw.splits["test"] + (raw.splits["train"] if train_file is None else [])  # carved
@@ -222,7 +328,7 @@ def test_the_papers_release_tests_on_the_hub_data_set(tmp_path, monkeypatch):
                                                          for i in range(3)))
     task = dataclasses.replace(TASKS["tfns"], hub=dataclasses.replace(TASKS["tfns"].hub, path=str(hub_folder)))
     monkeypatch.setattr(hub, "resolve_commit", lambda task, revision: "0123abc")
-    raw = released.load(task, params.data, SENTIMENT)
+    raw = released.load(task, params.data)
     assert raw["origin"]["train_file"] == "train/fingpt_sentiment_train.jsonl"
     assert raw["origin"]["test_from_hub"]["commit"] == "0123abc"
     assert [row["text"] for row in raw["splits"]["test"]] == [f"$V{i} slips" for i in range(3)]
@@ -285,14 +391,14 @@ def test_the_sample_data_in_todays_layout_loads_for_every_task_with_its_own_labe
     written = write_sample(tmp_path, params, n_train=6, n_test=4)
     assert written["train/finlora_sentiment_train.jsonl"] == 4 * 6 and written["test/ner_test.jsonl"] == 4
     for task in TASKS.values():
-        raw = fetch(task, params.data, GROUP_OF.get(task.name, (task.name,)))
+        raw = fetch(task, params.data)
         assert (raw.origin["train_file"] is None) == (task.name == "fnxl")  # FNXL: a test file only, carved
         assert raw.splits["train"] and raw.splits["test"]
         prepared = prepare(task, raw.splits["test"], tmp_path, params, raw.tag_names)
         assert len(prepared.records) == len(raw.splits["test"]) and prepared.skipped_bad_records == 0
     from finlora import samples
     generated = samples.generate("tfns", 6, 4, params.data.seed)["splits"]["test"]
-    tfns = fetch(TASKS["tfns"], params.data, SENTIMENT).splits["test"]
+    tfns = fetch(TASKS["tfns"], params.data).splits["test"]
     assert [r["target"] for r in tfns] == [TASKS["tfns"].example(row).answer for row in generated]
     nwgi = [r for r in lines(tmp_path / "train" / "finlora_sentiment_train.jsonl") if "mildly" in r["context"]]
     assert len(nwgi) == 6 and {r["target"] for r in nwgi} <= set(NWGI_LEVELS)
@@ -301,12 +407,14 @@ def test_the_sample_data_in_todays_layout_loads_for_every_task_with_its_own_labe
 def test_the_provenance_names_the_release_and_what_was_made_of_a_shared_file():
     origin = {"folder": "data/finlora", "train_file": "train/finlora_sentiment_train.jsonl",
               "test_file": "test/tfns_test.jsonl", "release": ["2025-04", "2025-05"],
-              "shared_file": {"train/finlora_sentiment_train.jsonl": {"taken: tweet, dealt in turn among fiqa, tfns": 5,
-                                                                      "left out: seven-level news (nwgi)": 7}},
+              "shared_file": {"train/finlora_sentiment_train.jsonl": {
+                  "read by": "FinLoRA's block order (FPB, FiQA, TFNS, NWGI)", "records": {"fiqa": 3, "tfns": 5},
+                  "written": {"fiqa": 21}, "not told apart": {"posts at the edge": 2}, "taken": 5}},
               "tfns_labels_corrected": 9}
     assert released.FinloraSource().provenance(origin) == (
         "FinLoRA files train/finlora_sentiment_train.jsonl + test/tfns_test.jsonl in data/finlora; release 2025-04 or "
-        "2025-05; taken: tweet, dealt in turn among fiqa, tfns 5; left out: seven-level news (nwgi) 7; "
+        "2025-05; train/finlora_sentiment_train.jsonl read by FinLoRA's block order (FPB, FiQA, TFNS, NWGI): fiqa 3 "
+        "(written 21 times), tfns 5; 5 taken; 2 not told apart and left out (2 posts at the edge); "
         "9 TFNS labels corrected to the Hub set's meaning")
     raw = load("tfns")  # what download records in source.json: the same sentence, of this fixture
     described = describe(TASKS["tfns"], finlora_data(FIXTURE).data, raw)

@@ -1,10 +1,13 @@
 """The sample generator's data written in one of FinLoRA's release layouts, so that the
 released-files path (`data.source: finlora`) runs offline and in the tests: `finlora write-sample
 OUT --release 2025-05`. Files are written as that release has them: tasks that share a file share
-it, and TFNS's labels are swapped where FinLoRA's own files swap them."""
+it, TFNS's labels are swapped where FinLoRA's own files swap them, and the sentiment texts take
+the forms FinLoRA's records have (FPB's Financial PhraseBank sentences tokenized, TFNS's tweets
+naming companies rather than cashtags), by which a shared file is read (finlora.sources.combined)."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -44,9 +47,18 @@ def write_sample(out: Path, params: Params, n_train: int, n_test: int, release: 
     return {name: len(records) for name, records in files.items()}
 
 
+RELEASED_TEXT = {  # task: (the raw text field, the text as FinLoRA's records have it)
+    "fpb": ("sentence", lambda text: re.sub(r"(\w)([.,;:!?])(?=\s|$)", r"\1 \2", text).replace("'s ", " 's ")),
+    "tfns": ("text", lambda text: re.sub(r"\$(?=[A-Za-z])", "", text)),
+}
+
+
 def released_records(task: Task, raw: dict, split: str, params: Params, swap_tfns: bool) -> list[dict]:
     """One split of the generated data as FinLoRA's records: {"context", "target"}, XBRL's `doc_path`."""
     rows = raw["splits"][split]
+    if task.name in RELEASED_TEXT:
+        field, as_released = RELEASED_TEXT[task.name]
+        rows = [{**row, field: as_released(row[field])} for row in rows]
     with tempfile.TemporaryDirectory() as filings:
         for name, content in raw.get("filings", {}).items():
             (Path(filings) / name).write_bytes(content)

@@ -31,7 +31,7 @@ class Source:
     def check(self, params: Params) -> None:
         """Refuse, before any task loads, what cannot work (nothing to check by default)."""
 
-    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+    def load(self, task: Task, data: DataParams) -> dict:
         """{"splits", "tag_names", "filings", "origin"} (the last three where there are any)."""
         raise NotImplementedError
 
@@ -50,11 +50,10 @@ class RawData:
     origin: dict = field(default_factory=dict)  # where exactly the rows came from, for source.json
 
 
-def fetch(task: Task, data: DataParams, group: tuple[str, ...] = ()) -> RawData:
-    """Raw train/test rows for `task`, capped at the configured sizes (seeded sample). `group`: the
-    tasks trained with it, among which a FinLoRA file several tasks share is dealt (default: itself)."""
+def fetch(task: Task, data: DataParams) -> RawData:
+    """Raw train/test rows for `task`, capped at the configured sizes (seeded sample)."""
     sizes = data.split_sizes(task.name)
-    raw = RawData(**source_of(data).load(task, data, group or (task.name,)))
+    raw = RawData(**source_of(data).load(task, data))
     for split, rows in raw.splits.items():
         if not rows:
             raise FinloraError(f"task {task.name}: the {split} split from source '{data.source}' is empty")

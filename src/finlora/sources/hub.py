@@ -97,7 +97,7 @@ def _class_names(feature) -> list[str] | None:
 class HubSource(Source):
     name = "hub"
 
-    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+    def load(self, task: Task, data: DataParams) -> dict:
         return load(task, data.seed)
 
     def provenance(self, origin: dict) -> str:

@@ -87,7 +87,7 @@ def read_rows(path: Path) -> list[dict]:
 class LocalSource(Source):
     name = "local"
 
-    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+    def load(self, task: Task, data: DataParams) -> dict:
         return {**load(task, Path(data.local_dir)), "origin": {"folder": str(Path(data.local_dir) / task.name)}}
 
     def provenance(self, origin: dict) -> str:

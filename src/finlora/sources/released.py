@@ -7,17 +7,17 @@ task's files newest release first, so a clone of any release, or a folder mixing
 `data.local_dir` is that data folder, or the repository above it.
 
 - One train file can hold several tasks (the four sentiment tasks; XBRL tags, values and
-  formulas). Its records are told apart by their form (RECORD_FORMS). A form that several of the
-  group's tasks share (FiQA's headlines are FPB's form, its posts TFNS's) cannot be told apart:
-  such records are dealt among those tasks in turn, so the group trains on each once. Records of
-  tasks not asked for are left out. source.json counts all of it.
+  formulas): each record's task is read from the file as FinLoRA wrote it (`finlora.sources.
+  combined`), whatever the group asks for; a record whose task the file does not tell is left out
+  and counted, and a task none of whose records can be told trains on a carved part of its test
+  file. source.json counts all of it.
 - A task without a train file (a folder of test files only, such as the development share of
   FinLoRA's test files) trains on a seeded part of its test file, carved off and never tested on.
 - The paper's release kept no test file for the classification tasks: FinLoRA's code read them
   from their Hub data sets, and so does this source (`finlora.sources.hub`).
 - FinLoRA's TFNS files from 2025-04 on swap two labels (SWAPPED_TFNS); `data.tfns_labels` says
   whether to read them corrected (the Hub set's meaning, as the paper's Table 3 was scored) or
-  as published.
+  as published. Only TFNS's own records are corrected: in the shared file, those read as TFNS's.
 
 Each record is checked where its file and line are known; a bad one stops the stage naming them,
 or with `data.on_bad_record: skip` is skipped and counted. A file that is not JSON lines (a Git
@@ -26,18 +26,18 @@ LFS pointer above all) is refused in one line before any task loads (`check_file
 
 from __future__ import annotations
 
+import functools
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from finlora.answers import NUMBER, released_record
+from finlora.answers import released_record
 from finlora.errors import FinloraError
 from finlora.files import check_is_jsonl, read_jsonl
 from finlora.released import tag_names
-from finlora.sources import Source
+from finlora.sources import Source, combined
 from finlora.tasks import Task
 
 if TYPE_CHECKING:
@@ -89,51 +89,12 @@ RELEASES = (  # newest first
 
 # Files that hold several tasks: every train file more than one task of a release names.
 SHARED = {path for release in RELEASES for path, n in Counter(release.train.values()).items() if n > 1}
+SHARED_SENTIMENT = {release.train[task] for release in RELEASES for task in SENTIMENT if task in release.train}
 
 # FinLoRA's processing script from 2025-04 on maps TFNS's ids with FPB's map, so these files call
 # bullish tweets "neutral" and neutral ones "positive" (in the shared file: its tweet records).
 SWAPPED_TFNS = {"test/tfns_test.jsonl", "train/finlora_sentiment_train.jsonl"}
 TFNS_CORRECTION = {"neutral": "positive", "positive": "neutral"}
-
-
-@dataclass(frozen=True)
-class RecordForm:
-    """A form that records of a shared file take, and the tasks whose records take it."""
-
-    name: str
-    tasks: tuple[str, ...]
-    matches: Callable[[str, str], bool]  # (context, target)
-
-
-def _instruction(context: str) -> str:
-    return context.split("\nInput:", 1)[0].lower()
-
-
-def _question(context: str) -> str:
-    """The question of a one-shot XBRL prompt: what follows its last "Question:" (the example
-    question comes before it)."""
-    return context.rsplit("Question:", 1)[-1].lower()
-
-
-OPERATOR = re.compile(r"\d\s*[-+*/]\s*[\d(]|\)\s*[-+*/]")
-CALCULATION = re.compile(r"formula|calculat|compute")
-RECORD_FORMS = (
-    RecordForm("seven-level news", ("nwgi",), lambda context, target: "mildly" in _instruction(context)),
-    RecordForm("tweet", ("fiqa", "tfns"), lambda context, target: "tweet" in _instruction(context)),
-    RecordForm("news", ("fpb", "fiqa"), lambda context, target: "news" in _instruction(context)),
-    RecordForm("tag question", ("xbrl_tags",), lambda context, target: target.startswith("us-gaap:")),
-    RecordForm("formula question", ("xbrl_formula",),
-               lambda context, target: "formula" in _question(context) and bool(OPERATOR.search(target))),
-    # FinLoRA's formula calculations (a formula's result, a number): no task here yet
-    RecordForm("formula calculation", ("xbrl_formula_calculation",),
-               lambda context, target: bool(NUMBER.fullmatch(target)) and bool(CALCULATION.search(_question(context)))),
-    RecordForm("value question", ("xbrl_value",), lambda context, target: bool(NUMBER.fullmatch(target))),
-)
-
-
-def form_of(row: dict) -> RecordForm | None:
-    context, target = str(row.get("context", "")), str(row.get("target", "")).strip()
-    return next((form for form in RECORD_FORMS if form.matches(context, target)), None)
 
 
 def data_folder(local_dir: Path) -> Path:
@@ -177,9 +138,8 @@ def check_files(params: Params) -> None:
                     check_is_jsonl(found.path)
 
 
-def load(task: Task, data: DataParams, asked: tuple[str, ...]) -> dict:
-    """{"splits", "tag_names", "origin"} for `finlora.sources.RawData`: the task's records, checked.
-    `asked`: the tasks of the task's group, among which a shared file's records are dealt."""
+def load(task: Task, data: DataParams) -> dict:
+    """{"splits", "tag_names", "origin"} for `finlora.sources.RawData`: the task's records, checked."""
     folder = data_folder(Path(data.local_dir))
     train_file, test_file = find(folder, task.name, "train"), find(folder, task.name, "test")
     if train_file is None and test_file is None:
@@ -210,8 +170,12 @@ def load(task: Task, data: DataParams, asked: tuple[str, ...]) -> dict:
         origin.update(train_file=None, carved=f"no train file: {len(train)} of the test file's records "
                       f"train, {len(test)} test")
     else:
-        train = reader.read(train_file, asked if train_file.name in SHARED else None)
+        train = reader.read(train_file)
         origin["train_file"] = train_file.name
+        if not train:  # a shared file none of whose records could be told to be this task's
+            train, test = carve(test, data.carved_test_fraction, data.seed)
+            origin["carved"] = (f"none of {train_file.name}'s records told to be {task.name}'s: {len(train)} of "
+                                f"the test file's records train, {len(test)} test")
     origin["release"] = sorted(frozenset.intersection(*(found.releases for found in (train_file, test_file) if found)))
     loaded = {"splits": {"train": train, "test": test}, "origin": {**origin, **reader.counts()}}
     if task.lists_tag_names:
@@ -219,27 +183,18 @@ def load(task: Task, data: DataParams, asked: tuple[str, ...]) -> dict:
     return loaded
 
 
-class Dealing:
-    """Which records of a shared file a task takes: those of its own forms, a form that several
-    asked tasks share dealt among them in turn (every task reading the file deals alike)."""
+@functools.lru_cache(maxsize=8)
+def _attributed(path: Path, stamp: tuple[int, int]) -> tuple[list[dict], combined.Attribution]:
+    rows = list(read_jsonl(path))
+    sentiment = path.name in {name.split("/")[-1] for name in SHARED_SENTIMENT}
+    return rows, (combined.read_sentiment if sentiment else combined.read_xbrl)(rows)
 
-    def __init__(self, task: str, asked: tuple[str, ...]):
-        self.task, self.asked = task, asked
-        self.seen: Counter[str] = Counter()
-        self.counts: Counter[str] = Counter()
 
-    def takes(self, form: RecordForm | None) -> bool:
-        owners = [name for name in form.tasks if name in self.asked] if form else []
-        if not owners:
-            self.counts[f"left out: {form.name} ({', '.join(form.tasks)})" if form else "left out: unrecognised"] += 1
-            return False
-        turn = owners[self.seen[form.name] % len(owners)]
-        self.seen[form.name] += 1
-        if turn != self.task:
-            return False
-        shared = f", dealt in turn among {', '.join(owners)}" if len(owners) > 1 else ""
-        self.counts[f"taken: {form.name}{shared}"] += 1
-        return True
+def attributed(found: Found) -> tuple[list[dict], combined.Attribution]:
+    """A shared file's records and each one's task, read once per process (every task of a group
+    reads the same file)."""
+    stat = found.path.stat()
+    return _attributed(found.path, (stat.st_mtime_ns, stat.st_size))
 
 
 class Reader:
@@ -249,18 +204,18 @@ class Reader:
         self.task, self.data = task, data
         self.skipped: Counter[str] = Counter()
         self.shared: dict[str, dict] = {}
-        self.tfns_corrected = 0
+        self.tfns_corrected: dict[str, int] = {}  # task -> labels corrected (0: a swapped file read, none of TFNS's)
 
-    def read(self, found: Found, asked: tuple[str, ...] | None = None) -> list[dict]:
-        """The task's records of one file. With `asked` the file is shared: its records are told
-        apart by form, and those of a form several asked tasks share are dealt among them in turn."""
+    def read(self, found: Found) -> list[dict]:
+        """The task's records of one file; of a shared file, those read as the task's (possibly
+        none: the caller decides)."""
         records = []
-        dealing = Dealing(self.task.name, asked) if asked is not None else None
-        for line, row in enumerate(read_jsonl(found.path), start=1):
-            form = form_of(row) if dealing else None
-            if dealing and not dealing.takes(form):
+        shared = found.name in SHARED
+        rows, attribution = attributed(found) if shared else (read_jsonl(found.path), None)
+        for line, row in enumerate(rows, start=1):
+            if attribution and attribution.tasks[line - 1] != self.task.name:
                 continue
-            row = self.corrected(row, found, form)
+            row = self.corrected(row, found)
             try:
                 released_record(self.task, row)
             except FinloraError as error:
@@ -270,21 +225,23 @@ class Reader:
                 self.skipped[found.path.name] += 1
                 continue
             records.append(row)
-        if dealing:
-            self.shared[found.name] = dict(dealing.counts)
-        if not records:
+        if attribution:
+            self.shared[found.name] = {**attribution.summary(), "taken": len(records)}
+        elif not records:
             raise FinloraError(f"{found.path}: no usable {self.task.name} record")
+        if self.data.tfns_labels == "corrected" and found.name in SWAPPED_TFNS:
+            self.tfns_corrected.setdefault(self.task.name, 0)
         return records
 
-    def corrected(self, row: dict, found: Found, form: RecordForm | None) -> dict:
-        """TFNS records with the Hub set's meaning restored (data.tfns_labels: corrected)."""
-        is_tfns = self.task.name == "tfns" if form is None else form.name == "tweet"
-        if self.data.tfns_labels != "corrected" or found.name not in SWAPPED_TFNS or not is_tfns:
+    def corrected(self, row: dict, found: Found) -> dict:
+        """TFNS's records with the Hub set's meaning restored (data.tfns_labels: corrected): only
+        the task's own records are read, so in a shared file only those read as TFNS's."""
+        if self.data.tfns_labels != "corrected" or found.name not in SWAPPED_TFNS or self.task.name != "tfns":
             return row
         target = str(row.get("target", "")).strip().lower()
         if target not in TFNS_CORRECTION:
             return row
-        self.tfns_corrected += 1
+        self.tfns_corrected[self.task.name] = self.tfns_corrected.get(self.task.name, 0) + 1
         return {**row, "target": TFNS_CORRECTION[target]}
 
     def counts(self) -> dict:
@@ -292,7 +249,7 @@ class Reader:
         if self.shared:
             counts["shared_file"] = self.shared
         if self.tfns_corrected:
-            counts["tfns_labels_corrected"] = self.tfns_corrected
+            counts["tfns_labels_corrected"] = self.tfns_corrected.get(self.task.name, 0)
         return counts
 
 
@@ -312,8 +269,8 @@ class FinloraSource(Source):
     def check(self, params: Params) -> None:
         check_files(params)
 
-    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
-        loaded = load(task, data, group)
+    def load(self, task: Task, data: DataParams) -> dict:
+        loaded = load(task, data)
         return {**loaded, "origin": {"folder": data.local_dir, **loaded["origin"]}}
 
     def provenance(self, origin: dict) -> str:
@@ -324,8 +281,20 @@ class FinloraSource(Source):
             notes.append(f"tested on {origin['test_from_hub']['dataset']} from the Hub, as the paper's code did")
         if origin.get("carved"):
             notes.append(origin["carved"])
-        for counts in origin.get("shared_file", {}).values():
-            notes += [f"{key} {n}" for key, n in counts.items()]
+        for name, read in origin.get("shared_file", {}).items():
+            notes.append(shared_file_note(name, read))
         if origin.get("tfns_labels_corrected"):
             notes.append(f"{origin['tfns_labels_corrected']} TFNS labels corrected to the Hub set's meaning")
         return f"FinLoRA files {' + '.join(files)} in {origin['folder']}" + "".join(f"; {note}" for note in notes)
+
+
+def shared_file_note(name: str, read: dict) -> str:
+    """How a shared file was read, in one clause: the report's provenance and download's line."""
+    records = ", ".join(f"{task} {n}" + (f" (written {read['written'][task]} times)" if task in read.get("written", {})
+                                          else "") for task, n in read["records"].items())
+    note = f"{name} read by {read['read by']}: {records or 'no task told'}; {read['taken']} taken"
+    untold = read.get("not told apart", {})
+    if untold:
+        note += f"; {sum(untold.values())} not told apart and left out (" + "; ".join(
+            f"{n} {why}" for why, n in untold.items()) + ")"
+    return note

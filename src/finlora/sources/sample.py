@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class SampleSource(Source):
     name = "sample"
 
-    def load(self, task: Task, data: DataParams, group: tuple[str, ...]) -> dict:
+    def load(self, task: Task, data: DataParams) -> dict:
         sizes = data.split_sizes(task.name)
         return {**samples.generate(task.name, sizes.train, sizes.test, data.seed),
                 "origin": {"generator": "finlora.samples", "seed": data.seed}}
