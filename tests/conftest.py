@@ -23,13 +23,17 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Without --full, the end-to-end tests are deselected: `pytest` is the quick loop."""
-    if config.getoption("--full") or config.getoption("-m"):
+    """Without --full, the end-to-end tests are deselected, and the run says so: `pytest` is the
+    quick loop. A marker expression admits them only by naming them (`-m slow`)."""
+    if config.getoption("--full") or "slow" in (config.getoption("-m") or ""):
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line(f"{len(slow)} end-to-end tests (marked slow) deselected: add --full to run them")
 
 
 @pytest.fixture(scope="session")

@@ -78,14 +78,17 @@ def test_profile_prints_overrides_for_dvc_exp_run(fresh_clone, cli):
 
 def test_sweep_table_covers_every_task_kind_of_the_default_results():
     """The repository's own results (all nine tasks; XBRL values have no F1) as `dvc exp show`
-    reports them."""
+    reports them: metrics/tasks/, checked against metrics/summary.json beside it."""
     summary = json.loads((REPO / "metrics" / "summary.json").read_text())
+    metrics = {f"metrics/tasks/{path.name}": {"data": json.loads(path.read_text())}
+               for path in sorted((REPO / "metrics" / "tasks").glob("*.json"))}
     shown = [{"rev": "workspace", "name": "workspace",
               "data": {"rev": "workspace", "params": {"params.yaml": {"data": {"lora": {"rank": 4}, "quant": {"bits": 16}}}},
-                       "metrics": {"metrics/summary.json": {"data": summary}}}}]
+                       "metrics": metrics}}]
     table = rows(collect(shown))
     default_tasks = load_params(REPO / "params.yaml").all_tasks
-    assert [row["task"] for row in table] == [task for task in summary if task != "train"] == default_tasks
+    assert sorted(row["task"] for row in table) == sorted(task for task in summary if task != "train") \
+        == sorted(default_tasks)
     values = next(row for row in table if row["task"] == "xbrl_value")
     assert values["f1_weighted"] is None and values["accuracy"] == summary["xbrl_value"]["lora"]["accuracy"]
     mean = sum(summary[task]["lora"]["accuracy"] for task in default_tasks) / len(default_tasks)

@@ -3,6 +3,7 @@ import random
 
 import pytest
 
+from conftest import greedy_answers
 from finlora.generation import (PrefixNode, answer_batches, first_line, generate_answers, left_pad, length_batches,
                                 prefix_tree, stop_token_ids)
 from finlora.prompts import build_context, prompt_ids
@@ -91,7 +92,8 @@ def test_answers_are_the_same_under_every_prefix_cache(tiny_base):
     prompts, _ = nested_prompts()
     answers = {mode: generate_answers(model, tokenizer, prompts, 4, 6, progress=False, prefix_cache=mode)
                for mode in ("none", "shared", "tree")}
-    assert answers["tree"].answers == answers["shared"].answers == answers["none"].answers
+    assert answers["tree"].answers == answers["shared"].answers == answers["none"].answers \
+        == greedy_answers(model, tokenizer, prompts, 6)  # plain `generate`, a prompt at a time (conftest)
     assert answers["tree"].new_tokens == answers["none"].new_tokens
     assert len(set(answers["none"].answers)) > 1  # the prompts are told apart
     # batch by batch, one node's prompts at a time: each filing's (and section's) questions together

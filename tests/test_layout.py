@@ -31,7 +31,7 @@ def test_every_stage_writes_where_the_layout_says():
                           layout.confusion("base", GROUP, SEED)],
         "evaluate": [layout.predictions("lora", GROUP, SEED), layout.eval_metrics("lora", GROUP, SEED),
                      layout.confusion("lora", GROUP, SEED)],
-        "report": [layout.REPORT, layout.SUMMARY, layout.PLOTS],
+        "report": [layout.REPORT, layout.SUMMARY, layout.TASK_METRICS, layout.PLOTS],
     }
     assert declared_outs() == {name: [str(path) for path in paths] for name, paths in expected.items()}
 

@@ -108,6 +108,18 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     assert (project / "data" / "raw" / "xbrl" / "xbrl_value" / "filings").is_dir()
     predictions = (project / "data" / "predictions" / "lora" / "xbrl" / "seed-42" / "xbrl_value.jsonl").read_text().splitlines()
     assert len(predictions) == 4 and {"context", "target", "answer", "parsed"} <= set(json.loads(predictions[0]))
+    # `dvc metrics show` in a 120-column terminal: a row a task, each row inside the width
+    table = subprocess.run(["dvc", "metrics", "show"], cwd=project, capture_output=True, text=True,
+                           env={**dvc_env(), "COLUMNS": "120"}).stdout.splitlines()
+    assert table[0].split() == ["Path", "base", "f1", "gain", "lora", "most_common", "strict", "trainable"]
+    assert [line.split()[0] for line in table[1:]] == [f"metrics/tasks/{task}.json" for task in ("fpb", "tfns", "xbrl_value")]
+    assert max(map(len, table)) <= 120
+    fpb = json.loads((project / "metrics" / "tasks" / "fpb.json").read_text())
+    assert fpb["lora"] == summary["fpb"]["lora"]["accuracy"] and fpb["base"] == summary["fpb"]["base"]["accuracy"]
+    assert fpb["gain"] == round(fpb["lora"] - fpb["base"], 4) and fpb["most_common"] == summary["fpb"]["most_common"]["accuracy"]
+    # the report stage logs where the report is and a line a task, not the report itself
+    assert "metrics/report.md: the report" in result.stdout and "| base |" not in result.stdout
+    assert [line.split()[0] for line in result.stdout.splitlines() if " -> adapter " in line] == ["fpb", "tfns", "xbrl_value"]
     shown = assert_plots_load(project, "show")
     # the groups of this project's params.yaml, which dvc.yaml does not name, get their curves
     assert "metrics/plots/train/xbrl/seed-42/loss.tsv" in shown and "metrics/plots/confusion/lora/tfns.json" in shown
@@ -131,12 +143,14 @@ def test_lora_rank_experiment_reruns_only_what_depends_on_lora(project):
     assert ranks == {(8, 32)}  # rank 8 x the tiny model's width 32, in every adapted layer
 
     diff = json.loads(sh(project, "dvc", "metrics", "diff", "--all", "--json").stdout)
-    changes = diff["metrics/summary.json"]
+    assert set(diff) == {f"metrics/tasks/{task}.json" for task in ("fpb", "tfns", "xbrl_value")}  # a file a task
     for task in ("fpb", "tfns"):
-        assert f"{task}.lora.accuracy" in changes and f"{task}.lora.f1_weighted" in changes
-    assert "xbrl_value.lora.strict_accuracy" in changes
-    assert changes["train.sentiment.lora_rank"] == {"old": 4, "new": 8, "diff": 4}
-    assert changes["train.sentiment.trainable_params"]["new"] == 2 * changes["train.sentiment.trainable_params"]["old"]
+        assert {"lora", "gain", "strict", "f1"} <= set(diff[f"metrics/tasks/{task}.json"])
+    assert "f1" not in diff["metrics/tasks/xbrl_value.json"]  # numbers have no F1
+    trainable = diff["metrics/tasks/fpb.json"]["trainable"]
+    assert trainable["new"] == 2 * trainable["old"]  # rank 4 -> 8
+    summary = json.loads((project / "metrics" / "summary.json").read_text())  # beside them: every score
+    assert summary["train"]["sentiment"]["lora_rank"] == 8
     assert_plots_load(project, "diff", "HEAD")
 
 

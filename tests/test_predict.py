@@ -62,8 +62,11 @@ def test_export_merges_into_a_standalone_model(tmp_path, tiny_base, adapter):
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
     unmerged = models.load_model(tiny_base, adapter)
     ids = torch.tensor([[1, 2, 3, 4, 5]])
+    base = models.load_base(tiny_base).eval()
     with torch.inference_mode():
         assert torch.allclose(merged(ids).logits, unmerged(ids).logits, atol=1e-4)
+        # and the adapter is in it: the base model's logits are not the merged model's
+        assert (merged(ids).logits - base(ids).logits).abs().max() > 100 * 1e-4
     assert not (tmp_path / "merged" / "adapter_config.json").exists()
 
 

@@ -32,6 +32,22 @@ def test_paper_sentiment_maps_answers_and_golds_by_direction_over_the_whole_answ
     assert scores == {"accuracy": 0.75, "f1_weighted": 0.75}
 
 
+def test_paper_rules_run_in_finloras_order_when_an_answer_names_two_labels():
+    # fpb.py:33-36: 'positive' is looked for before 'negative', so an answer naming both is positive
+    # wherever each stands; with the rules swapped both answers would read negative (0 of 2).
+    assert paper("fpb", ["positive", "positive"], ["not negative, but positive", "negative, not positive"]) == {
+        "accuracy": 1.0, "f1_weighted": 1.0}
+    # headline.py:23-25: 'yes' before 'no': "no doubt, yes" is Yes (swapped: No, 0 of 1)
+    assert paper("headline", ["Yes"], ["no doubt about it, yes"])["accuracy"] == 1.0
+
+
+def test_todays_rule_gives_a_tie_at_the_same_place_to_the_longer_label():
+    # test_dataset.py's evaluate_accuracy sorts the labels found by where they start; "12" and "1200"
+    # both start at 0 in "1200", and its tie order is a set's: here the longer label wins, so both
+    # answers are right (the shorter winning would read "1200" as "12": 1 of 2).
+    assert today("xbrl_value", ["1200", "12"], ["1200", "12"]) == {"accuracy": 1.0}
+
+
 def test_paper_nwgi_scores_levels_by_direction_with_sklearns_arguments_swapped():
     # Golds by direction: positive, negative, neutral; answers: positive, positive, neutral -> 2 of 3.
     # nwgi.py calls f1_score(answers, golds): true [pos, pos, neu], predicted [pos, neg, neu]:

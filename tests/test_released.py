@@ -248,14 +248,33 @@ def test_the_xbrl_file_is_told_apart_by_what_each_answer_provably_is(tmp_path):
         "answer neither a tag, a formula, one of the filing's facts nor a calculation's result": 1}
 
 
+def compressed(how: str) -> bytes:
+    """The fixture's XBRL train file as a real compressed file (what a download saved unopened)."""
+    import bz2
+    import gzip
+    import io
+    import zipfile
+
+    data = (DATA / "train" / "xbrl_extract_train.jsonl").read_bytes()
+    if how == "zip":
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("xbrl_extract_train.jsonl", data)
+        return archive.getvalue()
+    return {"gzip": gzip.compress, "bzip2": bz2.compress}[how](data)
+
+
 @pytest.mark.parametrize("stub, message", [
-    ("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 138234567\n",
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 138234567\n",
      r"a Git LFS pointer, not the data \(138234567 bytes kept in Git LFS\)"),
-    ("<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", "a web page, not JSON lines"),
+    (b"<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", "a web page, not JSON lines"),
+    ("gzip", "gzip-compressed, not JSON lines"), ("zip", "a zip archive, not JSON lines"),
+    ("bzip2", "bzip2-compressed, not JSON lines"),
 ])
 def test_a_file_that_is_not_data_is_refused_in_one_line_before_any_task_loads(tmp_path, stub, message):
     shutil.copytree(DATA, tmp_path / "data")
-    (tmp_path / "data" / "train" / "xbrl_extract_train.jsonl").write_text(stub)
+    (tmp_path / "data" / "train" / "xbrl_extract_train.jsonl").write_bytes(
+        stub if isinstance(stub, bytes) else compressed(stub))
     params = finlora_data(tmp_path)
     with pytest.raises(FinloraError, match=f"xbrl_extract_train.jsonl: {message}") as error:
         released.check_files(params)  # the download stage's first step, for every group

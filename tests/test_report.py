@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import params_with
-from finlora.report import collect, mean_of, render, significance, spread, summarize
+from finlora.report import collect, headlines, mean_of, render, significance, spread, summarize, task_metrics
 
 
 def test_seeds_give_the_mean_sd_and_t_interval():
@@ -67,6 +67,20 @@ def test_collect_reads_every_seed_and_the_report_shows_them(tmp_path):
     assert "## Validation (the best validated step kept)" in text
     assert "| sentiment | 4 | 15 of 20 | 37.5 | 0.5000 |" in text  # kept steps 10 and 20, accuracies 25 and 50 %
     assert summary["train"]["sentiment"]["val_accuracy"] == 0.375
+    # `dvc metrics show`'s row for the task: the scores above, worked out by hand
+    assert task_metrics(params, summary) == {"fpb": {
+        "base": 0.5, "lora": 0.8125, "most_common": 0.625, "gain": 0.3125, "strict": 0.6875, "f1": 0.5,
+        "sd": round(statistics.stdev([0.75, 0.875]), 4), "trainable": 3}}
+    assert headlines(summary) == ["  fpb           accuracy base  50.00 -> adapter  81.25  (most common answer 62.50)"]
+
+
+def test_a_free_text_tasks_metrics_row_is_its_rouge_l():
+    params = params_with({"tasks": {"later": ["xbrl_term"]}})
+    summary = {"xbrl_term": {"base": {"rouge_l": 0.1}, "lora": {"rouge_l": 0.3, "invalid_rate": 0.0}, "seeds": {},
+                             "gain": {"rouge_l": 0.2}, "most_common": {"rouge_l": 0.12}},
+               "train": {"later": {"trainable_params": 7}}}
+    assert task_metrics(params, summary) == {"xbrl_term": {"base": 0.1, "lora": 0.3, "most_common": 0.12, "gain": 0.2,
+                                                           "trainable": 7}}
 
 
 def test_the_adapter_is_paired_with_the_base_model_and_with_the_most_common_answer(tmp_path):

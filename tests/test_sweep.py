@@ -16,12 +16,11 @@ def experiment(name, accuracy, trainable, state=None, **changes):
     for key, value in changes.items():
         section, field = key.split("__")
         params[section][field] = value
-    summary = {"fpb": {"lora": {"accuracy": accuracy, "strict_accuracy": accuracy, "f1_weighted": accuracy,
-                                "invalid_rate": 0.0}},
-               "xbrl_value": {"lora": {"accuracy": accuracy / 2, "strict_accuracy": accuracy / 2, "invalid_rate": 0.1}},
-               "train": {"sentiment": {"trainable_params": trainable}, "xbrl": {"trainable_params": trainable}}}
-    node = {"name": name, "data": {"rev": name, "params": {"params.yaml": {"data": params}},
-                                   "metrics": {"metrics/summary.json": {"data": summary}}}}
+    tasks = {"fpb": {"base": 0.0, "lora": accuracy, "strict": accuracy, "f1": accuracy, "trainable": trainable},
+             "xbrl_value": {"base": 0.0, "lora": accuracy / 2, "strict": accuracy / 2, "trainable": trainable}}
+    metrics = {f"metrics/tasks/{task}.json": {"data": columns} for task, columns in tasks.items()}
+    metrics["metrics/report.json"] = {"data": {"lora": 1.0}}  # a metrics file elsewhere: not a task's
+    node = {"name": name, "data": {"rev": name, "params": {"params.yaml": {"data": params}}, "metrics": metrics}}
     return {**node, "executor": {"state": state}} if state else node
 
 
@@ -63,8 +62,7 @@ def test_plot_data_by_quantisation_and_target_set(tmp_path):
 
 def test_experiments_of_several_seeds_show_their_spread():
     two_seeds = experiment("r4-2seeds", 0.70, 100, train__seeds=[1, 2])
-    two_seeds["data"]["metrics"]["metrics/summary.json"]["data"]["fpb"]["seeds"] = {
-        "accuracy": {"n": 2, "mean": 0.70, "sd": 0.0354, "ci95_low": 0.3823, "ci95_high": 1.0177}}
+    two_seeds["data"]["metrics"]["metrics/tasks/fpb.json"]["data"]["sd"] = 0.0354
     found = collect([{"rev": "workspace", **experiment("workspace", 0.65, 100)}, two_seeds])
     table = rows(found)
     assert [row["accuracy_sd"] for row in table if row["task"] == "fpb"] == [None, 0.0354]

@@ -163,7 +163,9 @@ def test_trainings_on_one_machine_run_one_at_a_time(tmp_path):
     step = f"import time; open({str(log)!r}, 'a').write('start\\n'); time.sleep(1.5); open({str(log)!r}, 'a').write('end\\n')"
     command = [sys.executable, "-m", "finlora.exclusive", sys.executable, "-c", step]
     first = subprocess.Popen(command)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 60
+    while not (log.is_file() and log.read_text()) and time.monotonic() < deadline:  # the first holds the lock now
+        time.sleep(0.02)
     second = subprocess.run(command, capture_output=True, text=True)
     first.wait()
     assert log.read_text().split() == ["start", "end", "start", "end"]  # never interleaved

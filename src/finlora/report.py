@@ -1,5 +1,7 @@
 """The report: FinLoRA's Table 3 (accuracy / F1 per task, base vs fine-tuned) and the
-resource columns of its Tables 4/5, plus one summary file for `dvc metrics show/diff`.
+resource columns of its Tables 4/5; one small metrics file per task for `dvc metrics show/diff`
+(a row each, the same few columns: `task_metrics`); and metrics/summary.json beside them with
+everything (spreads over seeds, every score, training resources).
 
 With several training seeds (train.seeds) an adapter's scores are their mean, and each task gets
 the standard deviation and a 95 % interval of the mean over seeds (Student's t).
@@ -37,7 +39,7 @@ PAPER_TABLE3: dict = {
 }
 SEED_SCORES = ("accuracy", "strict_accuracy", "rouge_l", "bertscore_f1")  # spread over training seeds
 GAIN_SCORES = ("accuracy", "rouge_l", "bertscore_f1")  # adapter - base model
-# What `dvc metrics show/diff` compare; the per-task and per-group files keep everything else.
+# summary.json's training resources; the per-group train metrics files keep everything else.
 SUMMARY_TRAIN_KEYS = ("final_loss", "val_accuracy", "kept_step", "wall_s", "tokens_per_s", "peak_memory_gb",
                       "adapter_bytes", "trainable_params", "lora_rank", "quant_bits")
 
@@ -142,6 +144,43 @@ def summarize(results: dict) -> dict:
     }
     summary["train"] = {group: {k: train[k] for k in SUMMARY_TRAIN_KEYS} for group, train in results["train"].items()}
     return summary
+
+
+def task_metrics(params: Params, summary: dict) -> dict[str, dict]:
+    """metrics/tasks/<task>.json, the same columns for every task, each score the report ranks it
+    by (accuracy; free text ROUGE-L): base, lora (the mean over seeds), most_common (the training
+    split's most common answer, every time), gain (lora - base); strict (the adapter's strict
+    accuracy), f1 (its weighted F1), sd (over seeds, where several), trainable (its parameters)."""
+    group_of = {task: group for group, tasks in params.tasks.items() for task in tasks}
+    files = {}
+    for task, entry in summary.items():
+        if task == "train":
+            continue
+        lora = TaskScores.of(entry["lora"])
+        score = "accuracy" if lora.accuracy is not None else "rouge_l"
+        columns = {"base": entry["base"].get(score), "lora": getattr(lora, score),
+                   "most_common": entry.get("most_common", {}).get(score), "gain": entry["gain"].get(score),
+                   "strict": lora.strict_accuracy, "f1": lora.f1_weighted,
+                   "sd": entry["seeds"].get(score, {}).get("sd"),
+                   "trainable": summary["train"][group_of[task]]["trainable_params"]}
+        files[task] = {name: value for name, value in columns.items() if value is not None}
+    return files
+
+
+def headlines(summary: dict) -> list[str]:
+    """A few lines for the stage's log: each task's base -> adapter (most common answer)."""
+    lines = []
+    for task, entry in summary.items():
+        if task == "train":
+            continue
+        lora = TaskScores.of(entry["lora"])
+        name = "accuracy" if lora.accuracy is not None else "ROUGE-L"
+        score = "accuracy" if lora.accuracy is not None else "rouge_l"
+        bar = entry.get("most_common", {}).get(score)
+        lines.append(f"  {task:<13} {name:<8} base {100 * entry['base'][score]:6.2f} -> adapter "
+                     f"{100 * getattr(lora, score):6.2f}" + (f"  (most common answer {100 * bar:.2f})" if bar is not None
+                                                              else ""))
+    return lines
 
 
 def adapter_label(params: Params, seed: int | None = None) -> str:

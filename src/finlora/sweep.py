@@ -11,11 +11,11 @@ from pathlib import Path
 
 from finlora.errors import FinloraError
 from finlora.files import write_text
-from finlora.metrics import TaskScores
+from finlora.layout import TASK_METRICS
 
 
 def experiments(all_commits: bool = False) -> list[dict]:
-    """Every experiment (and its baseline commit) with its params and summary metrics: those of
+    """Every experiment (and its baseline commit) with its params and per-task metrics: those of
     HEAD, or with `all_commits` those of every commit."""
     command = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if all_commits else [])
     try:
@@ -29,7 +29,7 @@ def experiments(all_commits: bool = False) -> list[dict]:
 
 def collect(shown) -> list[dict]:
     """Finished experiments and baselines in parsed `dvc exp show --json` output:
-    [{"name", "params" (params.yaml), "summary" (metrics/summary.json)}], each name once."""
+    [{"name", "params" (params.yaml), "tasks" ({task: metrics/tasks/<task>.json})}], each name once."""
     found: list[dict] = []
     _walk(shown, found)
     unique = {}
@@ -45,11 +45,12 @@ def _walk(node, found: list[dict]) -> None:
             return  # queued, running or failed: no results of its own yet
         data = node.get("data")
         if isinstance(data, dict) and data.get("params") and data.get("metrics"):
-            summary = data["metrics"].get("metrics/summary.json", {}).get("data")
-            if summary:
+            tasks = {Path(path).stem: metrics["data"] for path, metrics in data["metrics"].items()
+                     if Path(path).parent == TASK_METRICS and metrics.get("data")}
+            if tasks:
                 rev = data.get("rev", "")
                 found.append({"name": node.get("name") or (rev if rev == "workspace" else rev[:7]),
-                              "params": data["params"]["params.yaml"]["data"], "summary": summary})
+                              "params": data["params"]["params.yaml"]["data"], "tasks": tasks})
         for value in node.values():
             _walk(value, found)
     elif isinstance(node, list):
@@ -87,18 +88,11 @@ def rows(found: list[dict]) -> list[dict]:
     table = []
     for exp in found:
         flat = flatten(exp["params"])
-        group_of = {task: group for group, tasks in exp["params"].get("tasks", {}).items() for task in tasks}
-        for task, scores in exp["summary"].items():
-            if task == "train":
-                continue
-            lora = TaskScores.of(scores["lora"])
-            train = exp["summary"].get("train", {}).get(group_of.get(task), {})
-            score = "accuracy" if lora.accuracy is not None else "rouge_l"  # free text: ROUGE-L
+        for task, columns in exp["tasks"].items():
             table.append({"experiment": exp["name"], **{key: flat.get(key) for key in keys}, "task": task,
-                          "accuracy": getattr(lora, score),
-                          "accuracy_sd": scores.get("seeds", {}).get(score, {}).get("sd"),
-                          "strict_accuracy": lora.strict_accuracy,
-                          "f1_weighted": lora.f1_weighted, "trainable_params": train.get("trainable_params")})
+                          "accuracy": columns["lora"], "accuracy_sd": columns.get("sd"),
+                          "strict_accuracy": columns.get("strict"), "f1_weighted": columns.get("f1"),
+                          "trainable_params": columns.get("trainable")})
     return table
 
 
