@@ -111,7 +111,7 @@ def test_any_released_test_file_loads_or_names_its_line(tmp_path_factory, lines)
     path.write_text("\n".join(line.replace("\n", " ") for line in lines) + "\n")
     try:
         data = params_with({"data": {"source": "finlora", "local_dir": str(folder), "seed": 1}}).data
-        loaded = released.load(TASKS["fpb"], data, ("fpb",))
+        loaded = released.load(TASKS["fpb"], data)
     except FinloraError as error:
         assert_clean(error, str(path))
     else:
