@@ -66,7 +66,7 @@ def test_which_tasks_have_f1_accuracy_label_sets_filings_and_tag_lists():
     assert {name for name, task in TASKS.items() if not kind(task).has_f1} == {
         "xbrl_value", "xbrl_formula", "formula", "xbrl_term", "financebench"}
     assert {name for name, task in TASKS.items() if not kind(task).has_accuracy} == {"xbrl_term", "financebench"}
-    assert {name for name, task in TASKS.items() if task.labels} == {"fpb", "fiqa", "tfns", "nwgi", "headline", "ner"}
+    assert {name for name, task in TASKS.items() if task.labels} == {"fpb", "fiqa", "tfns", "nwgi", "headline", "ner", "yelp"}
     assert {name for name, task in TASKS.items() if task.reads_filings} == {"xbrl_tags", "xbrl_value", "xbrl_formula"}
     assert {name for name, task in TASKS.items() if task.lists_tag_names} == {"finer", "fnxl"}
     assert {name for name, task in TASKS.items() if kind(task).several_per_prompt} == {"finer", "fnxl"}

@@ -82,3 +82,52 @@ def test_a_setting_too_big_is_refused_naming_the_estimate_and_a_batch_that_fits(
 def test_a_config_without_the_needed_fields_is_named():
     with pytest.raises(FinloraError, match="config.json has no intermediate_size"):
         Shape.from_config({"hidden_size": 8})
+
+
+# The LoRA vs QLoRA study's Table 4 (seed 004): Llama-3-8B with a 5-label head, alpha = 2r.
+TABLE_4 = {  # r: (all linear layers, attention layers), trainable parameters and their share
+    8: (21_024_808, 0.2794, 6_836_224, 0.0910), 16: (42_029_136, 0.5569, 13_651_968, 0.1816),
+    32: (84_037_792, 1.1073, 27_283_456, 0.3622), 64: (168_055_104, 2.1901, 54_546_432, 0.7216),
+    128: (336_089_728, 4.2860, 109_072_384, 1.4325), 256: (672_158_976, 8.2190, 218_124_288, 2.8243),
+    512: (1_344_297_472, 15.1875, 436_228_096, 5.4932),
+}
+LLAMA_3_8B = Shape.from_config(estimate.read_config(REPO / "tests" / "fixtures" / "configs" / "llama-3-8b.json"))
+ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def share(trainable: int) -> float:
+    """A share as the table gives it: of every parameter of the classifier, the trained ones
+    included. The study does not say its total; ours agrees with its shares to 0.004 points."""
+    return 100 * trainable / (estimate.base_params(LLAMA_3_8B, 5) + trainable)
+
+
+@pytest.mark.parametrize("rank", list(TABLE_4))
+def test_table_4_trainable_parameters_of_llama_3_8b(rank):
+    linear, linear_share, attention, attention_share = TABLE_4[rank]
+    counted = estimate.trainable_params(LLAMA_3_8B, rank, ATTENTION, head_labels=5)
+    assert counted == attention and share(counted) == pytest.approx(attention_share, abs=4e-3)
+    # all linear layers: the study's count also puts LoRA's A (r x 4096) and B (5 x r) on the head
+    # itself, which peft's all-linear leaves out (docs/classification.md)
+    ours = estimate.trainable_params(LLAMA_3_8B, rank, ["all-linear"], head_labels=5)
+    assert ours + rank * (4096 + 5) == linear and share(linear) == pytest.approx(linear_share, abs=4e-3)
+
+
+def test_peft_counts_what_the_estimate_counts_on_llama_3_8b_built_without_weights():
+    """An independent count: peft's own SEQ_CLS adapter on the real Llama-3-8B architecture,
+    built on the meta device (no memory, no download)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    config = LlamaConfig.from_pretrained(REPO / "tests" / "fixtures" / "configs" / "llama-3-8b.json", num_labels=5)
+    with torch.device("meta"):
+        model = LlamaForSequenceClassification(config)
+    assert sum(p.numel() for p in model.parameters()) == estimate.base_params(LLAMA_3_8B, 5) + 5 * 4096
+    for rank, targets in ((8, ATTENTION), (8, "all-linear")):
+        peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets,
+                                                      task_type="SEQ_CLS"))
+        trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+        assert trainable == estimate.trainable_params(LLAMA_3_8B, rank, ATTENTION if targets == ATTENTION
+                                                      else ["all-linear"], head_labels=5)
+        model = peft_model.unload()
+    assert TABLE_4[8][2] == estimate.trainable_params(LLAMA_3_8B, 8, ATTENTION, head_labels=5)

@@ -30,6 +30,8 @@ EFFECTS = {
                           "test_predict.py::test_prompt_for_new_text_matches_the_training_prompt",
                           "test_finer.py::test_the_real_tokenizer_keeps_prompts_within_max_seq_len"],
     "model.trust_remote_code": ["reliability/test_faults.py::test_model_code_is_not_run_unless_trusted"],
+    "model.head": ["test_head.py::test_a_head_training_learns_and_changes_only_the_adapter_and_the_head",
+                   "test_head.py::test_evaluation_scores_the_heads_labels_without_generating"],
     "data.source": ["test_released.py::test_every_task_trains_from_its_train_file_and_tests_on_its_test_file_unchanged",
                     "test_sources.py::test_local_files_in_the_datasets_own_schema",
                     "test_sources.py::test_hub_offline_fails_with_a_clear_message"],

@@ -155,7 +155,7 @@ def test_lora_rank_experiment_reruns_only_what_depends_on_lora(project):
 
 
 def experiments(project: Path) -> list[dict]:
-    """(name, params, summary) of every finished experiment, read as `finlora sweep` reads them."""
+    """(name, params, tasks) of every finished experiment, read as `finlora sweep` reads them."""
     return collect(json.loads(sh(project, "dvc", "exp", "show", "--json").stdout))
 
 
@@ -172,16 +172,16 @@ def test_queued_experiments_finish_with_separate_results(project):
         time.sleep(5)
     assert "Failed" not in status, status
     found = {e["params"]["lora"]["rank"]: e for e in experiments(project) if e["params"]["lora"]["rank"] in (2, 16)}
-    trainable = {rank: e["summary"]["train"]["sentiment"]["trainable_params"] for rank, e in found.items()}
+    trainable = {rank: e["tasks"]["fpb"]["trainable"] for rank, e in found.items()}
     assert set(trainable) == {2, 16} and trainable[16] == 8 * trainable[2]  # counted on each experiment's model
     compared = sh(project, sys.executable, "-m", "finlora.cli", "compare", found[2]["name"], found[16]["name"]).stdout
     rows = {line.split("|")[1].strip(): line for line in compared.splitlines() if line.startswith("| ") and "---" not in line}
     assert set(rows) == {"task", "fpb", "tfns", "xbrl_value"}
-    fpb = found[16]["summary"]["fpb"]["lora"]["strict_accuracy"] - found[2]["summary"]["fpb"]["lora"]["strict_accuracy"]
+    fpb = found[16]["tasks"]["fpb"]["strict"] - found[2]["tasks"]["fpb"]["strict"]
     assert f"| {100 * fpb:+.1f} |" in rows["fpb"]  # B - A from the experiments' own predictions
     against_bar = sh(project, sys.executable, "-m", "finlora.cli", "compare", "most_common", found[16]["name"]).stdout
     fpb_row = next(line for line in against_bar.splitlines() if line.startswith("| fpb |")).split("|")
-    bar, adapter = (found[16]["summary"]["fpb"][model]["strict_accuracy"] for model in ("most_common", "lora"))
+    bar, adapter = (found[16]["tasks"]["fpb"][column] for column in ("most_common", "strict"))  # the bar is a label: strict
     assert [cell.strip() for cell in fpb_row[3:5]] == [f"{100 * bar:.1f}", f"{100 * adapter:.1f}"]
 
 
@@ -214,7 +214,7 @@ def test_a_second_seed_trains_only_that_seed_and_the_report_gives_the_spread(pro
     report = (project / "metrics" / "report.md").read_text()
     assert "## Seeds" in report and "| seed 42 | seed 7 | mean | sd | 95 % interval |" in report
     shown = [e for e in experiments(project) if e["params"]["train"]["seeds"] == [42, 7]]  # as dvc exp show has it
-    assert shown and shown[0]["summary"]["fpb"]["seeds"]["accuracy"] == seeds
+    assert shown and (shown[0]["tasks"]["fpb"]["lora"], shown[0]["tasks"]["fpb"]["sd"]) == (seeds["mean"], seeds["sd"])
     # a spread over unequal scores, through the report stage: seed 7's FPB accuracy made to differ
     path = project / "metrics" / "eval" / "lora" / "sentiment" / "seed-7" / "fpb.json"
     original = path.read_text()

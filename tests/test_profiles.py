@@ -128,3 +128,18 @@ def test_the_recipe_facts_above_are_finloras():
         expected = FINETUNE_CONFIGS[family.get(name, name)]
         assert (config["num_epochs"], config["batch_size"], config["gradient_accumulation_steps"]) == expected, key
         assert config["learning_rate"] == 1e-4
+
+
+def test_the_classification_profiles_build_the_studys_settings():
+    cpu = paper_params("classify-cpu")
+    assert cpu.model.head == "classify" and cpu.model.base == "smollm2-135m"
+    assert cpu.all_tasks == ["fpb", "fiqa", "tfns", "nwgi", "headline", "ner", "yelp"]
+    assert (cpu.lora.rank, cpu.lora.alpha, cpu.lora.dropout) == (8, 16, 0.05)
+    study = paper_params("seed004-llama3-8b")
+    assert (study.model.base, study.model.head, study.data.source, study.all_tasks) == (
+        "meta-llama/Meta-Llama-3-8B", "classify", "hub", ["yelp"])
+    assert (study.lora.rank, study.lora.alpha, study.lora.dropout, study.lora.target_modules) == (8, 16, 0.05, ["all-linear"])
+    assert (study.quant.bits, study.train.lr, study.train.epochs, study.train.batch_size) == (4, 1e-4, 1, 8)
+    assert (study.data.train_size, study.data.test_size) == (50000, 10000)
+    quant = models.quantization_config(study.quant.bits, ("score",))
+    assert quant.load_in_4bit and quant.bnb_4bit_quant_type == "nf4" and quant.llm_int8_skip_modules == ["score"]

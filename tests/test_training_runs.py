@@ -240,25 +240,32 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tiny_base, tmp
     assert all((one[k] - two[k]).abs().max() < 1e-4 for k in one)
 
 
-@pytest.mark.slow
-def test_training_killed_with_sigkill_resumes_from_its_checkpoint(tiny_base, tmp_path):
+def kill_then_resume(tmp_path: Path, params: dict, base: Path, n_records: int = 32, kill_at: int = 11):
+    """An uninterrupted training, and the same training SIGKILLed before step `kill_at` then run
+    again: (reference out, resumed out, /dev/shm files the kill left). Checks the kill left no
+    adapter but a checkpoint, and the rerun said it resumed."""
     records = tmp_path / "records.jsonl"
-    write_jsonl(records, fpb_records(32))
-    params = raw_params(checkpoint_every=2, epochs=2)  # 16 steps; the kill comes before step 11
-    reference, process = launch(tmp_path, "reference", 1, params, tiny_base, records)
+    write_jsonl(records, fpb_records(n_records))
+    reference, process = launch(tmp_path, "reference", 1, params, base, records)
     assert process.wait(timeout=600) == 0
-
-    killed, process = launch(tmp_path, "killed", 1, params, tiny_base, records, kill_at=11)
+    killed, process = launch(tmp_path, "killed", 1, params, base, records, kill_at=kill_at)
     output = process.communicate(timeout=600)[0]
     assert process.returncode != 0 and not (killed / "adapter").exists(), output[-3000:]
     assert (killed / "checkpoints" / "fingerprint").is_file()
     left_by_the_kill = set(Path("/dev/shm").glob(Path(SHARED_MEMORY_PREFIX).name + "*"))
-    assert left_by_the_kill  # DeepSpeed's all-reduce buffer, which only a clean exit removes
-
-    _, process = launch(tmp_path, "killed", 1, params, tiny_base, records)
+    _, process = launch(tmp_path, "killed", 1, params, base, records)
     output = process.communicate(timeout=600)[0]
     assert process.returncode == 0, output[-3000:]
-    assert "resuming from the checkpoint at step 10" in output
+    step = (kill_at - 1) // params["train"]["checkpoint_every"] * params["train"]["checkpoint_every"]
+    assert f"resuming from the checkpoint at step {step}" in output
+    return reference, killed, left_by_the_kill
+
+
+@pytest.mark.slow
+def test_training_killed_with_sigkill_resumes_from_its_checkpoint(tiny_base, tmp_path):
+    params = raw_params(checkpoint_every=2, epochs=2)  # 16 steps; the kill comes before step 11
+    reference, killed, left_by_the_kill = kill_then_resume(tmp_path, params, tiny_base)
+    assert left_by_the_kill  # DeepSpeed's all-reduce buffer, which only a clean exit removes
     metrics = json.loads((killed / "metrics.json").read_text())
     assert metrics["resumed_from_step"] == 10 and metrics["steps"] == 16
     assert losses(killed) == pytest.approx(losses(reference), rel=1e-4)

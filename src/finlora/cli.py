@@ -195,6 +195,10 @@ def estimate_command(
                f"batch {setting.batch_size} x {setting.seq_len} tokens, checkpointing "
                f"{'on' if setting.gradient_checkpointing else 'off'}, ZeRO {setting.zero_stage}, "
                f"{setting.processes} process(es), {dtype}; per process:")
+    trainable = estimate.trainable_params(shape, setting.rank, setting.targets, setting.head_labels)
+    everything = estimate.base_params(shape, setting.head_labels) + trainable
+    head = f", a {setting.head_labels}-label classification head included" if setting.head_labels else ""
+    typer.echo(f"  trainable parameters: {trainable:,} ({100 * trainable / everything:.4f} % of {everything:,}{head})")
     typer.echo(estimate.table(estimate.training(shape, setting)))
     new_tokens = params.eval.max_new_tokens
     rows = max(1, min(params.eval.batch_size, params.eval.batch_tokens // setting.seq_len))  # as generation batches

@@ -32,6 +32,7 @@ PREFIX_CACHES = ("tree", "shared", "none")  # finlora.generation
 TARGET_SETS = {"all-linear": ["all-linear"], "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
                "qkv": ["q_proj", "k_proj", "v_proj"]}  # lora.target_modules by name
 LORA_VARIANTS = ("lora", "dora", "rslora")
+HEADS = ("generate", "classify")  # finlora.head (not imported: it loads torch)
 ZERO_STAGES = (0, 1, 2)
 SAMPLING_POLICIES = ("proportional", "balanced", "temperature")  # finlora.mixing
 GROUP_TRAIN_KEYS = ("lr", "epochs", "batch_size", "grad_accum", "max_seq_len", "prefix_packing")  # train.by_group
@@ -60,9 +61,11 @@ class ModelParams:
     chat_template: bool
     task_marker: bool
     trust_remote_code: bool
+    head: str  # generate | classify (finlora.head)
 
     def check(self) -> None:
         """A builtin name, an existing local folder, or something shaped like a Hub id (org/name)."""
+        check_choice("model.head", self.head, HEADS)
         if self.base in BUILTIN_MODELS or Path(self.base).is_dir():
             return
         if self.base.startswith((".", "/", "~")) or self.base.count("/") != 1:
@@ -306,9 +309,10 @@ class Params:
         return self.tasks[group]
 
     def for_group(self, group: str) -> "Params":
-        """The settings `group` trains with: its train.by_group changes in place of the shared ones."""
-        self.group_tasks(group)
-        return dataclasses.replace(self, train=self.train.for_group(group))
+        """The settings `group` trains with: its train.by_group changes in place of the shared ones,
+        and its tasks alone in `tasks` (a classification head's labels are the group's)."""
+        tasks = self.group_tasks(group)
+        return dataclasses.replace(self, tasks={group: tasks}, train=self.train.for_group(group))
 
     def for_seed(self, seed: int) -> "Params":
         """The settings of the training with `seed`, one of train.seeds."""
@@ -324,11 +328,29 @@ class Params:
         for section in (self.model, self.data, self.finer, self.xbrl, self.lora, self.quant, self.train, self.eval):
             section.check()
         self._check_tasks()
+        if self.model.head == "classify":
+            self._check_head()
         if self.eval.protocol != "strict" and self.model.chat_template:
             raise FinloraError(f"eval.protocol {self.eval.protocol} with model.chat_template true: FinLoRA's code prompts the "
                                "model with the raw prompt, no chat template",
                                hint="set model.chat_template: false (training and evaluation then use the raw "
                                "prompt) or eval.protocol: strict")
+
+    def _check_head(self) -> None:
+        """A classification head answers tasks with a closed label set, scored our way, unpacked."""
+        unlabelled = [f"{task} (tasks.{group})" for group, tasks in self.tasks.items() for task in tasks
+                      if not TASKS[task].labels]
+        if unlabelled:
+            labelled = ", ".join(name for name, task in TASKS.items() if task.labels)
+            raise FinloraError(f"model.head classify: {', '.join(unlabelled)} has no fixed label set to classify into",
+                               hint=f"keep tasks with labels ({labelled}), e.g. $(finlora profile classify-cpu), "
+                               "or set model.head: generate")
+        if self.eval.protocol != "strict":
+            raise invalid("eval.protocol", self.eval.protocol, "strict with model.head classify: FinLoRA's "
+                          "protocols read generated text, and the head generates none")
+        if self.train.prefix_packing or any(g.get("prefix_packing") for g in self.train.by_group.values()):
+            raise invalid("train.prefix_packing", True, "false with model.head classify: the head reads "
+                          "each prompt's last token, which a packed prefix shares")
 
     def _check_tasks(self) -> None:
         if not self.tasks:
@@ -343,6 +365,10 @@ class Params:
                 if task in seen:
                     raise invalid(f"tasks.{group}", task, "each task in one group only")
                 seen.add(task)
+                if self.data.source == "finlora" and not TASKS[task].in_finlora:
+                    raise FinloraError(f"task {task} with data.source finlora: FinLoRA publishes no {task} files",
+                                       hint=f"use data.source hub, local (files under {self.data.local_dir}/{task}/) "
+                                       "or sample for it")
                 if self.data.source == "hub" and TASKS[task].hub is None:
                     raise FinloraError(
                         f"task {task} with data.source hub: it has no loadable Hub data set here",

@@ -88,15 +88,16 @@ class Setting:
     processes: int = 1
     answer_tokens: int = 8  # per example: where the LM head and the loss run
     dtype_bytes: int = 2  # bf16 on GPUs; 4 where the pipeline computes in float32 (CPUs)
+    head_labels: int = 0  # a classification head's outputs (model.head: classify); 0: the LM head answers
 
 
-def weights(shape: Shape, bits: int, dtype_bytes: int) -> dict[str, float]:
-    """Bytes of the base model: the decoder's linear layers at `bits`, embeddings, LM head and norms
-    in the compute dtype."""
+def weights(shape: Shape, bits: int, dtype_bytes: int, head_labels: int = 0) -> dict[str, float]:
+    """Bytes of the base model: the decoder's linear layers at `bits`, embeddings, LM head (none
+    for a classifier) and norms in the compute dtype."""
     linear_params = shape.layers * sum(i * o for i, o in shape.linears().values())
     out_rows = shape.layers * sum(o for _, o in shape.linears().values())
-    other = shape.vocab * shape.hidden * (1 if shape.tied_embeddings else 2) + (2 * shape.layers + 1) * shape.hidden
-    parts = {"embeddings, LM head, norms": other * dtype_bytes}
+    other = base_params(shape, head_labels) - linear_params
+    parts = {"embeddings, norms" + ("" if head_labels else ", LM head"): other * dtype_bytes}
     if bits == 16:
         parts["linear layers (16-bit)"] = linear_params * dtype_bytes
     elif bits == 8:
@@ -110,6 +111,20 @@ def weights(shape: Shape, bits: int, dtype_bytes: int) -> dict[str, float]:
 
 def adapter_params(shape: Shape, rank: int, targets: list[str]) -> int:
     return shape.layers * sum(rank * (i + o) for i, o in shape.targets(targets).values())
+
+
+def trainable_params(shape: Shape, rank: int, targets: list[str], head_labels: int = 0) -> int:
+    """What training updates: LoRA's A and B on every target, and a classification head
+    (hidden x labels, no bias) in full."""
+    return adapter_params(shape, rank, targets) + shape.hidden * head_labels
+
+
+def base_params(shape: Shape, head_labels: int = 0) -> int:
+    """The base model's parameters: a causal LM's, or a sequence classifier's (no LM head; its
+    new head is counted with what trains)."""
+    lm_head = 0 if head_labels or shape.tied_embeddings else shape.vocab * shape.hidden
+    return (shape.layers * sum(i * o for i, o in shape.linears().values()) + shape.vocab * shape.hidden + lm_head
+            + (2 * shape.layers + 1) * shape.hidden)
 
 
 def activations_per_token(shape: Shape, setting: Setting) -> tuple[float, float]:
@@ -128,8 +143,8 @@ def activations_per_token(shape: Shape, setting: Setting) -> tuple[float, float]
 def training(shape: Shape, setting: Setting) -> dict[str, float]:
     """Peak bytes of one training process, part by part. ZeRO splits the optimizer states (stage
     1) and the gradients (stage 2) of the adapter over the processes."""
-    parts = weights(shape, setting.bits, setting.dtype_bytes)
-    adapter = adapter_params(shape, setting.rank, setting.targets)
+    parts = weights(shape, setting.bits, setting.dtype_bytes, setting.head_labels)
+    adapter = trainable_params(shape, setting.rank, setting.targets, setting.head_labels)
     split = max(1, setting.processes)
     parts["adapter (float32)"] = adapter * 4
     parts["gradients (float32)"] = adapter * 4 / (split if setting.zero_stage >= 2 else 1)
@@ -138,8 +153,11 @@ def training(shape: Shape, setting: Setting) -> dict[str, float]:
     kept, recomputed = activations_per_token(shape, setting)
     checkpointing = "with checkpointing" if setting.gradient_checkpointing else "no checkpointing"
     parts[f"activations ({checkpointing})"] = tokens * (kept + recomputed)
-    parts["logits on answer positions (float32, and gradient)"] = (
-        2 * setting.batch_size * setting.answer_tokens * shape.vocab * 4)
+    if setting.head_labels:
+        parts["head logits (float32, and gradient)"] = 2 * setting.batch_size * setting.head_labels * 4
+    else:
+        parts["logits on answer positions (float32, and gradient)"] = (
+            2 * setting.batch_size * setting.answer_tokens * shape.vocab * 4)
     return parts
 
 
@@ -170,10 +188,13 @@ def largest_batch(shape: Shape, setting: Setting, available: float) -> int:
 def setting_for(params: Params, dtype_bytes: int = 2, answer_tokens: int = 8) -> Setting:
     """The training setting of params for one group (`Params.for_group`); the sequence length is
     train.max_seq_len, the longest a batch can hold."""
+    from finlora.head import label_space
+
     train = params.train
+    labels = len(label_space(params.all_tasks)) if params.model.head == "classify" else 0
     return Setting(params.quant.bits, params.lora.rank, params.lora.target_modules, train.batch_size,
                    train.max_seq_len, train.gradient_checkpointing, train.zero_stage, train.num_gpus,
-                   answer_tokens, dtype_bytes)
+                   answer_tokens, dtype_bytes, labels)
 
 
 def refuse_if_too_big(shape: Shape, setting: Setting, available: float, device: str) -> None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from finlora import models
+from finlora import head, models
 from finlora.answers import kind
 from finlora.bertscore import BertScorer
 from finlora.config import Params
@@ -39,6 +39,7 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
     tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits, split_layers=params.eval.device_map == "auto",
                               merge=params.eval.merge_adapter)
+    labels = models.head_labels(adapter_dir)  # an adapter with a classification head answers with it
     fingerprint = _fingerprint(params, base_dir, adapter_dir)
 
     results = {}
@@ -47,7 +48,7 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         records, prompts, skipped = _fitting_prompts(params, tokenizer, model, task, records)
         progress = Progress(PROGRESS_DIR / f"{progress_key}-{task}.jsonl", fingerprint)
         start = time.perf_counter()
-        answers, new_tokens = _answers(params, model, tokenizer, task, prompts, progress)
+        answers, new_tokens = _answers(params, model, tokenizer, task, prompts, progress, labels)
         seconds = time.perf_counter() - start
         spec = get_task(task)
         tags = tag_names(prepared_dir / task)
@@ -143,16 +144,23 @@ def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[
     return kept, prompts, skipped
 
 
-def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int]], progress: "Progress"):
-    """Answers for every prompt, reusing the ones a previous, interrupted run already wrote; each
-    batch's answers are written to the progress file as soon as they exist."""
+def _answers(params: Params, model, tokenizer, task: str, prompts: list[list[int]], progress: "Progress",
+             labels: tuple[str, ...] = ()):
+    """Answers for every prompt, generated or (`labels`: a classification head) the head's label,
+    reusing the ones a previous, interrupted run already wrote; each batch's answers are written
+    to the progress file as soon as they exist."""
     keys = [_prompt_key(p) for p in prompts]
     answers = {i: progress.done[key] for i, key in enumerate(keys) if key in progress.done}
     new_tokens = 0
-    for batch in answer_batches(model, tokenizer, prompts, params.eval.batch_size,
-                                answer_length(params.eval, task), batch_tokens=params.eval.batch_tokens,
-                                first_line_only=PROTOCOLS[params.eval.protocol].first_line_only,
-                                prefix_cache=params.eval.prefix_cache, done=frozenset(answers)):
+    if labels:
+        batches = head.answer_batches(model, prompts, head.allowed(task, labels), labels, params.eval.batch_size,
+                                      params.eval.batch_tokens, tokenizer.pad_token_id, done=frozenset(answers))
+    else:
+        batches = answer_batches(model, tokenizer, prompts, params.eval.batch_size, answer_length(params.eval, task),
+                                 batch_tokens=params.eval.batch_tokens,
+                                 first_line_only=PROTOCOLS[params.eval.protocol].first_line_only,
+                                 prefix_cache=params.eval.prefix_cache, done=frozenset(answers))
+    for batch in batches:
         new_tokens += batch.new_tokens
         answers.update(zip(batch.rows, batch.answers))
         progress.append({keys[i]: answers[i] for i in batch.rows})

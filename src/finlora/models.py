@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -157,37 +158,67 @@ def compute_dtype() -> torch.dtype:
     return torch.float32
 
 
-def quantization_config(bits: int):
-    """bitsandbytes settings: NF4 with double quantisation, or int8; None for 16 bits."""
+def quantization_config(bits: int, keep: tuple[str, ...] = ()):
+    """bitsandbytes settings: NF4 with double quantisation, or int8; None for 16 bits. `keep`:
+    layers left unquantised (a classification head, which trains in full)."""
     if bits == 16:
         return None
     from transformers import BitsAndBytesConfig
 
+    skip = {"llm_int8_skip_modules": list(keep)} if keep else {}
     if bits == 4:
         return BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute_dtype(),
+            **skip,
         )
-    return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_8bit=True, **skip)
 
 
-def load_base(base_dir: Path, bits: int = 16, device: str | None = None, split_layers: bool = False):
-    """The base model, quantised to `bits`. `split_layers` spreads the layers over every visible
-    GPU (accelerate's device_map="auto"), for models too large for one."""
-    from transformers import AutoModelForCausalLM
+def load_base(base_dir: Path, bits: int = 16, device: str | None = None, split_layers: bool = False,
+              labels: tuple[str, ...] = ()):
+    """The base model, quantised to `bits`: a causal LM, or with `labels` a sequence classifier
+    with one output per label (finlora.head; its `score` layer is new, seeded by torch's RNG, and
+    never quantised). `split_layers` spreads the layers over every visible GPU (accelerate's
+    device_map="auto"), for models too large for one."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    quant = quantization_config(bits)
-    model = AutoModelForCausalLM.from_pretrained(
-        weights_location(base_dir),
-        dtype=compute_dtype(),
-        quantization_config=quant,
-        device_map="auto" if split_layers else {"": device},
-        trust_remote_code=_trusts_remote_code(base_dir),
-    )
+    head = {}
+    if labels:
+        head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                "label2id": {label: i for i, label in enumerate(labels)},
+                "pad_token_id": load_tokenizer(base_dir).pad_token_id}
+    loader = AutoModelForSequenceClassification if labels else AutoModelForCausalLM
+    with _quiet_new_head(bool(labels)):
+        model = loader.from_pretrained(
+            weights_location(base_dir),
+            dtype=compute_dtype(),
+            quantization_config=quantization_config(bits, ("score",) if labels else ()),
+            device_map="auto" if split_layers else {"": device},
+            trust_remote_code=_trusts_remote_code(base_dir),
+            **head,
+        )
     return model
+
+
+@contextmanager
+def _quiet_new_head(new_head: bool):
+    """transformers reports the classifier's new `score` layer, and the LM head it does not load, as
+    a problem of the checkpoint; for a head this pipeline is about to train, both are expected."""
+    if not new_head:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def base_fingerprint(base_dir: Path) -> str:
@@ -197,8 +228,16 @@ def base_fingerprint(base_dir: Path) -> str:
     return f"{info['base']}@{config}"
 
 
-def write_adapter_origin(adapter_dir: Path, base_dir: Path) -> None:
-    (adapter_dir / ADAPTER_INFO).write_text(json.dumps({"base": base_fingerprint(base_dir)}, indent=2) + "\n")
+def write_adapter_origin(adapter_dir: Path, base_dir: Path, labels: tuple[str, ...] = ()) -> None:
+    """finlora_adapter.json: the base the adapter fits and, for a classification head, its labels."""
+    info = {"base": base_fingerprint(base_dir), **({"head_labels": list(labels)} if labels else {})}
+    (adapter_dir / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def head_labels(adapter_dir: Path | None) -> tuple[str, ...]:
+    """The labels of the adapter's classification head; () for an adapter that generates."""
+    path = None if adapter_dir is None else adapter_dir / ADAPTER_INFO
+    return tuple(json.loads(path.read_text()).get("head_labels", ())) if path is not None and path.is_file() else ()
 
 
 def check_adapter_base(adapter_dir: Path, base_dir: Path) -> None:
@@ -213,7 +252,7 @@ def check_adapter_base(adapter_dir: Path, base_dir: Path) -> None:
         )
 
 
-def add_lora(model, lora: LoraParams, gradient_checkpointing: bool = False):
+def add_lora(model, lora: LoraParams, gradient_checkpointing: bool = False, classify: bool = False):
     """Wrap `model` (16-bit, or quantized by bitsandbytes) in a peft LoRA (or DoRA / rsLoRA) adapter.
 
     The base is frozen as it is loaded. peft's `prepare_model_for_kbit_training` would also upcast
@@ -221,7 +260,8 @@ def add_lora(model, lora: LoraParams, gradient_checkpointing: bool = False):
     2 GB more weights, and fp32 activations out of the embedding; the adapter trains the same
     without it, since the norms compute in fp32 internally and the LM head runs on answer
     positions only (finlora.training). Frozen int8 layers keep nothing of their inputs for the
-    backward pass (finlora.int8)."""
+    backward pass (finlora.int8). With `classify`, peft's SEQ_CLS task type: the `score` head
+    trains in full and is saved with the adapter (`modules_to_save`)."""
     from peft import LoraConfig, get_peft_model
 
     model.requires_grad_(False)
@@ -240,7 +280,7 @@ def add_lora(model, lora: LoraParams, gradient_checkpointing: bool = False):
         target_modules="all-linear" if all_linear else lora.target_modules,
         use_dora=lora.variant == "dora",
         use_rslora=lora.variant == "rslora",
-        task_type="CAUSAL_LM",
+        task_type="SEQ_CLS" if classify else "CAUSAL_LM",
     )
     missing = [] if all_linear else _missing_modules(model, lora.target_modules)
     if missing:
@@ -263,7 +303,8 @@ def _missing_modules(model, targets: list[str]) -> list[str]:
 
 def load_model(base_dir: Path, adapter_dir: Path | None = None, bits: int = 16, split_layers: bool = False,
                merge: bool = False):
-    """The base model for inference, with `adapter_dir` applied (unmerged unless `merge`).
+    """The base model for inference, with `adapter_dir` applied (unmerged unless `merge`); an
+    adapter trained with a classification head loads as the sequence classifier it was.
 
     The adapter is checked against the base before anything heavy is loaded."""
     from peft import PeftModel
@@ -272,7 +313,7 @@ def load_model(base_dir: Path, adapter_dir: Path | None = None, bits: int = 16, 
         if not (adapter_dir / "adapter_config.json").is_file():
             raise FinloraError(f"{adapter_dir}: no adapter_config.json", hint="run the train stage first")
         check_adapter_base(adapter_dir, base_dir)
-    model = load_base(base_dir, bits, split_layers=split_layers)
+    model = load_base(base_dir, bits, split_layers=split_layers, labels=head_labels(adapter_dir))
     if adapter_dir is not None:
         model = PeftModel.from_pretrained(model, adapter_dir)
         if merge:

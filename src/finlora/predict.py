@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finlora import models
+from finlora import head, models
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import atomic_dir
@@ -34,15 +34,20 @@ def record_context(task: str, record: dict, task_marker: bool) -> str:
 
 
 def predict(params: Params, task: str, records: list[dict], base_dir: Path, adapter_dir: Path | None) -> list[dict]:
-    """Each record with the model's `answer` and the parsed `label` (None when it names none)."""
+    """Each record with the model's `answer` (generated, or the classification head's label) and
+    the parsed `label` (None when it names none)."""
     contexts = [record_context(task, record, params.model.task_marker) for record in records]
     models.base_info(base_dir)  # a clear error before transformers takes a missing folder for a Hub id
     tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits)
     prompts = [prompt_ids(tokenizer, context, params.model.chat_template) for context in contexts]
-    answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, answer_length(params.eval, task),
-                               progress=len(prompts) > params.eval.batch_size,
-                               batch_tokens=params.eval.batch_tokens, prefix_cache=params.eval.prefix_cache).answers
+    if head_labels := models.head_labels(adapter_dir):
+        answers = head.labels_of(model, prompts, head.allowed(task, head_labels), head_labels, params.eval.batch_size,
+                                 params.eval.batch_tokens, tokenizer.pad_token_id)
+    else:
+        answers = generate_answers(model, tokenizer, prompts, params.eval.batch_size, answer_length(params.eval, task),
+                                   progress=len(prompts) > params.eval.batch_size, batch_tokens=params.eval.batch_tokens,
+                                   prefix_cache=params.eval.prefix_cache).answers
     labels = get_task(task).labels
     return [{**record, "answer": answer, "label": parse_label(answer, labels)}
             for record, answer in zip(records, answers)]

@@ -37,6 +37,10 @@ def ner_instruction(entity: str, labels: tuple[str, ...]) -> str:
     )
 
 
+def review_instruction(labels: tuple[str, ...]) -> str:
+    return f"How many stars does this review give? Please choose an answer from {{{'/'.join(labels)}}}."
+
+
 def headline_instruction(question: str) -> str:
     return f"{question.strip()} Please choose an answer from {{Yes/No}}."
 

@@ -185,7 +185,8 @@ def headlines(summary: dict) -> list[str]:
 
 def adapter_label(params: Params, seed: int | None = None) -> str:
     """The adapters' row label: one training seed's, or the mean over train.seeds where several."""
-    label = f"LoRA r{params.lora.rank}, {params.quant.bits}-bit"
+    label = f"LoRA r{params.lora.rank}, {params.quant.bits}-bit" + (
+        ", classification head" if params.model.head == "classify" else "")
     if seed is not None:
         return f"{label}, seed {seed}"
     seeds = len(params.train.seeds)

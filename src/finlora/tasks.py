@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from finlora.errors import FinloraError
-from finlora.prompts import Example, headline_instruction, ner_instruction, sentiment_instruction
+from finlora.prompts import Example, headline_instruction, ner_instruction, review_instruction, sentiment_instruction
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 HEADLINE_LABELS = ("yes", "no")
 NER_LABELS = ("location", "organization", "person")
+YELP_LABELS = ("1", "2", "3", "4", "5")  # stars
 
 PARQUET_REVISION = "refs/convert/parquet"
 
@@ -57,6 +58,7 @@ class Task:
     levels: dict[str, str] = field(default_factory=dict)  # a finer scale's levels -> labels (NWGI's seven)
     lists_tag_names: bool = False  # prompts list the data set's tag names, which its source supplies (FiNER, FNXL)
     reads_filings: bool = False  # questions are answered from filings, which its source supplies (XBRL extraction)
+    in_finlora: bool = True  # FinLoRA publishes its files (data.source finlora reads them)
     description: str = ""
 
     def check_fields(self, row: dict) -> None:
@@ -93,6 +95,8 @@ def instruction_for(task: str, entity: str | None = None, question: str | None =
             raise FinloraError("task headline needs a yes/no question",
                                hint='pass --question "Does the news headline talk about price going up?"')
         return headline_instruction(question)
+    if task == "yelp":
+        return review_instruction(YELP_LABELS)
     return sentiment_instruction(SENTIMENT_LABELS, "tweet" if task == "tfns" else "news")
 
 
@@ -117,6 +121,10 @@ NWGI_LABELS = {
     "strong positive": "positive",
 }
 NWGI_LEVELS = tuple(NWGI_LABELS)
+
+
+# Yelp review full's ClassLabel names (its card: "1 star" ... "5 stars") -> the stars.
+YELP_STARS = {"1 star": "1", "2 star": "2", "3 stars": "3", "4 stars": "4", "5 stars": "5"}
 
 
 def fiqa_label(score: float) -> str:
@@ -151,6 +159,14 @@ def _tfns(row: dict) -> Example:
 
 def _nwgi(row: dict) -> Example:
     return Example(sentiment_instruction(SENTIMENT_LABELS), row["news"], _mapped(NWGI_LABELS, row["label"]))
+
+
+def _yelp(row: dict) -> Example:
+    label = row["label"]
+    if label not in YELP_STARS:
+        raise LabelError(f"task yelp: label {label!r} is not one of the data set's label names",
+                         hint=f"names: {', '.join(YELP_STARS)} (ids become names at download)")
+    return Example(review_instruction(YELP_LABELS), row["text"], YELP_STARS[label])
 
 
 # An XBRL question: which filing (a file name next to the questions), whose figures, which concept
@@ -209,6 +225,12 @@ TASKS: dict[str, Task] = {
             fields=("instruction", "input", "output"), label_field="output",
             to_example=_instruction_record,
             description="Entity type of one named entity",
+        ),
+        Task(
+            "yelp", "review", "Yelp", YELP_LABELS,
+            HubDataset("Yelp/yelp_review_full", "yelp_review_full"),
+            fields=("text", "label"), label_field="label", to_example=_yelp, in_finlora=False,
+            description="Yelp review full: a review's stars, 1 to 5 (the LoRA vs QLoRA study's task)",
         ),
         Task(
             "finer", "xbrl tagging", "FiNER", (),

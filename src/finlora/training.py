@@ -5,6 +5,10 @@ the adapter and the metrics. Read `train` and the recipe's three methods top to 
     encode -> length-grouped micro-batches -> DeepSpeed engine -> answer-only loss
            -> validate every N steps -> save the adapter (of the best validated step, or the last)
 
+With `model.head: classify` the same recipe trains a classification head instead (finlora.head):
+its `Objective` swaps what is encoded, collated and scored; the loop, schedule, engine,
+checkpoints and outputs are the same.
+
 Launched through the `deepspeed` launcher (one process per GPU; gloo on CPU, NCCL on CUDA); only
 rank 0 writes outputs. The pieces live beside it: finlora.batching (data to micro-batches),
 finlora.loss, finlora.validation (held-out scoring, the best step), finlora.checkpoints,
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from finlora import models
+from finlora import head, models
 from finlora import packing
 from finlora.batching import answer_tokens, collate, encode, micro_batches, padding_efficiency, to_device
 from finlora.checkpoints import Checkpoints, run_fingerprint
@@ -81,6 +85,7 @@ class Recipe:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         self.tokenizer = models.load_tokenizer(self.base_dir, self.params.model.chat_template)
+        self.objective = objective(self.params, self.tokenizer)
         self._schedule(records, validation)
         self._engine()
         self.checkpoints = Checkpoints(self.checkpoint_dir, run_fingerprint(
@@ -118,7 +123,7 @@ class Recipe:
         metrics; clear the checkpoints."""
         model = self.engine.module
         if last_adapter_out is not None and self.rank == 0:
-            _save_adapter(model, last_adapter_out, self.base_dir)
+            _save_adapter(model, last_adapter_out, self.base_dir, self.objective.labels)
         keep_best = self.params.train.keep_best and self.best.best is not None
         if keep_best:
             self.best.restore(model)
@@ -126,7 +131,7 @@ class Recipe:
         all_tokens, peak_memory = all_reduce(
             torch.tensor([self.tokens, peak_memory_bytes()], dtype=torch.float64)).tolist()  # sums over ranks
         if self.rank == 0:
-            _save_adapter(model, adapter_out, self.base_dir)
+            _save_adapter(model, adapter_out, self.base_dir, self.objective.labels)
         if self.checkpoints:
             self.checkpoints.clear()
         if self.rank != 0:
@@ -139,7 +144,7 @@ class Recipe:
 
     def _schedule(self, records: list[dict], validation: list[dict]) -> None:
         train = self.params.train
-        self.encoded, self.dropped = encode(self.tokenizer, records, train.max_seq_len, self.params.model.chat_template)
+        self.encoded, self.dropped = self.objective.encode(records)
         if not self.encoded:
             raise FinloraError(f"no training example fits train.max_seq_len = {train.max_seq_len}")
         steps = micro_batches(self.encoded, self.params, self.world)
@@ -149,16 +154,17 @@ class Recipe:
                 f"{len(self.encoded)} examples are too few for one global batch of {train.batch_size} x {self.world} "
                 f"processes x {train.grad_accum} accumulation steps", hint="lower train.batch_size or add data")
         self.total_steps = len(self.steps) // train.grad_accum
-        self.held_out, _ = encode(self.tokenizer, list(validation), train.max_seq_len, self.params.model.chat_template)
+        self.held_out, _ = self.objective.encode(list(validation))
 
     def _engine(self) -> None:
         """The base model with its LoRA adapter, AdamW and the warm-up cosine schedule in DeepSpeed."""
         import deepspeed
 
-        base = models.load_base(self.base_dir, self.params.quant.bits)
+        labels = self.objective.labels
+        base = models.load_base(self.base_dir, self.params.quant.bits, labels=labels)
         if self.params.train.liger_kernel:
             apply_liger_kernel(base)
-        model = models.add_lora(base, self.params.lora, self.params.train.gradient_checkpointing)
+        model = models.add_lora(base, self.params.lora, self.params.train.gradient_checkpointing, classify=bool(labels))
         if not torch.cuda.is_available():
             use_uniform_mask_dropout(model)
         reset_peak_memory()  # the peak while training, weights resident; not the loader's transients
@@ -174,16 +180,16 @@ class Recipe:
         """One optimizer step over its accumulation window; (loss, lr) goes to the history."""
         accumulation = self.params.train.grad_accum
         window = self.steps[step * accumulation:(step + 1) * accumulation]
-        window_tokens = sum(answer_tokens(self.encoded[i]) for micro in window for ranks in micro for i in ranks)
+        window_tokens = sum(self.objective.targets(self.encoded[i]) for micro in window for ranks in micro for i in ranks)
         engine = self.engine
         loss_sum = torch.zeros((), dtype=torch.float64, device=engine.device)  # read once, at the step's end
         for micro in window:
             examples = [self.encoded[i] for i in micro[self.rank]]
-            passes = self._passes(examples)
+            passes = self.objective.passes(examples)
             for number, batch in enumerate(passes, 1):
-                summed, _ = answer_loss_sum(engine.module, to_device(batch, engine.device))
+                summed = self.objective.loss_sum(engine.module, to_device(batch, engine.device))
                 # DeepSpeed divides by the accumulation steps and averages over ranks; scaling back makes
-                # the gradient the mean over every answer token of the window, whatever the layout.
+                # the gradient the mean over every answer token (head: example) of the window, whatever the layout.
                 with nullcontext() if number == len(passes) else engine.no_sync():  # one reduction a micro-batch
                     engine.backward(summed * self.world * accumulation / window_tokens)
                 loss_sum += summed.detach()
@@ -191,17 +197,11 @@ class Recipe:
             self.tokens += sum(len(e.input_ids) for e in examples)
         self.history.append((float(all_reduce(loss_sum)) / window_tokens, engine.get_lr()[0]))
 
-    def _passes(self, examples: list) -> list[dict[str, torch.Tensor]]:
-        """A micro-batch's forward and backward passes: one, or one per prefix group when packing."""
-        if self.params.train.prefix_packing:
-            return packing.packed_passes(examples, self.tokenizer.pad_token_id)
-        return [collate(examples, self.tokenizer.pad_token_id)]
-
     def _validate_if_due(self, step: int) -> Validated | None:
         if not self.held_out or ((step + 1) % self.params.train.validate_every and step + 1 != self.total_steps):
             return None
-        validated = Validated(step + 1, *validate(self.engine.module, self.held_out, self.params.train.batch_size,
-                                                  self.tokenizer.pad_token_id, self.rank, self.world))
+        validated = Validated(step + 1, *self.objective.validate(self.engine.module, self.held_out,
+                                                                 self.params.train.batch_size, self.rank, self.world))
         self.validations.append(validated)
         self.best.offer(validated, self.engine.module)
         return validated
@@ -229,6 +229,7 @@ class Recipe:
             "trainable_params": self.trainable,
             "adapter_bytes": adapter_bytes,
             "quant_bits": params.quant.bits,
+            "head": params.model.head,
             "lora_rank": params.lora.rank,
             "seed": params.train.seed,
             "val_examples": len(self.held_out),
@@ -236,6 +237,71 @@ class Recipe:
             "val_loss": round(kept.loss, 4) if kept else None,  # of the saved adapter
             "val_accuracy": round(kept.accuracy, 4) if kept else None,
         }
+
+
+class NextToken:
+    """Generation's objective: prompt and answer tokens in, cross-entropy on the answer tokens
+    alone (finlora.loss), packed by shared prefix where train.prefix_packing asks."""
+
+    labels: tuple[str, ...] = ()
+
+    def __init__(self, params: Params, tokenizer):
+        self.params, self.tokenizer = params, tokenizer
+
+    def encode(self, records: list[dict]):
+        return encode(self.tokenizer, records, self.params.train.max_seq_len, self.params.model.chat_template)
+
+    @staticmethod
+    def targets(example) -> int:
+        return answer_tokens(example)
+
+    def passes(self, examples: list) -> list[dict[str, torch.Tensor]]:
+        """A micro-batch's forward and backward passes: one, or one per prefix group when packing."""
+        if self.params.train.prefix_packing:
+            return packing.packed_passes(examples, self.tokenizer.pad_token_id)
+        return [collate(examples, self.tokenizer.pad_token_id)]
+
+    @staticmethod
+    def loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return answer_loss_sum(model, batch)[0]
+
+    def validate(self, model, examples: list, batch_size: int, rank: int, world: int) -> tuple[float, float]:
+        return validate(model, examples, batch_size, self.tokenizer.pad_token_id, rank, world)
+
+
+class Classify(NextToken):
+    """The classification head's objective (finlora.head): prompts in, cross-entropy of the head's
+    logits on each prompt's gold label; an example counts once, as an answer token does above."""
+
+    def __init__(self, params: Params, tokenizer, tasks: list[str]):
+        super().__init__(params, tokenizer)
+        self.labels = head.label_space(tasks)
+
+    def encode(self, records: list[dict]):
+        return head.encode(self.tokenizer, records, self.params.train.max_seq_len, self.params.model.chat_template,
+                           self.labels)
+
+    @staticmethod
+    def targets(example) -> int:
+        return 1
+
+    def passes(self, examples: list) -> list[dict[str, torch.Tensor]]:
+        return [head.collate(examples, self.tokenizer.pad_token_id)]
+
+    @staticmethod
+    def loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return head.loss_sum(model, batch)
+
+    def validate(self, model, examples: list, batch_size: int, rank: int, world: int) -> tuple[float, float]:
+        return head.validate(model, examples, batch_size, self.tokenizer.pad_token_id, rank, world)
+
+
+def objective(params: Params, tokenizer) -> NextToken:
+    """What the recipe trains: generation's answer tokens, or (model.head: classify) a head over
+    the labels of the group's tasks (`Params.for_group` leaves only that group in params.tasks)."""
+    if params.model.head == "classify":
+        return Classify(params, tokenizer, params.all_tasks)
+    return NextToken(params, tokenizer)
 
 
 def deepspeed_config(params: Params, world_size: int) -> dict:
@@ -280,12 +346,12 @@ def steady_tokens_per_s(real_tokens: float, step_seconds: list[float]) -> float:
     return round(real_tokens / len(step_seconds) / statistics.median(step_seconds), 1)
 
 
-def _save_adapter(model, folder: Path, base_dir: Path) -> None:
+def _save_adapter(model, folder: Path, base_dir: Path, labels: tuple[str, ...] = ()) -> None:
     with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
         _check_adapter(tmp)
         _sort_target_modules(tmp)
-        models.write_adapter_origin(tmp, base_dir)
+        models.write_adapter_origin(tmp, base_dir, labels)
 
 
 def _check_adapter(folder: Path) -> None:

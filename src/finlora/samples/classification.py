@@ -234,6 +234,35 @@ def _ner_row(rng: random.Random, label: str) -> dict:
     return {"instruction": ner_instruction(entity, NER_LABELS), "input": sentence, "output": label}
 
 
+# Reviews by stars: what was liked or not, how strongly, and a last word that leans the same way;
+# 2 and 4 stars mix a good point with a bad one, 3 stars weighs them evenly, as real reviews do.
+VENUES = ["the bistro", "this bakery", "the hotel", "this noodle bar", "the dental office", "this garage",
+          "the coffee shop", "this salon", "the taqueria", "the bookstore", "this gym", "the steakhouse"]
+GOOD_POINTS = ["the staff were friendly", "the food was fresh", "prices were fair", "service was quick",
+               "the room was spotless", "they fixed it the same day", "portions were generous", "parking was easy"]
+BAD_POINTS = ["we waited forty minutes", "the order was wrong", "the bill had extra charges", "the place was dirty",
+              "nobody answered the phone", "the food arrived cold", "the manager was rude", "it was overpriced"]
+REVIEW_CLOSINGS = {
+    "1": ["Never again.", "Avoid this place.", "A complete waste of money.", "Worst experience in years."],
+    "2": ["Probably not coming back.", "Disappointing overall.", "I expected much more.", "Not worth it."],
+    "3": ["It was okay.", "Average, nothing special.", "Hit and miss.", "Fine, if you are nearby."],
+    "4": ["Would come back.", "Pretty good overall.", "Solid choice.", "Recommended, with small caveats."],
+    "5": ["Absolutely loved it!", "Best in town, hands down.", "Five stars, no question.", "Can't wait to return!"],
+}
+STARS_NAME = {"1": "1 star", "2": "2 star", "3": "3 stars", "4": "4 stars", "5": "5 stars"}  # the Hub's names
+
+
+def _yelp_row(rng: random.Random, stars: str) -> dict:
+    good, bad = rng.sample(GOOD_POINTS, 2), rng.sample(BAD_POINTS, 2)
+    venue = rng.choice(VENUES)
+    body = {"1": f"We tried {venue}: {bad[0]} and {bad[1]}.",
+            "2": f"At {venue} {good[0]}, but {bad[0]} and {bad[1]}.",
+            "3": f"At {venue} {good[0]}, though {bad[0]}.",
+            "4": f"At {venue} {good[0]} and {good[1]}, though {bad[0]}.",
+            "5": f"We tried {venue}: {good[0]} and {good[1]}."}[stars]
+    return {"text": f"{body} {rng.choice(REVIEW_CLOSINGS[stars])}", "label": STARS_NAME[stars]}
+
+
 # Each task's label shares follow FinLoRA's real test files (the development share: FPB is mostly
 # neutral, FiQA mostly positive, NER mostly persons, NWGI's extreme levels rare), so that always
 # answering the majority label scores on the sample what it scores on real data. Headline: no
@@ -245,6 +274,7 @@ LABEL_SHARES = {
     "nwgi": dict(zip(NWGI_LEVELS, (0.02, 0.18, 0.13, 0.12, 0.16, 0.38, 0.01))),
     "headline": {"yes": 0.5, "no": 0.5},
     "ner": {"location": 0.12, "organization": 0.20, "person": 0.68},
+    "yelp": {stars: 0.2 for stars in "12345"},  # Yelp review full is balanced: 130,000 reviews a star
 }
 GENERATORS: dict[str, tuple[Callable[[random.Random, str], dict], str]] = {
     # task: (row maker, field whose value must be unique)
@@ -254,6 +284,7 @@ GENERATORS: dict[str, tuple[Callable[[random.Random, str], dict], str]] = {
     "nwgi": (_nwgi_row, "news"),
     "headline": (_headline_row, "input"),
     "ner": (_ner_row, "input"),
+    "yelp": (_yelp_row, "text"),
 }
 
 
