@@ -65,23 +65,32 @@ def assert_plots_load(workdir: Path, *command: str) -> str:
     return shown
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_model_dir) -> Path:
-    workdir = tmp_path_factory.mktemp("project") / "repo"
+def new_project(root: Path, tiny_model_dir: Path, tasks: dict, data: dict, train: dict, evaluation: dict) -> Path:
+    """A copy of this repository under root/repo, committed to a new git repository, whose
+    params.yaml trains the tiny model: `tasks` as the groups, the other arguments updating their
+    sections over a tiny default (one epoch at lr 1e-3, seed 42, 3 new tokens an answer)."""
+    workdir = root / "repo"
     shutil.copytree(REPO, workdir, ignore=COPY_IGNORE)
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["model"]["base"] = str(tiny_model_dir)
-    params["data"].update(train_size=8, test_size=4, sizes={})
-    params["tasks"] = {"sentiment": ["fpb", "tfns"], "xbrl": ["xbrl_value"]}
-    # the validation path, through DVC; tiny groups train at the shared batch (not by_group's 1 x 8 for XBRL)
-    params["train"].update(lr=1e-3, epochs=1, batch_size=4, grad_accum=1, max_seq_len=1024, seeds=[42],
-                           validation_fraction=0.05, validate_every=20, keep_best=False, by_group={})
-    params["eval"].update(max_new_tokens=3, max_new_tokens_by_task={})
+    params["tasks"] = tasks
+    params["data"].update(data)
+    params["train"].update({"lr": 1e-3, "epochs": 1, "grad_accum": 1, "max_seq_len": 1024, "seeds": [42],
+                            "by_group": {}, **train})  # tiny groups train at the shared batch, not by_group's
+    params["eval"].update({"max_new_tokens": 3, "max_new_tokens_by_task": {}, **evaluation})
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(workdir, "git", "init", "-q")
     sh(workdir, "git", "add", "-A")
     sh(workdir, "git", "commit", "-qm", "tiny project")
     return workdir
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_model_dir) -> Path:
+    # the validation path, through DVC
+    return new_project(tmp_path_factory.mktemp("project"), tiny_model_dir,
+                       {"sentiment": ["fpb", "tfns"], "xbrl": ["xbrl_value"]}, {"train_size": 8, "test_size": 4, "sizes": {}},
+                       {"batch_size": 4, "validation_fraction": 0.05, "validate_every": 20, "keep_best": False}, {})
 
 
 def test_repro_runs_every_stage_and_writes_the_metrics(project):
@@ -245,22 +254,14 @@ def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
 
 
 def test_repro_on_finlora_released_files_for_every_task(tmp_path_factory, tiny_model_dir):
-    """FinLoRA's published formats (hand-written fixtures) of all fourteen tasks through every stage
+    """FinLoRA's published formats (hand-written fixtures) of all its fourteen tasks through every stage
     on the tiny model; the metrics agree with a re-scoring of the predictions files done here."""
-    workdir = tmp_path_factory.mktemp("released") / "repo"
-    shutil.copytree(REPO, workdir, ignore=COPY_IGNORE)
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["model"]["base"] = str(tiny_model_dir)
-    params["data"].update(source="finlora", local_dir=str(REPO / "tests" / "fixtures" / "finlora"), sizes={})
     # every task in one group: each file format through every stage, without many groups' stage starts
-    params["tasks"] = {"all": list(TASKS)}
-    params["train"].update(lr=1e-3, epochs=1, batch_size=2, grad_accum=1, max_seq_len=1024, seeds=[42],
-                           validation_fraction=0, by_group={})
-    params["eval"].update(max_new_tokens=3, max_new_tokens_by_task={})
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(workdir, "git", "init", "-q")
-    sh(workdir, "git", "add", "-A")
-    sh(workdir, "git", "commit", "-qm", "FinLoRA's files")
+    workdir = new_project(tmp_path_factory.mktemp("released"), tiny_model_dir,
+                          {"all": [name for name, task in TASKS.items() if task.in_finlora]},
+                          {"source": "finlora", "local_dir": str(REPO / "tests" / "fixtures" / "finlora"), "sizes": {}},
+                          {"batch_size": 2, "validation_fraction": 0}, {})
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
     result = sh(workdir, "dvc", "repro")
     assert {f"evaluate@{group}-42" for group in params["tasks"]} <= stages_run(result.stdout)
     summary = json.loads((workdir / "metrics" / "summary.json").read_text())
