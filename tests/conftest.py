@@ -110,20 +110,34 @@ def cli(monkeypatch, capsys):
     return run
 
 
-def fpb_records(n: int, seed: int = 0) -> list[dict]:
-    """`n` generated FPB training records as the pipeline prepares them (no task marker)."""
+def fpb_records(n: int, seed: int = 0, split: str = "train") -> list[dict]:
+    """`n` generated FPB records of a split as the pipeline prepares them (no task marker)."""
     from finlora.prompts import build_context
     from finlora import samples
     from finlora.tasks import TASKS
 
-    rows = samples.generate("fpb", n, 1, seed)["splits"]["train"]
+    rows = samples.generate("fpb", n if split == "train" else 1, n if split == "test" else 1, seed)["splits"][split]
     return [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
 
 
-def logged(live: Path, name: str = "loss") -> list[float]:
-    """The per-step values training logged with dvclive under `live` (train/loss or train/lr)."""
-    lines = (live / "plots" / "metrics" / "train" / f"{name}.tsv").read_text().splitlines()[1:]
-    return [float(line.split("\t")[-1]) for line in lines]
+def write_filings(raw: dict, folder: Path) -> Path:
+    """The filings a generated sample of an XBRL task holds (none for other tasks), written to `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in raw.get("filings", {}).items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def logged_rows(live: Path, name: str = "loss", section: str = "train") -> list[tuple[int, float]]:
+    """(step, value) of each row dvclive logged under `live`: train/loss, train/lr, val/accuracy ...
+    dvclive counts steps from 0, so optimizer step n is logged at n - 1."""
+    lines = (live / "plots" / "metrics" / section / f"{name}.tsv").read_text().splitlines()[1:]
+    return [(int(line.split("\t")[0]), float(line.split("\t")[-1])) for line in lines]
+
+
+def logged(live: Path, name: str = "loss", section: str = "train") -> list[float]:
+    """The per-step values training logged with dvclive (see logged_rows)."""
+    return [value for _, value in logged_rows(live, name, section)]
 
 
 def run_env() -> dict:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import params_with
+from conftest import params_with, write_filings
 from finlora.answers import kind, released_record
 from finlora.scoring import most_common_answer, score
 from finlora.prepare import prepare
@@ -19,8 +19,7 @@ def sample_records(name: str, folder: Path) -> list[dict]:
     """The sample generator's test rows of a task, prepared from the data set's own schema (the
     filings XBRL questions name written to `folder`)."""
     raw = samples.generate(name, 6, 6, seed=3)
-    for filing, content in raw.get("filings", {}).items():
-        (folder / filing).write_bytes(content)
+    write_filings(raw, folder)
     return prepare(TASKS[name], raw["splits"]["test"], folder / "test.jsonl", PARAMS, raw.get("tag_names"),
                    folder, fits=lambda context, target: True).records
 

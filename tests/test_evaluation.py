@@ -5,11 +5,11 @@ import shutil
 import pytest
 import torch
 
-from conftest import greedy_answers, params_with
+from conftest import fpb_records, greedy_answers, params_with, write_filings
 from finlora import evaluation, models
 from finlora.errors import FinloraError
 from finlora.files import write_jsonl
-from finlora.prompts import build_context, prompt_ids
+from finlora.prompts import prompt_ids
 from finlora import samples
 from finlora.tasks import SENTIMENT_LABELS as LABELS, TASKS
 
@@ -24,9 +24,7 @@ def params(**sections):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     folder = tmp_path_factory.mktemp("prepared")
-    rows = samples.generate("fpb", 1, 24, seed=5)["splits"]["test"]
-    records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
-    write_jsonl(folder / "fpb" / "test.jsonl", records)
+    write_jsonl(folder / "fpb" / "test.jsonl", fpb_records(24, seed=5, split="test"))
     # a training split whose most common label is "negative": the bar evaluation reports beside the scores
     write_jsonl(folder / "fpb" / "train.jsonl", [{"context": "-", "target": label}
                                                   for label in ("negative", "positive", "negative")])
@@ -171,11 +169,8 @@ def test_finer_and_xbrl_are_evaluated_with_their_own_scorers(tmp_path, monkeypat
     prepared = tmp_path / "prepared"
     for task in ("finer", "xbrl_tags", "xbrl_value"):
         raw = samples.generate(task, 1, 6, seed=2)
-        for name, content in raw.get("filings", {}).items():
-            (tmp_path / "filings").mkdir(exist_ok=True)
-            (tmp_path / "filings" / name).write_bytes(content)
         result = prepare(TASKS[task], raw["splits"]["test"], tmp_path / "test.jsonl", p, raw.get("tag_names"),
-                         tmp_path / "filings", fits)
+                         write_filings(raw, tmp_path / "filings"), fits)
         write_jsonl(prepared / task / "test.jsonl", result.records)
         write_json(prepared / task / "stats.json", {"test": result.stats()})
         if raw.get("tag_names"):

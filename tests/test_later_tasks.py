@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import REPO, params_with
+from conftest import REPO, params_with, write_filings
 from finlora.answers import kind
 from finlora.compare import compare_runs
 from finlora.errors import FinloraError
@@ -97,22 +97,16 @@ def test_each_later_task_prepares_from_finloras_files_and_from_the_sample(task, 
     generated = samples.generate(task, 4, 3, seed=42)
     sample_params = params_with({})
     built = prepare(TASKS[task], generated["splits"]["test"], tmp_path, sample_params, generated.get("tag_names"),
-                    _filings(generated, tmp_path), fits=lambda context, target: True).records
+                    write_filings(generated, tmp_path), fits=lambda context, target: True).records
     assert len(built) == 3
     metrics = score(TASKS[task], built, [r["target"] for r in built], [t for r in built for t in r.get("tags", [])]).metrics
     assert metrics["rouge_l" if task in FREE_TEXT else "strict_accuracy"] == 1.0  # each answer its own gold
 
 
-def _filings(generated: dict, folder):
-    for name, content in generated.get("filings", {}).items():
-        (folder / name).write_bytes(content)
-    return folder
-
-
 def test_the_sample_formula_questions_are_the_filings_own_figures(tmp_path):
     generated = samples.generate("xbrl_formula", 3, 2, seed=42)
     record = prepare(TASKS["xbrl_formula"], generated["splits"]["test"][:1], tmp_path, params_with({}), None,
-                     _filings(generated, tmp_path)).records[0]
+                     write_filings(generated, tmp_path)).records[0]
     numerator, denominator = re.findall(r"\d+", record["target"].removesuffix(" * 100"))
     assert f">{numerator}<" in record["context"] and f">{denominator}<" in record["context"]
     assert "Answer with a formula substituted with values." in record["context"]

@@ -5,17 +5,19 @@ are below."""
 
 import ast
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from conftest import REPO, params_with
+from conftest import REPO, fpb_records, greedy_answers, logged_rows, params_with, run_env, write_filings
 from finlora import batching, training
 from finlora.mixing import mix
 from finlora.prepare import prepare
-from finlora.prompts import build_context
-from finlora.protocols import answer_length
 from finlora import samples
 from finlora.sources import fetch
 from finlora.tasks import TASKS
@@ -153,8 +155,7 @@ def test_text_facts_are_cut_to_text_value_chars(tmp_path):
     from finlora import samples
 
     raw = samples.generate("xbrl_value", 2, 12, 42)
-    for name, content in raw["filings"].items():
-        (tmp_path / name).write_bytes(content)
+    write_filings(raw, tmp_path)
     prompts = {chars: "\n".join(r["context"] for r in prepare(
         TASKS["xbrl_value"], raw["splits"]["test"], tmp_path / "t.jsonl", params_with({"xbrl": {"text_value_chars": chars}}),
         filings=tmp_path).records) for chars in (20, 100)}
@@ -195,9 +196,26 @@ def test_epochs_seed_and_batch_shape_the_steps():
     assert steps(epochs=1, batch_size=8, seeds=[1]) != steps(epochs=1, batch_size=8, seeds=[2])
 
 
-def test_the_train_stage_launches_num_gpus_processes():
-    command = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["cmd"]
-    assert "deepspeed --num_gpus ${train.num_gpus} stages/train.py" in command
+@pytest.mark.slow
+def test_the_train_stage_launches_num_gpus_processes(tmp_path):
+    """DVC resolves train.num_gpus into the train stage's command, and that command's launcher
+    starts that many processes (a script that records its rank stands in for stages/train.py)."""
+    from dvc.repo import Repo
+
+    shutil.copy(REPO / "dvc.yaml", tmp_path)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train"]["num_gpus"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    Repo.init(tmp_path, no_scm=True)
+    command = next(stage.cmd for stage in Repo(tmp_path).index.stages if stage.name.startswith("train@"))
+    launcher, _, _ = command.partition(" stages/train.py ")
+    (tmp_path / "rank.py").write_text("import os, pathlib\n"
+                                      "pathlib.Path(f\"rank-{os.environ['RANK']}-of-{os.environ['WORLD_SIZE']}\").touch()\n")
+    env = run_env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` is this environment's
+    result = subprocess.run([*launcher.split(), "rank.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert sorted(path.name for path in tmp_path.glob("rank-*")) == ["rank-0-of-2", "rank-1-of-2"]
 
 
 def test_sampling_params_set_each_tasks_share():
@@ -213,21 +231,37 @@ def test_sampling_params_set_each_tasks_share():
 
 
 def test_validate_every_and_keep_best_choose_the_steps_and_the_adapter(tiny_base, tmp_path):
-    records = [{"context": build_context(TASKS["fpb"].example(row)), "target": TASKS["fpb"].example(row).answer}
-               for row in samples.generate("fpb", 16, 1, 0)["splits"]["train"]]
+    records = fpb_records(16)
     params = params_with({"tasks": {"sentiment": ["fpb"]},
                           "train": {"lr": 1e-2, "batch_size": 4, "epochs": 3, "validate_every": 4, "keep_best": False}})
     metrics = training.train(params, records[4:], tiny_base, tmp_path / "adapter", tmp_path / "train.json",
                              tmp_path / "live", validation=records[:4])
-    curve = (tmp_path / "live" / "plots" / "metrics" / "val" / "accuracy.tsv").read_text().splitlines()[1:]
-    steps = [int(line.split("\t")[0]) for line in curve]  # dvclive counts steps from 0: step n is logged at n - 1
-    assert [step + 1 for step in steps] == [4, 8, 9]  # every 4 of the 9 steps, and the last
-    assert metrics["kept_step"] == 9 and metrics["val_accuracy"] == round(float(curve[-1].split("\t")[-1]), 4)
+    curve = logged_rows(tmp_path / "live", "accuracy", "val")
+    assert [step + 1 for step, _ in curve] == [4, 8, 9]  # every 4 of the 9 steps, and the last
+    assert metrics["kept_step"] == 9 and metrics["val_accuracy"] == round(curve[-1][1], 4)
 
 
-def test_answer_lengths_per_task():
-    params = params_with({"eval": {"max_new_tokens": 7, "max_new_tokens_by_task": {"finer": 40}}})
-    assert (answer_length(params.eval, "fpb"), answer_length(params.eval, "finer")) == (7, 40)
+def test_answer_lengths_per_task(tiny_base, tmp_path, monkeypatch):
+    """eval.max_new_tokens bounds every task's answers, max_new_tokens_by_task one task's: the
+    answers are those of plain `generate` at that many new tokens (conftest's reference)."""
+    from finlora import models
+    from finlora.evaluation import evaluate
+    from finlora.files import read_jsonl, write_jsonl
+    from finlora.prompts import prompt_ids
+
+    monkeypatch.chdir(tmp_path)
+    records = [{"context": f"Instruction: x\nInput: s{i}\nAnswer: ", "target": "neutral"} for i in range(3)]
+    for task in ("fpb", "tfns"):
+        write_jsonl(tmp_path / "prepared" / task / "test.jsonl", records)
+    params = params_with({"tasks": {"s": ["fpb", "tfns"]}, "eval": {"max_new_tokens": 2, "max_new_tokens_by_task": {"tfns": 6}}})
+    evaluate(params, ["fpb", "tfns"], tiny_base, None, tmp_path / "prepared", tmp_path / "p", tmp_path / "m",
+             tmp_path / "c", progress_key="lengths")
+    tokenizer, model = models.load_tokenizer(tiny_base, params.model.chat_template), models.load_model(tiny_base, None)
+    prompts = [prompt_ids(tokenizer, r["context"], params.model.chat_template) for r in records]
+    short, long = greedy_answers(model, tokenizer, prompts, 2), greedy_answers(model, tokenizer, prompts, 6)
+    assert short != long  # the two lengths give different answers, so the check below can fail
+    assert [r["answer"] for r in read_jsonl(tmp_path / "p" / "fpb.jsonl")] == short
+    assert [r["answer"] for r in read_jsonl(tmp_path / "p" / "tfns.jsonl")] == long
 
 
 def test_eval_limit_evaluates_the_first_n(tiny_base, tmp_path, monkeypatch):

@@ -217,21 +217,19 @@ def test_train_keeps_the_adapter_of_its_best_validated_step(tiny_base, tmp_path)
     held_out_records = [{**record, "target": "negative"} for record in fpb_records(4, seed=1)]
     metrics = training.train(params, records, tiny_base, tmp_path / "adapter", tmp_path / "train.json",
                              tmp_path / "live", validation=held_out_records, last_adapter_out=tmp_path / "last")
-    logged = {name: [float(line.split("\t")[-1]) for line in
-                     (tmp_path / "live" / "plots" / "metrics" / "val" / f"{name}.tsv").read_text().splitlines()[1:]]
-              for name in ("loss", "accuracy")}
-    assert len(logged["loss"]) == metrics["steps"] == 9  # 12 examples / batch 4 x 3 epochs, validated every step
-    ranked = max(range(9), key=lambda i: (logged["accuracy"][i], -logged["loss"][i]))
+    curves = {name: logged(tmp_path / "live", name, "val") for name in ("loss", "accuracy")}
+    assert len(curves["loss"]) == metrics["steps"] == 9  # 12 examples / batch 4 x 3 epochs, validated every step
+    ranked = max(range(9), key=lambda i: (curves["accuracy"][i], -curves["loss"][i]))
     assert ranked < 8  # not the last step, so the two adapters differ
     assert metrics["kept_step"] == ranked + 1 and metrics["val_examples"] == 4
-    assert metrics["val_accuracy"] == round(logged["accuracy"][ranked], 4)
+    assert metrics["val_accuracy"] == round(curves["accuracy"][ranked], 4)
     # the saved adapter scores the kept step's validation loss
     tokenizer = models.load_tokenizer(tiny_base)
     held_out, _ = batching.encode(tokenizer, held_out_records, 512, params.model.chat_template)
     for adapter, step in (("adapter", ranked), ("last", -1)):  # the last step's adapter too, where asked for
         adapted = models.load_model(tiny_base, tmp_path / adapter)
         loss, accuracy = validation.validate(adapted, held_out, 4, tokenizer.pad_token_id, 0, 1)
-        assert loss == pytest.approx(logged["loss"][step], rel=1e-4) and accuracy == logged["accuracy"][step]
+        assert loss == pytest.approx(curves["loss"][step], rel=1e-4) and accuracy == curves["accuracy"][step]
 
 
 def test_attention_without_cudnn_is_scoped_and_computes_the_same():

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import params_with
+from conftest import params_with, write_filings
 from finlora import xbrl
 from finlora.errors import FinloraError
 from finlora.metrics import parse_number, score_tags, score_values
@@ -113,8 +113,7 @@ def test_sample_filings_are_valid_and_every_answer_is_in_its_prompt(tmp_path):
     for task in ("xbrl_tags", "xbrl_value"):
         raw = samples.generate(task, 40, 20, seed=3)
         assert raw == samples.generate(task, 40, 20, seed=3)
-        for name, content in raw["filings"].items():
-            (tmp_path / name).write_bytes(content)
+        write_filings(raw, tmp_path)
         rows = raw["splits"]["train"] + raw["splits"]["test"]
         keys = [(r["company"], r["concept"], r["fiscal_year"]) for r in rows]
         assert len(set(keys)) == len(keys)  # no question twice, so none in both splits

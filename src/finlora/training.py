@@ -217,6 +217,7 @@ class Recipe:
             "epochs": params.train.epochs,
             "batch_size_per_device": params.train.batch_size,
             "world_size": self.world,
+            "zero_stage": self.engine.zero_optimization_stage(),  # as DeepSpeed's engine ran it
             "wall_s": round(self.seconds, 1),
             "device_hours": round(self.seconds * self.world / 3600, 4),
             "tokens_per_s": round(all_tokens / self.seconds, 1) if self.seconds > 0 else 0.0,

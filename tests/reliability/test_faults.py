@@ -10,14 +10,11 @@ import signal
 import pytest
 import torch
 
-from conftest import REPO, params_with
+from conftest import REPO, fpb_records, params_with
 from test_bad_input import assert_clean_failure, run_stage, write_raw
 
 from finlora import training
 from finlora.errors import FinloraError
-from finlora.prompts import build_context
-from finlora import samples
-from finlora.tasks import TASKS
 
 FPB_ROW = json.dumps({"sentence": "Sales rose 5%.", "label": "positive"})
 
@@ -120,8 +117,7 @@ def test_out_of_memory_ends_with_advice_and_no_adapter(tiny_base, tmp_path, monk
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     params = params_with({"tasks": {"s": ["fpb"]}, "train": {"batch_size": 4}})
-    rows = samples.generate("fpb", 8, 1, 0)["splits"]["train"]
-    records = [{"context": build_context(e), "target": e.answer} for e in map(TASKS["fpb"].example, rows)]
+    records = fpb_records(8)
     monkeypatch.setattr(training, "answer_loss_sum", exhausted)
     with pytest.raises(FinloraError, match="out of memory while training") as error:
         training.train(params, records, tiny_base, tmp_path / "a", tmp_path / "m.json", tmp_path / "l")

@@ -6,7 +6,6 @@ Each run is a copy of this repository on a tiny random Llama (see tests/test_pip
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -14,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
-from test_pipeline_e2e import COPY_IGNORE, REPO, dvc_env, sh, stages_run
+from test_pipeline_e2e import dvc_env, new_project, sh, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -26,23 +24,13 @@ VARYING = {"wall_s", "device_hours", "tokens_per_s", "steady_tokens_per_s", "pea
            "generated_tokens_per_s", "resumed", "resumed_from_step"}
 
 
-def new_project(root: Path, tiny_model_dir: Path) -> Path:
-    workdir = root / "repo"
-    shutil.copytree(REPO, workdir, ignore=COPY_IGNORE)
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["model"]["base"] = str(tiny_model_dir)
-    # one group of a classification task and an XBRL one (filings included): every kind of stage
-    # once. 32 test records make two evaluation chunks, so a kill can fall between them.
-    params["data"].update(train_size=16, test_size=32, sizes={"xbrl_value": {"train": 4, "test": 4}})
-    params["tasks"] = {"mixed": ["fpb", "xbrl_value"]}
-    params["train"].update(lr=1e-3, epochs=2, batch_size=2, grad_accum=1, max_seq_len=1024, checkpoint_every=2,
-                           seeds=[42], validation_fraction=0, keep_best=False, by_group={})
-    params["eval"].update(max_new_tokens=3, max_new_tokens_by_task={}, batch_size=2)
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(workdir, "git", "init", "-q")
-    sh(workdir, "git", "add", "-A")
-    sh(workdir, "git", "commit", "-qm", "tiny project")
-    return workdir
+def mixed_project(root: Path, tiny_model_dir: Path) -> Path:
+    """One group of a classification task and an XBRL one (filings included): every kind of stage
+    once. 32 test records make two evaluation chunks, so a kill can fall between them."""
+    return new_project(root, tiny_model_dir, {"mixed": ["fpb", "xbrl_value"]},
+                       {"train_size": 16, "test_size": 32, "sizes": {"xbrl_value": {"train": 4, "test": 4}}},
+                       {"epochs": 2, "batch_size": 2, "checkpoint_every": 2, "validation_fraction": 0, "keep_best": False},
+                       {"batch_size": 2})
 
 
 def results(project: Path) -> dict[str, object]:
@@ -83,13 +71,13 @@ def _without_measurements(value):
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory, tiny_model_dir) -> Path:
-    project = new_project(tmp_path_factory.mktemp("clean"), tiny_model_dir)
+    project = mixed_project(tmp_path_factory.mktemp("clean"), tiny_model_dir)
     sh(project, "dvc", "repro")
     return project
 
 
 def test_two_clean_runs_give_identical_results_and_record_provenance(clean_run, tmp_path_factory, tiny_model_dir):
-    second = new_project(tmp_path_factory.mktemp("second"), tiny_model_dir)
+    second = mixed_project(tmp_path_factory.mktemp("second"), tiny_model_dir)
     sh(second, "dvc", "repro")
     first, again = results(clean_run), results(second)
     assert len(first) > 20
@@ -120,7 +108,7 @@ def kill_during(project: Path, stage_prefix: str, ready) -> None:
 
 
 def test_sigkill_in_every_kind_of_stage_then_repro_gives_the_same_results(clean_run, tmp_path_factory, tiny_model_dir):
-    project = new_project(tmp_path_factory.mktemp("killed"), tiny_model_dir)
+    project = mixed_project(tmp_path_factory.mktemp("killed"), tiny_model_dir)
     checkpoints = project / ".cache" / "finlora" / "train"
     progress = project / ".cache" / "finlora" / "eval"
     kill_during(project, "download@", lambda: True)
