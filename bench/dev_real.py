@@ -115,7 +115,14 @@ def run(args) -> dict:
         for task in tasks:
             bar = scores[task]["most_common_answer"]  # the base model's evaluation scores the bar
             results["tasks"][task] = {"base": scores[task], "majority": TaskScores.of(bar).headline[1], "lora": [],
-                                      "base_eval_s": round(base_seconds, 1)}
+                                      "base_eval_s": round(base_seconds, 1), "few_shot": {}}
+        for k in args.shots:
+            start = time.perf_counter()
+            shown = evaluate(params, tasks, base, None, work / "prepared", work / "pred" / f"shots-{k}",
+                             work / "eval" / f"shots-{k}", work / "confusion" / f"shots-{k}",
+                             progress_key=f"dev-shots-{group}-{k}", shots=k)
+            for task in tasks:
+                results["tasks"][task]["few_shot"][k] = {**shown[task], "eval_s": round(time.perf_counter() - start, 1)}
         for seed in args.seeds:
             seeded = with_changes({**changes, "train": {**changes.get("train", {}), "seeds": [seed]}}, snapshot)
             records, validation = training_examples(
@@ -146,8 +153,10 @@ def table(results: dict) -> str:
     """Markdown: accuracy % (weighted F1) of base, each seed, their mean, and the most common training
     answer with McNemar's p of each seed's adapter against it."""
     seeds = results["seeds"]
-    lines = ["| task | base | " + " | ".join(f"LoRA seed {s}" for s in seeds) + " | LoRA mean (sd) | majority "
-             "| p vs majority, per seed | gain | train s | eval s |", "|---" * (len(seeds) + 8) + "|"]
+    shots = sorted({k for entry in results["tasks"].values() for k in entry.get("few_shot", {})}, key=int)
+    lines = ["| task | base | " + "".join(f"base {k}-shot | " for k in shots) + " | ".join(f"LoRA seed {s}" for s in seeds)
+             + " | LoRA mean (sd) | majority | p vs majority, per seed | gain | train s | eval s |",
+             "|---" * (len(seeds) + len(shots) + 8) + "|"]
     for task, entry in results["tasks"].items():
         accuracy = [100 * TaskScores.of(run).headline[1] for run in entry["lora"]]
         mean = statistics.mean(accuracy)
@@ -157,7 +166,9 @@ def table(results: dict) -> str:
             spread += "; last step " + " / ".join(f"{a:.1f}" for a in last) + f", mean {statistics.mean(last):.1f}"
         p_values = " / ".join(f"{run['p_vs_majority']:.2g}" for run in entry["lora"])
         lines.append(
-            f"| {task} | {cell(entry['base'])} | " + " | ".join(cell(run) for run in entry["lora"])
+            f"| {task} | {cell(entry['base'])} | "
+            + "".join(f"{cell(entry['few_shot'][k]) if entry['few_shot'][k]['n'] else 'too long'} | " for k in shots)
+            + " | ".join(cell(run) for run in entry["lora"])
             + f" | {mean:.1f}{spread} | {100 * entry['majority']:.1f} | {p_values} "
             f"| {mean - 100 * TaskScores.of(entry['base']).headline[1]:+.1f} "
             f"| {statistics.mean(run['train_s'] for run in entry['lora']):.0f} "
@@ -186,6 +197,8 @@ def main() -> None:
     parser.add_argument("--base-from", type=Path, metavar="OUT",
                         help="take the base model's scores from an earlier run's --out "
                              "(same test prompts and eval.* settings)")
+    parser.add_argument("--shots", nargs="*", type=int, default=[],
+                        help="also evaluate the base model with k train examples before each prompt, each k given")
     parser.add_argument("--compare-last", action="store_true",
                         help="with train.keep_best, also evaluate each training's last-step adapter")
     args = parser.parse_args()

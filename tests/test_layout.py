@@ -6,7 +6,7 @@ import yaml
 from conftest import REPO
 from finlora import layout
 
-GROUP, SEED = "sentiment", 7
+GROUP, SEED, SHOTS = "sentiment", 7, 3
 
 
 def declared_outs() -> dict[str, list[str]]:
@@ -17,6 +17,7 @@ def declared_outs() -> dict[str, list[str]]:
         body = stage.get("do", stage)
         paths = [next(iter(out)) if isinstance(out, dict) else out for out in body["outs"]]
         outs[name] = [path.replace("${key}", GROUP).replace("${item.group}", GROUP).replace("${item.seed}", str(SEED))
+                        .replace("${item.shots}", str(SHOTS))
                       for path in paths]
     return outs
 
@@ -31,6 +32,8 @@ def test_every_stage_writes_where_the_layout_says():
                           layout.confusion("base", GROUP, SEED)],
         "evaluate": [layout.predictions("lora", GROUP, SEED), layout.eval_metrics("lora", GROUP, SEED),
                      layout.confusion("lora", GROUP, SEED)],
+        "evaluate_few_shot": [layout.predictions("few_shot", GROUP, SHOTS), layout.eval_metrics("few_shot", GROUP, SHOTS),
+                              layout.confusion("few_shot", GROUP, SHOTS)],
         "report": [layout.REPORT, layout.SUMMARY, layout.TASK_METRICS, layout.PLOTS],
     }
     assert declared_outs() == {name: [str(path) for path in paths] for name, paths in expected.items()}

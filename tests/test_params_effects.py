@@ -105,6 +105,10 @@ EFFECTS = {
                              "test_later_tasks.py::test_an_unloadable_scorer_is_said_once_and_no_bertscore_is_written"],
     "eval.protocol": ["test_protocol.py::test_each_protocol_uses_its_answer_lengths_and_the_raw_prompt",
                       "test_protocol.py::test_the_report_names_the_protocol_and_finloras_commit"],
+    "few_shot.shots": ["test_fewshot.py::test_the_model_answers_the_whole_few_shot_prompt",
+                       "test_fewshot.py::test_the_report_gives_a_row_a_k_and_pairs_the_adapter_with_it",
+                       "test_pipeline_e2e.py::test_few_shot_runs_only_its_own_stages_and_the_report"],
+    "few_shot.seed": ["test_fewshot.py::test_k_shots_are_k_train_records_balanced_nested_and_never_a_test_prompt"],
 }
 MAPPINGS = ("tasks", "data.sizes", "eval.max_new_tokens_by_task", "train.by_group")  # keys whose values are mappings
 

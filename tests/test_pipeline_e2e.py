@@ -22,6 +22,8 @@ from finlora.tasks import TASKS
 
 pytestmark = pytest.mark.slow
 
+FINLORA_FIXTURES = REPO / "tests" / "fixtures" / "finlora"  # FinLoRA's file layout, hand-written records
+
 COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "models", "metrics", "dvc.lock", "dvc_plots",  # outputs,
                                      "cache", ".cache", "tmp", "__pycache__", ".pytest_cache", "*.egg-info")  # caches
 
@@ -238,6 +240,22 @@ def test_a_second_seed_trains_only_that_seed_and_the_report_gives_the_spread(pro
     sh(project, "dvc", "repro", "--single-item", "report")
 
 
+def test_few_shot_runs_only_its_own_stages_and_the_report(project):
+    result = sh(project, "dvc", "exp", "run", "-S", "few_shot.shots=[1]")
+    assert stages_run(result.stdout) == {"evaluate_few_shot@sentiment-1", "evaluate_few_shot@xbrl-1", "report"}
+    folder = project / "metrics" / "eval" / "few_shot" / "sentiment" / "k-1"
+    fpb = json.loads((folder / "fpb.json").read_text())
+    (line,) = fpb["few_shot"]["train_lines"]
+    train = (project / "data" / "prepared" / "sentiment" / "fpb" / "train.jsonl").read_text().splitlines()
+    test = (project / "data" / "prepared" / "sentiment" / "fpb" / "test.jsonl").read_text().splitlines()
+    assert json.loads(train[line - 1])["context"] not in {json.loads(row)["context"] for row in test}
+    report = (project / "metrics" / "report.md").read_text()
+    assert "| base, 1-shot |" in report and "### Does the adapter beat the base model shown 1 train example?" in report
+    compared = sh(project, sys.executable, "-m", "finlora.cli", "compare", "shots-1", "workspace").stdout
+    fpb_row = next(row for row in compared.splitlines() if row.startswith("| fpb |")).split("|")
+    assert [cell.strip() for cell in fpb_row[2:4]] == [str(fpb["n"]), f"{100 * fpb['strict_accuracy']:.1f}"]
+
+
 def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
     remote = tmp_path_factory.mktemp("remote")
     sh(project, "dvc", "remote", "add", "-d", "store", str(remote))
@@ -253,13 +271,53 @@ def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
     assert stages_run(sh(clone, "dvc", "repro").stdout) == set()
 
 
-def test_repro_on_finlora_released_files_for_every_task(tmp_path_factory, tiny_model_dir):
+PLANTED = "positive"
+
+
+@pytest.fixture(scope="module")
+def planted_model_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny model taught, in full, to answer "positive" to the fixtures' sentiment, headline and
+    NER prompts: a base whose right answers are known before the pipeline runs it (20 s)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from finlora.prompts import prompt_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    answer = tokenizer(PLANTED, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    rows = [(prompt_ids(tokenizer, json.loads(line)["context"], False), answer)
+            for task in ("fpb", "fiqa", "tfns", "nwgi", "headline", "ner")
+            for line in (FINLORA_FIXTURES / "data" / "test" / f"{task}_test.jsonl").read_text().splitlines()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    for _ in range(20):  # 20 passes over the prompts: "positive" and the end token (12 miss the end)
+        for prompt, target in rows:
+            ids = torch.tensor([prompt + target])
+            labels = torch.tensor([[-100] * len(prompt) + target])
+            model(input_ids=ids, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    out = tmp_path_factory.mktemp("planted")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def first_label(answer: str, labels: tuple[str, ...]) -> str | None:
+    """The first word of the answer that is one of the (one-word) labels, case and punctuation ignored."""
+    return next((word for word in re.findall(r"[a-z0-9]+", answer.lower()) if word in labels), None)
+
+
+def test_repro_on_finlora_released_files_for_every_task(tmp_path_factory, planted_model_dir):
     """FinLoRA's published formats (hand-written fixtures) of all its fourteen tasks through every stage
-    on the tiny model; the metrics agree with a re-scoring of the predictions files done here."""
+    on the tiny model taught to answer "positive"; the metrics agree with a re-scoring of the
+    predictions files done here, from the answers' text, and the base's with the gold answers
+    counted from the fixtures alone."""
     # every task in one group: each file format through every stage, without many groups' stage starts
-    workdir = new_project(tmp_path_factory.mktemp("released"), tiny_model_dir,
+    workdir = new_project(tmp_path_factory.mktemp("released"), planted_model_dir,
                           {"all": [name for name, task in TASKS.items() if task.in_finlora]},
-                          {"source": "finlora", "local_dir": str(REPO / "tests" / "fixtures" / "finlora"), "sizes": {}},
+                          {"source": "finlora", "local_dir": str(FINLORA_FIXTURES), "sizes": {}},
                           {"batch_size": 2, "validation_fraction": 0}, {})
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     result = sh(workdir, "dvc", "repro")
@@ -286,9 +344,18 @@ def test_repro_on_finlora_released_files_for_every_task(tmp_path_factory, tiny_m
                 elif task in ("finer", "fnxl", "xbrl_tags"):
                     strict = sum(p.lower().removeprefix("us-gaap:") == g.lower().removeprefix("us-gaap:")
                                  for p, g in zip(parsed, golds) if p is not None)
-                else:
-                    strict = sum(p == g for p, g in zip(parsed, golds))
+                else:  # a label: read from the answer's text here, not from the pipeline's `parsed`
+                    labels = tuple(label.lower() for label in TASKS[task].labels)
+                    strict = sum(first_label(row["answer"], labels) == row["gold"].lower() for row in rows)
                 assert summary[task][model]["strict_accuracy"] == round(strict / len(golds), 4), (task, model)
+    # the planted base answers "positive" to FPB's prompts: its accuracy is FPB's share of positive
+    # gold answers, counted in FinLoRA's test file
+    base_fpb = [json.loads(line) for line in
+                (workdir / "data" / "predictions" / "base" / "all" / "fpb.jsonl").read_text().splitlines()]
+    assert [row["answer"] for row in base_fpb] == [PLANTED] * len(base_fpb)
+    golds = [json.loads(line)["target"] for line in (FINLORA_FIXTURES / "data" / "test" / "fpb_test.jsonl").read_text().splitlines()]
+    assert 0 < golds.count(PLANTED) < len(golds)
+    assert summary["fpb"]["base"]["strict_accuracy"] == round(golds.count(PLANTED) / len(golds), 4)
     nwgi = [json.loads(line) for line in
             (workdir / "data" / "predictions" / "lora" / "all" / "seed-42" / "nwgi.jsonl").read_text().splitlines()]
     assert [(row["target"], row["gold"]) for row in nwgi] == [

@@ -1,8 +1,9 @@
 """Is a difference real? Two runs' answers to the same test examples, paired per example.
 
 A run is `REV` (the adapter's predictions at a commit, an experiment or `workspace`), `base`
-(the base model's; `base@REV` at another revision) or `most_common` (always giving the training
-split's most common answer, the bar the base model's evaluation scores; `most_common@REV`).
+(the base model's; `base@REV` at another revision), `most_common` (always giving the training
+split's most common answer, the bar the base model's evaluation scores; `most_common@REV`) or
+`shots-K` (the base model shown K train examples before each prompt, few_shot.shots; `shots-K@REV`).
 Per task: the difference in strict accuracy (B - A), a paired bootstrap 95 % interval of it, and
 McNemar's exact test on the examples the two runs disagree on; for free text, whose examples
 score between 0 and 1 (ROUGE-L), the mean score and Wilcoxon's signed-rank test instead. Predictions are read through DVC,
@@ -92,8 +93,14 @@ def compare_runs(a: list, b: list, task: str) -> Comparison:
 UNTRAINED_RUNS = ("base", "most_common")  # read from the base model's predictions, any training seed
 
 
+def shots_of(run: str) -> int | None:
+    """K of a `shots-K` run, else None."""
+    name = run.partition("@")[0]
+    return int(name[len("shots-"):]) if name.startswith("shots-") and name[len("shots-"):].isdigit() else None
+
+
 def untrained(run: str) -> bool:
-    return run.partition("@")[0] in UNTRAINED_RUNS
+    return run.partition("@")[0] in UNTRAINED_RUNS or shots_of(run) is not None
 
 
 def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
@@ -101,15 +108,22 @@ def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
     import dvc.api
 
     rev = run.partition("@")[2] if untrained(run) else run
-    model = "base" if untrained(run) else "lora"
-    path = str(layout.predictions(model, group, seed) / f"{task}.jsonl")
+    shots = shots_of(run)
+    model = "few_shot" if shots else "base" if untrained(run) else "lora"
+    path = str(layout.predictions(model, group, shots or seed) / f"{task}.jsonl")
     try:
         text = dvc.api.read(path, rev=None if rev in ("", "workspace") else rev)
     except Exception as error:  # an unknown revision, outputs never computed or not in the cache
         raise FinloraError(f"{run}: cannot read {path} ({type(error).__name__})",
-                           hint="name a commit, an experiment (dvc exp show), workspace, base or most_common; "
-                           "run dvc repro or dvc pull first") from None
+                           hint="name a commit, an experiment (dvc exp show), workspace, base, most_common or "
+                           "shots-K (K in few_shot.shots); run dvc repro or dvc pull first") from None
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def answered_by_both(rows_a: list[dict], rows_b: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The rows of each run whose test prompt the other run answered too, in each run's order."""
+    prompts_a, prompts_b = {row["context"] for row in rows_a}, {row["context"] for row in rows_b}
+    return [row for row in rows_a if row["context"] in prompts_b], [row for row in rows_b if row["context"] in prompts_a]
 
 
 def correctness(rows: list[dict], field: str = "correct") -> list:
@@ -172,6 +186,10 @@ def compare(params: Params, run_a: str, run_b: str, seed: int | None = None) -> 
             if any(task not in other.get(group, []) for other in groups[1:]):
                 continue
             rows_a, rows_b = predictions(run_a, group, task, seed), predictions(run_b, group, task, seed)
+            if shots_of(run_a) or shots_of(run_b):  # a k-shot prompt too long for the model has no answer
+                rows_a, rows_b = answered_by_both(rows_a, rows_b)
+                if not rows_a:
+                    continue
             if [r["context"] for r in rows_a] != [r["context"] for r in rows_b]:
                 raise FinloraError(f"task {task}: {run_a} and {run_b} were tested on different examples",
                                    hint="compare runs on the same data and eval.limit")

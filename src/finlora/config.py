@@ -289,6 +289,17 @@ class EvalParams:
 
 
 @dataclass(frozen=True)
+class FewShotParams:
+    shots: list[int]  # k of each few-shot evaluation of the base model (stage evaluate_few_shot); [] for none
+    seed: int  # which train records are shown (finlora.fewshot)
+
+    def check(self) -> None:
+        if len(set(self.shots)) != len(self.shots) or any(k < 1 for k in self.shots):
+            raise invalid("few_shot.shots", self.shots, "a list of distinct integers >= 1, such as [1, 3, 5], "
+                          "or [] for no few-shot evaluation")
+
+
+@dataclass(frozen=True)
 class Params:
     model: ModelParams
     data: DataParams
@@ -299,6 +310,7 @@ class Params:
     quant: QuantParams
     train: TrainParams
     eval: EvalParams
+    few_shot: FewShotParams
 
     def group_tasks(self, group: str) -> list[str]:
         if group not in self.tasks:
@@ -325,7 +337,8 @@ class Params:
         return [task for tasks in self.tasks.values() for task in tasks]
 
     def check(self) -> None:
-        for section in (self.model, self.data, self.finer, self.xbrl, self.lora, self.quant, self.train, self.eval):
+        for section in (self.model, self.data, self.finer, self.xbrl, self.lora, self.quant, self.train, self.eval,
+                        self.few_shot):
             section.check()
         self._check_tasks()
         if self.model.head == "classify":

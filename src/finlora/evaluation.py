@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from finlora import head, models
+from finlora import fewshot, head, models
 from finlora.answers import kind
 from finlora.bertscore import BertScorer
 from finlora.config import Params
@@ -32,20 +32,30 @@ PROGRESS_DIR = Path(".cache/finlora/eval")
 
 
 def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path | None, prepared_dir: Path,
-             predictions_dir: Path, metrics_dir: Path, confusion_dir: Path, progress_key: str) -> dict[str, dict]:
+             predictions_dir: Path, metrics_dir: Path, confusion_dir: Path, progress_key: str,
+             shots: int = 0) -> dict[str, dict]:
+    """Score one model on `tasks`; `shots` > 0: the base model with that many train examples
+    before each test prompt (finlora.fewshot)."""
     for task in tasks:
         PROTOCOLS[params.eval.protocol].check_scores(task)
     tests = {task: load_test(prepared_dir / task / "test.jsonl", params.eval.limit) for task in tasks}
+    examples = {task: fewshot.choose(get_task(task), read_jsonl(prepared_dir / task / "train.jsonl"), tests[task], shots,
+                                  params.few_shot.seed) for task in tasks} if shots else {}
     tokenizer = models.load_tokenizer(base_dir, params.model.chat_template)
     model = models.load_model(base_dir, adapter_dir, params.eval.bits, split_layers=params.eval.device_map == "auto",
                               merge=params.eval.merge_adapter)
     labels = models.head_labels(adapter_dir)  # an adapter with a classification head answers with it
-    fingerprint = _fingerprint(params, base_dir, adapter_dir)
+    fingerprint = _fingerprint(params, base_dir, adapter_dir, shots)
 
     results = {}
     bertscore = BertScoreOnce(params.eval.bertscore_model)
     for task, records in tests.items():
-        records, prompts, skipped = _fitting_prompts(params, tokenizer, model, task, records)
+        records, prompts, skipped = _fitting_prompts(params, tokenizer, model, task, records, examples.get(task))
+        if not prompts:  # every prompt too long with the shots before it: said, and nothing to score
+            results[task] = {"n": 0, "skipped_too_long": skipped, "few_shot": examples[task].summary()}
+            write_jsonl(predictions_dir / f"{task}.jsonl", [])
+            write_json(metrics_dir / f"{task}.json", results[task])
+            continue
         progress = Progress(PROGRESS_DIR / f"{progress_key}-{task}.jsonl", fingerprint)
         start = time.perf_counter()
         answers, new_tokens = _answers(params, model, tokenizer, task, prompts, progress, labels)
@@ -57,6 +67,8 @@ def evaluate(params: Params, tasks: list[str], base_dir: Path, adapter_dir: Path
         metrics = {**scored.metrics, "protocol": protocol.name, **prepare_stats(prepared_dir / task)}
         if protocol.commit:
             metrics["protocol_finlora_commit"] = protocol.commit
+        if task in examples:
+            metrics["few_shot"] = examples[task].summary()
         bar = _most_common_answer(prepared_dir / task, spec, records, tags) if adapter_dir is None else None
         if bar is not None:
             metrics["most_common_answer"] = bar.summary()
@@ -121,16 +133,18 @@ def load_test(path: Path, limit: int) -> list[dict]:
     return records[:limit] if limit else records
 
 
-def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[dict]):
-    """Prompts that fit the model's context with room for the answer; the rest are skipped and
-    counted (data.on_bad_record: skip) or stop the stage (error). Never truncated."""
+def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[dict], shots: fewshot.Shots | None):
+    """Prompts (`shots` before each, where given) that fit the model's context with room for the
+    answer; the rest are skipped and counted (data.on_bad_record: skip; always where the shots make
+    a prompt too long, said in one line, none left included) or stop the stage (error). Never truncated."""
     context = getattr(model.config, "max_position_embeddings", None) or 10**9
     budget = context - answer_length(params.eval, task)
     kept, prompts, skipped = [], [], 0
     for number, record in enumerate(records, start=1):
-        ids = prompt_ids(tokenizer, record["context"], params.model.chat_template)
+        ids = prompt_ids(tokenizer, shots.prompt(record["context"]) if shots else record["context"],
+                         params.model.chat_template)
         if len(ids) > budget:
-            if params.data.on_bad_record == "error":
+            if params.data.on_bad_record == "error" and not shots:
                 raise FinloraError(
                     f"task {task}, test record {number}: the prompt has {len(ids)} tokens, more than the "
                     f"model's context of {context} minus {answer_length(params.eval, task)} answer tokens",
@@ -139,8 +153,11 @@ def _fitting_prompts(params: Params, tokenizer, model, task: str, records: list[
             continue
         kept.append(record)
         prompts.append(ids)
-    if not prompts:
+    if not prompts and not shots:
         raise FinloraError(f"task {task}: no test prompt fits the model's context of {context} tokens")
+    if shots and skipped:
+        print(f"{task}: {skipped} of {len(records)} test prompts with {len(shots.examples)} examples before them "
+              f"exceed the model's context of {context} tokens: left out, counted as skipped_too_long", file=sys.stderr)
     return kept, prompts, skipped
 
 
@@ -188,11 +205,12 @@ def _prompt_key(ids: list[int]) -> str:
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:24]
 
 
-def _fingerprint(params: Params, base_dir: Path, adapter_dir: Path | None) -> str:
+def _fingerprint(params: Params, base_dir: Path, adapter_dir: Path | None, shots: int) -> str:
     adapter = ""
     if adapter_dir is not None:
         adapter = hashlib.sha256((adapter_dir / "adapter_model.safetensors").read_bytes()).hexdigest()
-    settings = {**asdict(params.eval), "chat_template": params.model.chat_template}
+    settings = {**asdict(params.eval), "chat_template": params.model.chat_template,
+                "few_shot": [shots, params.few_shot.seed] if shots else None}
     settings.pop("limit")
     for batching in ("batch_size", "batch_tokens", "prefix_cache"):
         settings.pop(batching)  # answers do not depend on them (tested)

@@ -3,7 +3,9 @@ these paths on their command lines (dvc.yaml); the CLI, the report and `finlora 
 here; tests/test_layout.py checks dvc.yaml's outs against this module.
 
 A run is a model and, for an adapter, its group and training seed: the base model's outputs are
-its group's (`<group>`), an adapter's its group's and seed's (`<group>/seed-<seed>`).
+its group's (`<group>`), an adapter's its group's and seed's (`<group>/seed-<seed>`), the base
+model's few-shot evaluations its group's and number of shots (model `few_shot`, `<group>/k-<k>`:
+the number of shots takes the seed's place).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ PLOTS = METRICS / "plots"
 
 def run_folder(model: str, group: str, seed: int) -> str:
     """A run's folder under models/adapters/, data/predictions/<model>/ and metrics/*/<model>/."""
+    if model == "few_shot":
+        return f"{group}/k-{seed}"
     return group if model == "base" else f"{group}/seed-{seed}"
 
 

@@ -4,7 +4,9 @@ resource columns of its Tables 4/5; one small metrics file per task for `dvc met
 everything (spreads over seeds, every score, training resources).
 
 With several training seeds (train.seeds) an adapter's scores are their mean, and each task gets
-the standard deviation and a 95 % interval of the mean over seeds (Student's t).
+the standard deviation and a 95 % interval of the mean over seeds (Student's t). With few_shot.shots,
+the base model shown k train examples before each prompt gets a row per k beside the zero-shot one,
+and a paired test against the adapter.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from finlora.config import Params
 from finlora import layout
-from finlora.compare import Comparison, compare_runs, correctness, run_correctness
+from finlora.compare import Comparison, answered_by_both, compare_runs, correctness, run_correctness
 from finlora.compare import table as compare_table
 from finlora.files import read_json, read_jsonl
 from finlora.metrics import TaskScores
@@ -51,8 +53,8 @@ def provenance(params: Params, raw_dir: Path) -> dict[str, dict]:
 
 
 def collect(params: Params, metrics_dir: Path) -> dict:
-    """Every metrics file: {task: {"base", "lora" (mean over seeds), "seeds", "gain"}, ...,
-    "train": {group: resources, averaged over seeds}}."""
+    """Every metrics file: {task: {"base", "lora" (mean over seeds), "seeds", "gain", "few_shot": {k:
+    the base model's k-shot metrics}}, ..., "train": {group: resources, averaged over seeds}}."""
     results: dict = {}
     for group, tasks in params.tasks.items():
         for task in tasks:
@@ -64,6 +66,8 @@ def collect(params: Params, metrics_dir: Path) -> dict:
                               for score in SEED_SCORES if score in entry["lora"]}
             entry["gain"] = {score: round(entry["lora"][score] - entry["base"][score], 4)
                              for score in GAIN_SCORES if score in entry["lora"] and score in entry["base"]}
+            entry["few_shot"] = {k: read_json(layout.eval_metrics("few_shot", group, k, metrics_dir) / f"{task}.json")
+                                 for k in params.few_shot.shots}
             results[task] = entry
     results["train"] = {group: mean_of([read_json(layout.train_metrics(group, seed, metrics_dir))
                                         for seed in params.train.seeds]) for group in params.tasks}
@@ -138,6 +142,8 @@ def summarize(results: dict) -> dict:
         task: {**{model: TaskScores.of(entry[model]).as_dict() for model in MODELS},
                "seeds": {score: spread(list(by_seed.values())) for score, by_seed in entry["seeds"].items()},
                "gain": entry["gain"],
+               **({"few_shot": {f"{k}-shot": TaskScores.of(scores).as_dict() for k, scores in entry["few_shot"].items()
+                                if scores["n"]}} if entry["few_shot"] else {}),
                **({"most_common": TaskScores.of(entry["base"]["most_common_answer"]).as_dict()}
                   if "most_common_answer" in entry["base"] else {})}
         for task, entry in results.items() if task != "train"
@@ -205,10 +211,27 @@ def significance(params: Params, predictions_dir: Path, against: str = "base") -
             for group, tasks in params.tasks.items() for task in tasks]
 
 
+def few_shot_significance(params: Params, predictions_dir: Path) -> dict[int, list[Comparison]]:
+    """For each k of few_shot.shots: the adapter (the first training seed's) against the base model
+    shown k examples, per task, paired on the test examples both answered (a k-shot prompt too long
+    for the model's context has no answer)."""
+    tests = {}
+    for k in params.few_shot.shots:
+        tests[k] = []
+        for group, tasks in params.tasks.items():
+            for task in tasks:
+                shown, adapter = answered_by_both(
+                    read_jsonl(layout.predictions("few_shot", group, k, predictions_dir) / f"{task}.jsonl"),
+                    read_jsonl(layout.predictions("lora", group, params.train.seeds[0], predictions_dir) / f"{task}.jsonl"))
+                if shown:  # none where every k-shot prompt is too long for the model
+                    tests[k].append(compare_runs(correctness(shown), correctness(adapter), task))
+    return tests
+
+
 def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[Comparison] = (),
-           bar_tests: list[Comparison] = ()) -> str:
+           bar_tests: list[Comparison] = (), few_shot_tests: dict[int, list[Comparison]] | None = None) -> str:
     """The report; `tests` pair the adapter with the base model, `bar_tests` with the training
-    split's most common answer (significance)."""
+    split's most common answer, `few_shot_tests` with the base model shown k examples (significance)."""
     tasks = params.all_tasks
     lines = [
         "# FinLoRA results",
@@ -238,6 +261,8 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
         lines.append(f"| {label}, strict accuracy | " + " | ".join(strict) + " |")
         invalid = [f"{100 * summary[t][model]['invalid_rate']:.2f}" for t in tasks]
         lines.append(f"| {label}, invalid answers (%) | " + " | ".join(invalid) + " |")
+        if model == "base":
+            lines += few_shot_rows(params, summary, tasks)
     if all("most_common_answer" in summary[t]["base"] for t in tasks):
         lines.append("| the training split's most common answer, every time: strict accuracy (free text: ROUGE-L) | "
                      + " | ".join(_percent(TaskScores.of(summary[t]["base"]["most_common_answer"]).headline[1])
@@ -258,6 +283,9 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
     if bar_tests:
         lines += ["### Does the adapter beat the most common answer?", "",
                   compare_table(list(bar_tests), "the training split's most common answer, every time", first_seed)]
+    for k, k_tests in (few_shot_tests or {}).items():
+        lines += [f"### Does the adapter beat the base model shown {k} train example{'s' if k > 1 else ''}?", "",
+                  compare_table(k_tests, f"base, {k}-shot", first_seed)]
     lines += ["## Resources (Tables 4/5)", "",
               "| group | tasks | batch per device x devices | peak memory (GB) | device-hours | train wall (s) "
               "| tokens/s | adapter (MB) | eval s/example |",
@@ -279,6 +307,20 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
         lines.append(f"| {task} | {source['source']} | {_origin(source)} | {source['train']} | {source['test']} "
                      f"| {hashes.get('train.jsonl', '')[:12]} / {hashes.get('test.jsonl', '')[:12]} |")
     return "\n".join(lines) + "\n"
+
+
+def few_shot_rows(params: Params, results: dict, tasks: list[str]) -> list[str]:
+    """Table 3's rows of the base model shown k train examples before each prompt, one per k, and
+    the test prompts each left out as too long for the model's context, where any."""
+    lines = []
+    for k in params.few_shot.shots:
+        runs = [results[t]["few_shot"][k] for t in tasks]
+        lines.append(f"| base, {k}-shot | " + " | ".join(TaskScores.of(run).cell() if run["n"] else "too long"
+                                                          for run in runs) + " |")
+        if any(run["skipped_too_long"] for run in runs):
+            lines.append(f"| base, {k}-shot: test prompts left out as too long | "
+                         + " | ".join(str(run["skipped_too_long"]) for run in runs) + " |")
+    return lines
 
 
 def seeds_table(params: Params, results: dict) -> list[str]:
