@@ -87,3 +87,54 @@ def test_predict_command_in_a_project(tmp_path, tiny_base, adapter, cli):
     assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == expected[1:]
     missing = cli(tmp_path, "predict", "--task", "ner", "Oslo is cold.")
     assert missing.returncode == 2 and "needs the entity" in missing.stderr
+    # records that name their task: each with its group's adapter, on one base model
+    (tmp_path / "mixed.jsonl").write_text("".join(json.dumps({"task": "fpb", "text": text}) + "\n" for text in texts))
+    mixed = cli(tmp_path, "predict", "--input", "mixed.jsonl", "--output", "mixed-out.jsonl")
+    assert mixed.returncode == 0, mixed.stderr
+    assert [json.loads(line)["answer"] for line in (tmp_path / "mixed-out.jsonl").read_text().splitlines()] == \
+        [row["answer"] for row in expected]
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"task": "nope", "text": "x"}) + "\n")
+    bad = cli(tmp_path, "predict", "--input", "bad.jsonl")
+    assert bad.returncode == 2 and "request 1: task 'nope' has no adapter here" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def steered_adapters(tmp_path_factory, tiny_base) -> dict[str, Path]:
+    """Two adapters of the tiny model, by group: one trained towards "positive" on FPB's prompts,
+    one towards "negative" on TFNS's (lr 1e-2, 3 epochs: each answers otherwise than the base)."""
+    from finlora import training
+
+    adapters = {}
+    for group, task, target in (("sentiment", "fpb", "positive"), ("tweets", "tfns", "negative")):
+        out = tmp_path_factory.mktemp(group)
+        records = [{"context": record_context(task, {"text": f"Shares of company {i} moved."}, True), "target": target}
+                   for i in range(12)]
+        training.train(params_with({"tasks": {group: [task]}, "train": {"lr": 1e-2, "batch_size": 4, "epochs": 3}}),
+                       records, tiny_base, out / "adapter", out / "metrics.json", None)
+        adapters[group] = out / "adapter"
+    return adapters
+
+
+def test_a_mixed_batch_answers_each_request_as_its_adapter_alone(tiny_base, steered_adapters):
+    from finlora.predict import predict_mixed
+
+    p = params_with({"tasks": {"sentiment": ["fpb"], "tweets": ["tfns"]}, "eval": {"max_new_tokens": 3, "batch_size": 8}})
+    texts = ["Sales rose 9%.", "Costs fell sharply in the second half of the year.", "Flat.", "Margins held."]
+    requests = [{"task": task, "text": text} for text in texts for task in ("fpb", "tfns")]  # alternating adapters
+    mixed = predict_mixed(p, requests, tiny_base, steered_adapters)
+    for group, task in (("sentiment", "fpb"), ("tweets", "tfns")):
+        asked = [r for r in requests if r["task"] == task]
+        alone = [r["answer"] for r in predict(p, task, asked, tiny_base, steered_adapters[group])]
+        assert [r["answer"] for r in mixed if r["task"] == task] == alone
+        base = [r["answer"] for r in predict(p, task, asked, tiny_base, None)]
+        assert alone != base  # the adapter answers otherwise than the base model, so the check above can fail
+
+
+@pytest.mark.parametrize("request_, message", [({"task": "headline", "text": "x"}, "request 2: task 'headline' has no adapter here"),
+                                               ({"task": "fpb", "text": "  "}, "request 2: no text to label")])
+def test_a_bad_mixed_request_is_named_before_any_model_loads(tmp_path, request_, message):
+    from finlora.predict import predict_mixed
+
+    p = params_with({"tasks": {"sentiment": ["fpb"]}})
+    with pytest.raises(FinloraError, match=message):
+        predict_mixed(p, [{"task": "fpb", "text": "ok"}, request_], tmp_path / "no-base", {"sentiment": tmp_path / "none"})

@@ -50,7 +50,8 @@ def list_tasks() -> None:
 @app.command("predict")
 def predict_command(
     text: Optional[str] = typer.Argument(None, help="the text to label (or use --input)"),
-    task: str = typer.Option(..., help="task whose labels and prompt to use, e.g. fpb"),
+    task: Optional[str] = typer.Option(None, help="task whose labels and prompt to use, e.g. fpb; leave out with "
+                                                  "--input records that each name their task"),
     entity: Optional[str] = typer.Option(None, help="ner: the entity in TEXT to type"),
     question: Optional[str] = typer.Option(None, help="headline: the yes/no question about TEXT"),
     input: Optional[Path] = typer.Option(None, help="JSONL file: one {text, entity?, question?} or {context} per line"),
@@ -58,16 +59,23 @@ def predict_command(
     adapter: Optional[Path] = typer.Option(None, help="adapter folder (default: the task group's, first training seed)"),
     base_only: bool = typer.Option(False, "--base-only", help="use the base model without an adapter"),
 ) -> None:
-    """Label new text with the base model plus the task group's adapter."""
-    from finlora.predict import group_of, predict
+    """Label new text with the base model plus the task group's adapter; without --task, each
+    --input record's own task with its group's adapter, every group's adapter on one base model."""
+    from finlora.predict import group_of, predict, predict_mixed
 
     params = load_params()
-    get_task(task)
     if (text is None) == (input is None):
         raise FinloraError("give either TEXT or --input FILE")
+    if task is None and (input is None or adapter or base_only):
+        raise FinloraError("--task is needed with TEXT, --adapter or --base-only",
+                           hint="or give --input records that each name their task")
     records = read_jsonl(input) if input else [{"text": text, "entity": entity, "question": question}]
-    adapter_dir = None if base_only else adapter or adapter_folder(params, group_of(params, task))
-    results = predict(params, task, records, layout.BASE, adapter_dir)
+    if task is None:
+        results = predict_mixed(params, records, layout.BASE, {group: adapter_folder(params, group) for group in params.tasks})
+    else:
+        get_task(task)
+        adapter_dir = None if base_only else adapter or adapter_folder(params, group_of(params, task))
+        results = predict(params, task, records, layout.BASE, adapter_dir)
     if output:
         write_jsonl(output, results)
         typer.echo(f"{len(results)} predictions -> {output}")
@@ -124,8 +132,9 @@ def profile(name: str = typer.Argument(help="a file in profiles/ without .yaml, 
 
 @app.command("compare")
 def compare_command(
-    run_a: str = typer.Argument(help="A: a commit, an experiment, workspace, base (the base model; base@REV) or "
-                                     "most_common (always the training split's most common answer; most_common@REV)"),
+    run_a: str = typer.Argument(help="A: a commit, an experiment, workspace, base (the base model; base@REV), "
+                                     "most_common (always the training split's most common answer; most_common@REV) "
+                                     "or shots-K (the base model shown K train examples, few_shot.shots; shots-K@REV)"),
     run_b: str = typer.Argument(help="B: the same kinds as A"),
     seed: Optional[int] = typer.Option(None, help="the training seed whose adapters to compare (default: the "
                                                   "first both runs trained)"),
