@@ -89,6 +89,24 @@ def fpb_adapter(tmp_path_factory, tiny_base) -> Path:
     return out / "adapter"
 
 
+@pytest.fixture(scope="session")
+def steered_adapters(tmp_path_factory, tiny_base) -> dict[str, Path]:
+    """Two adapters of the tiny model, by group: one trained towards "positive" on FPB's prompts,
+    one towards "negative" on TFNS's (lr 1e-2, 3 epochs: each answers otherwise than the base)."""
+    from finlora import training
+    from finlora.predict import record_context
+
+    adapters = {}
+    for group, task, target in (("sentiment", "fpb", "positive"), ("tweets", "tfns", "negative")):
+        out = tmp_path_factory.mktemp(group)
+        records = [{"context": record_context(task, {"text": f"Shares of company {i} moved."}, True), "target": target}
+                   for i in range(12)]
+        training.train(params_with({"tasks": {group: [task]}, "train": {"lr": 1e-2, "batch_size": 4, "epochs": 3}}),
+                       records, tiny_base, out / "adapter", out / "metrics.json", None)
+        adapters[group] = out / "adapter"
+    return adapters
+
+
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """`finlora ARGS` run in this process, in a folder: the command's own code from argv to its exit

@@ -6,7 +6,7 @@ import yaml
 from conftest import REPO
 from finlora import layout
 
-GROUP, SEED, SHOTS = "sentiment", 7, 3
+GROUP, SEED, SHOTS, BENCHMARK = "sentiment", 7, 3, "mmlu"
 
 
 def declared_outs() -> dict[str, list[str]]:
@@ -17,7 +17,7 @@ def declared_outs() -> dict[str, list[str]]:
         body = stage.get("do", stage)
         paths = [next(iter(out)) if isinstance(out, dict) else out for out in body["outs"]]
         outs[name] = [path.replace("${key}", GROUP).replace("${item.group}", GROUP).replace("${item.seed}", str(SEED))
-                        .replace("${item.shots}", str(SHOTS))
+                        .replace("${item.shots}", str(SHOTS)).replace("${item.benchmark}", BENCHMARK)
                       for path in paths]
     return outs
 
@@ -34,6 +34,8 @@ def test_every_stage_writes_where_the_layout_says():
                      layout.confusion("lora", GROUP, SEED)],
         "evaluate_few_shot": [layout.predictions("few_shot", GROUP, SHOTS), layout.eval_metrics("few_shot", GROUP, SHOTS),
                               layout.confusion("few_shot", GROUP, SHOTS)],
+        "forgetting_base": [layout.forgetting(BENCHMARK)],
+        "forgetting": [layout.forgetting(BENCHMARK, GROUP, SEED)],
         "report": [layout.REPORT, layout.SUMMARY, layout.TASK_METRICS, layout.PLOTS],
     }
     assert declared_outs() == {name: [str(path) for path in paths] for name, paths in expected.items()}

@@ -109,6 +109,10 @@ EFFECTS = {
                        "test_fewshot.py::test_the_report_gives_a_row_a_k_and_pairs_the_adapter_with_it",
                        "test_pipeline_e2e.py::test_few_shot_runs_only_its_own_stages_and_the_report"],
     "few_shot.seed": ["test_fewshot.py::test_k_shots_are_k_train_records_balanced_nested_and_never_a_test_prompt"],
+    "forgetting.tasks": ["test_forgetting.py::test_the_shipped_task_scores_the_log_likelihood_choice",
+                         "test_forgetting.py::test_an_unknown_task_is_named",
+                         "test_pipeline_e2e.py::test_forgetting_scores_the_base_and_each_adapter_in_the_report"],
+    "forgetting.limit": ["test_forgetting.py::test_the_shipped_task_scores_the_log_likelihood_choice"],
 }
 MAPPINGS = ("tasks", "data.sizes", "eval.max_new_tokens_by_task", "train.by_group")  # keys whose values are mappings
 

@@ -256,6 +256,22 @@ def test_few_shot_runs_only_its_own_stages_and_the_report(project):
     assert [cell.strip() for cell in fpb_row[2:4]] == [str(fpb["n"]), f"{100 * fpb['strict_accuracy']:.1f}"]
 
 
+def test_forgetting_scores_the_base_and_each_adapter_in_the_report(project):
+    result = sh(project, "dvc", "exp", "run", "-S", "forgetting.tasks=[finance_basics]", "-S", "forgetting.limit=4")
+    assert stages_run(result.stdout) == {"forgetting_base@finance_basics", "report"} | {
+        f"forgetting@{group}-{seed}-finance_basics" for group in ("sentiment", "xbrl") for seed in (42, 7)}
+    folder = project / "metrics" / "eval" / "forgetting"
+    base = json.loads((folder / "base" / "finance_basics.json").read_text())
+    by_seed = [json.loads((folder / "lora" / "sentiment" / f"seed-{seed}" / "finance_basics.json").read_text())
+               for seed in (42, 7)]
+    assert base["n"] == 4 and base["lm_eval_version"]
+    row = next(line for line in (project / "metrics" / "report.md").read_text().splitlines()
+               if line.startswith("| finance_basics | acc | 4 | sentiment |"))
+    adapter = statistics.mean(scores["acc"] for scores in by_seed)  # the mean over the two seeds
+    assert row.split("|")[5:8] == [f" {100 * base['acc']:.2f} ", f" {100 * adapter:.2f} ",
+                                    f" {100 * (adapter - base['acc']):+.2f} "]
+
+
 def test_push_and_pull_through_a_local_remote(project, tmp_path_factory):
     remote = tmp_path_factory.mktemp("remote")
     sh(project, "dvc", "remote", "add", "-d", "store", str(remote))

@@ -98,23 +98,6 @@ def test_predict_command_in_a_project(tmp_path, tiny_base, adapter, cli):
     assert bad.returncode == 2 and "request 1: task 'nope' has no adapter here" in bad.stderr
 
 
-@pytest.fixture(scope="module")
-def steered_adapters(tmp_path_factory, tiny_base) -> dict[str, Path]:
-    """Two adapters of the tiny model, by group: one trained towards "positive" on FPB's prompts,
-    one towards "negative" on TFNS's (lr 1e-2, 3 epochs: each answers otherwise than the base)."""
-    from finlora import training
-
-    adapters = {}
-    for group, task, target in (("sentiment", "fpb", "positive"), ("tweets", "tfns", "negative")):
-        out = tmp_path_factory.mktemp(group)
-        records = [{"context": record_context(task, {"text": f"Shares of company {i} moved."}, True), "target": target}
-                   for i in range(12)]
-        training.train(params_with({"tasks": {group: [task]}, "train": {"lr": 1e-2, "batch_size": 4, "epochs": 3}}),
-                       records, tiny_base, out / "adapter", out / "metrics.json", None)
-        adapters[group] = out / "adapter"
-    return adapters
-
-
 def test_a_mixed_batch_answers_each_request_as_its_adapter_alone(tiny_base, steered_adapters):
     from finlora.predict import predict_mixed
 

@@ -300,6 +300,18 @@ class FewShotParams:
 
 
 @dataclass(frozen=True)
+class ForgettingParams:
+    tasks: list[str]  # lm-eval tasks the base model and each adapter are scored on (finlora.forgetting); [] for none
+    limit: int  # examples a task at most; 0 for all
+
+    def check(self) -> None:
+        if len(set(self.tasks)) != len(self.tasks) or not all(self.tasks):
+            raise invalid("forgetting.tasks", self.tasks, "distinct lm-eval task names, such as [finance_basics] "
+                          "or [mmlu, hellaswag], or [] for none")
+        check_at_least("forgetting.limit", self.limit, 0, "0 (every example) or a positive integer")
+
+
+@dataclass(frozen=True)
 class Params:
     model: ModelParams
     data: DataParams
@@ -311,6 +323,7 @@ class Params:
     train: TrainParams
     eval: EvalParams
     few_shot: FewShotParams
+    forgetting: ForgettingParams
 
     def group_tasks(self, group: str) -> list[str]:
         if group not in self.tasks:
@@ -338,7 +351,7 @@ class Params:
 
     def check(self) -> None:
         for section in (self.model, self.data, self.finer, self.xbrl, self.lora, self.quant, self.train, self.eval,
-                        self.few_shot):
+                        self.few_shot, self.forgetting):
             section.check()
         self._check_tasks()
         if self.model.head == "classify":

@@ -43,6 +43,12 @@ def eval_metrics(model: str, group: str, seed: int, root: Path = METRICS) -> Pat
     return root / "eval" / model / run_folder(model, group, seed)
 
 
+def forgetting(benchmark: str, group: str | None = None, seed: int = 0, root: Path = METRICS) -> Path:
+    """An lm-eval task's scores: the base model's (no group), or a group's adapter of one seed."""
+    folder = root / "eval" / "forgetting"
+    return (folder / "base" if group is None else folder / "lora" / run_folder("lora", group, seed)) / f"{benchmark}.json"
+
+
 def confusion(model: str, group: str, seed: int, root: Path = METRICS) -> Path:
     return root / "confusion" / model / run_folder(model, group, seed)
 

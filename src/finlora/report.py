@@ -228,10 +228,45 @@ def few_shot_significance(params: Params, predictions_dir: Path) -> dict[int, li
     return tests
 
 
+FORGETTING_SCORES = ("acc_norm", "acc", "exact_match")  # the one a benchmark is reported by, the first it has
+
+
+def forgetting_results(params: Params, metrics_dir: Path) -> dict[str, dict]:
+    """Each lm-eval task of forgetting.tasks: {"base": its metrics, group: the adapters' (mean over seeds)}."""
+    return {benchmark: {"base": read_json(layout.forgetting(benchmark, root=metrics_dir)),
+                        **{group: mean_of([read_json(layout.forgetting(benchmark, group, seed, metrics_dir))
+                                           for seed in params.train.seeds]) for group in params.tasks}}
+            for benchmark in params.forgetting.tasks}
+
+
+def forgetting_table(found: dict[str, dict]) -> list[str]:
+    """The report's forgetting section: per benchmark and group, the base score, the adapter's and
+    the change, its standard error the two scores' combined as if independent (sqrt(se1^2 + se2^2))."""
+    if not found:
+        return []
+    lines = ["", "## Forgetting: general benchmarks (lm-evaluation-harness)", "",
+             "Each adapter against the base model on tasks outside FinLoRA's; the change's standard error "
+             "combines the two scores' standard errors as if independent (the examples are shared, so it is "
+             "an upper bound for a positively correlated pair).", "",
+             "| benchmark | metric | n | group | base | adapter | change | standard error |", "|---|---|---|---|---|---|---|---|"]
+    for benchmark, runs in found.items():
+        base = runs["base"]
+        metric = next(name for name in FORGETTING_SCORES if name in base)
+        for group, adapter in runs.items():
+            if group == "base":
+                continue
+            error = math.sqrt(base.get(f"{metric}_stderr", 0) ** 2 + adapter.get(f"{metric}_stderr", 0) ** 2)
+            lines.append(f"| {benchmark} | {metric} | {base['n']} | {group} | {100 * base[metric]:.2f} "
+                         f"| {100 * adapter[metric]:.2f} | {100 * (adapter[metric] - base[metric]):+.2f} | {100 * error:.2f} |")
+    return lines
+
+
 def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[Comparison] = (),
-           bar_tests: list[Comparison] = (), few_shot_tests: dict[int, list[Comparison]] | None = None) -> str:
+           bar_tests: list[Comparison] = (), few_shot_tests: dict[int, list[Comparison]] | None = None,
+           forgetting: dict[str, dict] | None = None) -> str:
     """The report; `tests` pair the adapter with the base model, `bar_tests` with the training
-    split's most common answer, `few_shot_tests` with the base model shown k examples (significance)."""
+    split's most common answer, `few_shot_tests` with the base model shown k examples
+    (significance); `forgetting` the lm-eval scores (forgetting_results)."""
     tasks = params.all_tasks
     lines = [
         "# FinLoRA results",
@@ -286,6 +321,7 @@ def render(params: Params, summary: dict, sources: dict[str, dict], tests: list[
     for k, k_tests in (few_shot_tests or {}).items():
         lines += [f"### Does the adapter beat the base model shown {k} train example{'s' if k > 1 else ''}?", "",
                   compare_table(k_tests, f"base, {k}-shot", first_seed)]
+    lines += forgetting_table(forgetting or {})
     lines += ["## Resources (Tables 4/5)", "",
               "| group | tasks | batch per device x devices | peak memory (GB) | device-hours | train wall (s) "
               "| tokens/s | adapter (MB) | eval s/example |",
