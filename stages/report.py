@@ -8,8 +8,8 @@ from finlora import layout
 from finlora.config import load_params
 from finlora.errors import exit_on_error
 from finlora.files import atomic_dir, write_json, write_text
-from finlora.report import (collect, few_shot_significance, forgetting_results, headlines, plot_files, provenance,
-                            render, significance, summarize, task_metrics)
+from finlora.report import (collect, forgetting_results, headlines, plot_files, provenance, render, significance,
+                            summarize, task_metrics)
 
 
 def main(metrics: Path = typer.Option(layout.METRICS, help="folder holding eval/ and train/ metrics"),
@@ -24,7 +24,8 @@ def main(metrics: Path = typer.Option(layout.METRICS, help="folder holding eval/
     params = load_params()
     results = collect(params, metrics)
     text = render(params, results, provenance(params, raw), significance(params, predictions),
-                  significance(params, predictions, "most_common"), few_shot_significance(params, predictions),
+                  significance(params, predictions, "most_common"),
+                  {k: significance(params, predictions, f"shots-{k}") for k in params.few_shot.shots},
                   forgetting_results(params, metrics))
     with atomic_dir(plots) as tmp:
         for name, content in plot_files(params, metrics).items():

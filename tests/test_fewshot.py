@@ -8,7 +8,7 @@ from finlora.errors import FinloraError
 from finlora.evaluation import evaluate
 from finlora.files import read_jsonl, write_jsonl
 from finlora.prompts import prompt_ids
-from finlora.report import few_shot_rows, few_shot_significance
+from finlora.report import few_shot_rows, significance
 from finlora.tasks import TASKS
 
 
@@ -108,7 +108,7 @@ def test_the_report_gives_a_row_a_k_and_pairs_the_adapter_with_it(tmp_path):
     # 3-shot: p9 too long, so 9 answered; right on p0-p2 and p6-p8
     write_jsonl(tmp_path / "few_shot" / "s" / "k-3" / "fpb.jsonl",
                 [{"context": f"p{i}", "correct": i in (0, 1, 2, 6, 7, 8)} for i in range(9)])
-    (test,) = few_shot_significance(params, tmp_path)[3]
+    (test,) = significance(params, tmp_path, "shots-3")
     assert (test.n, test.accuracy_a, test.accuracy_b) == (9, 6 / 9, 6 / 9)  # B: p0-p5 of the 9 both answered
     assert (test.only_a, test.only_b) == (3, 3)
     three = {"accuracy": 0.4, "strict_accuracy": 0.4, "f1_weighted": 0.3, "invalid_rate": 0.1, "n": 9,

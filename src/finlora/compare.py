@@ -103,14 +103,22 @@ def untrained(run: str) -> bool:
     return run.partition("@")[0] in UNTRAINED_RUNS or shots_of(run) is not None
 
 
+def run_model(run: str, seed: int) -> tuple[str, int]:
+    """The layout's model and run number whose predictions `run` reads: ("few_shot", K) for
+    shots-K, ("base", seed) for the base model and the bar, ("lora", seed) for an adapter."""
+    shots = shots_of(run)
+    if shots:
+        return "few_shot", shots
+    return ("base" if untrained(run) else "lora"), seed
+
+
 def predictions(run: str, group: str, task: str, seed: int) -> list[dict]:
     """The prediction rows of `run` for one task, read through DVC (the bar's are the base model's)."""
     import dvc.api
 
     rev = run.partition("@")[2] if untrained(run) else run
-    shots = shots_of(run)
-    model = "few_shot" if shots else "base" if untrained(run) else "lora"
-    path = str(layout.predictions(model, group, shots or seed) / f"{task}.jsonl")
+    model, number = run_model(run, seed)
+    path = str(layout.predictions(model, group, number) / f"{task}.jsonl")
     try:
         text = dvc.api.read(path, rev=None if rev in ("", "workspace") else rev)
     except Exception as error:  # an unknown revision, outputs never computed or not in the cache

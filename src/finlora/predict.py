@@ -9,7 +9,7 @@ from finlora import head, models
 from finlora.config import Params
 from finlora.errors import FinloraError
 from finlora.files import atomic_dir
-from finlora.generation import first_line, generate_answers
+from finlora.generation import first_line, generate_answers, left_pad
 from finlora.metrics import parse_label
 from finlora.prompts import Example, build_context, prompt_ids, task_marked
 from finlora.protocols import answer_length
@@ -97,11 +97,10 @@ def predict_mixed(params: Params, records: list[dict], base_dir: Path, adapters:
     order = sorted(range(len(records)), key=lambda i: len(prompts[i]))  # similar lengths pad little
     for start in range(0, len(order), params.eval.batch_size):
         rows = order[start:start + params.eval.batch_size]
-        width = max(len(prompts[i]) for i in rows)
-        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(prompts[i])) + prompts[i] for i in rows])
-        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in rows])
+        batch = left_pad([prompts[i] for i in rows], tokenizer.pad_token_id, model.device)
+        width = batch["input_ids"].shape[1]
         with torch.inference_mode():
-            output = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max(lengths[i] for i in rows),
+            output = model.generate(**batch, max_new_tokens=max(lengths[i] for i in rows),
                                     do_sample=False, pad_token_id=tokenizer.pad_token_id,
                                     adapter_names=[group_of(params, tasks[i]) for i in rows])
         for row, i in enumerate(rows):  # greedy: a shorter answer is the longer one's start

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from finlora.config import Params
 from finlora import layout
-from finlora.compare import Comparison, answered_by_both, compare_runs, correctness, run_correctness
+from finlora.compare import (Comparison, answered_by_both, compare_runs, correctness, run_correctness, run_model,
+                             shots_of)
 from finlora.compare import table as compare_table
 from finlora.files import read_json, read_jsonl
 from finlora.metrics import TaskScores
@@ -201,30 +202,22 @@ def adapter_label(params: Params, seed: int | None = None) -> str:
 
 def significance(params: Params, predictions_dir: Path, against: str = "base") -> list[Comparison]:
     """The adapter (the first training seed's) against `against` per task, paired over the same test
-    examples (finlora.compare): the base model, or most_common (the training split's most common
-    answer, every time)."""
-    def rows(model: str, group: str, task: str) -> list[dict]:
-        return read_jsonl(layout.predictions(model, group, params.train.seeds[0], predictions_dir) / f"{task}.jsonl")
+    examples (finlora.compare): the base model, most_common (the training split's most common
+    answer, every time) or shots-K (the base model shown K train examples; a k-shot prompt too long
+    for the model's context has no answer, so the pair is the examples both answered, and a task
+    with none is left out)."""
+    def rows(run: str, group: str, task: str) -> list[dict]:
+        model, number = run_model(run, params.train.seeds[0])
+        return read_jsonl(layout.predictions(model, group, number, predictions_dir) / f"{task}.jsonl")
 
-    return [compare_runs(run_correctness(against, rows("base", group, task)), correctness(rows("lora", group, task)),
-                         task)
-            for group, tasks in params.tasks.items() for task in tasks]
-
-
-def few_shot_significance(params: Params, predictions_dir: Path) -> dict[int, list[Comparison]]:
-    """For each k of few_shot.shots: the adapter (the first training seed's) against the base model
-    shown k examples, per task, paired on the test examples both answered (a k-shot prompt too long
-    for the model's context has no answer)."""
-    tests = {}
-    for k in params.few_shot.shots:
-        tests[k] = []
-        for group, tasks in params.tasks.items():
-            for task in tasks:
-                shown, adapter = answered_by_both(
-                    read_jsonl(layout.predictions("few_shot", group, k, predictions_dir) / f"{task}.jsonl"),
-                    read_jsonl(layout.predictions("lora", group, params.train.seeds[0], predictions_dir) / f"{task}.jsonl"))
-                if shown:  # none where every k-shot prompt is too long for the model
-                    tests[k].append(compare_runs(correctness(shown), correctness(adapter), task))
+    tests = []
+    for group, tasks in params.tasks.items():
+        for task in tasks:
+            bar, adapter = rows(against, group, task), rows("workspace", group, task)
+            if shots_of(against):
+                bar, adapter = answered_by_both(bar, adapter)
+            if bar:
+                tests.append(compare_runs(run_correctness(against, bar), correctness(adapter), task))
     return tests
 
 
